@@ -1,0 +1,106 @@
+# snirelay: one non-recursive GNU make.
+#   make / make all   build build/snirelay
+#   make run          build and start on the embedded default config
+#   make test         deps, layer check, unit tests (plain + ASan/UBSan),
+#                     integration tests (plain + ASan/UBSan binary), fuzz smoke
+#   make fuzz         build the libFuzzer targets (clang)
+
+CC       ?= gcc
+PYTHON   ?= /usr/bin/python3
+BUILD    ?= build
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS   ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Isrc
+LIBS     := -lpcre2-8 -lm
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
+
+SRCS     := $(shell find src -name '*.c' ! -name main.c | sort)
+OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/default_conf.o
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+             -fno-sanitize-recover=all
+
+.PHONY: all run test deps unit integration asan asan-build fuzz fuzz-smoke \
+        check-layers format clean bench
+
+all: $(BUILD)/snirelay
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# The default config is compiled in, so `make run` needs no file.
+$(BUILD)/obj/default_conf.c: conf/default.conf
+	@mkdir -p $(dir $@)
+	(echo '/* generated from conf/default.conf */'; \
+	 echo 'const char default_conf_text[] = {'; \
+	 xxd -i < $<; echo ', 0x00 };') > $@
+
+$(BUILD)/obj/default_conf.o: $(BUILD)/obj/default_conf.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libsnirelay.a: $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/snirelay: $(BUILD)/obj/main.o $(BUILD)/libsnirelay.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsnirelay.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+run: deps all
+	./$(BUILD)/snirelay
+
+unit: $(UNITS)
+	@fail=0; for t in $(UNITS); do echo "== $$t"; ./$$t || fail=1; done; exit $$fail
+
+integration: all
+	SNIRELAY_BIN=$(abspath $(BUILD)/snirelay) $(PYTHON) -m pytest -q tests/integration
+
+# The same tests against a clang ASan/UBSan build in build-asan/.
+asan-build:
+	$(MAKE) BUILD=build-asan CC=clang CFLAGS="$(SAN_FLAGS)" all $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
+
+asan: asan-build
+	$(MAKE) BUILD=build-asan CC=clang CFLAGS="$(SAN_FLAGS)" unit integration
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -o $@ $< $(filter-out %/main.c,$(FUZZ_DEPS_$*))
+
+FUZZ_DEPS_fuzz_tls_hello := src/proto/tls_hello.c
+
+fuzz: $(FUZZERS)
+
+# Replays each corpus and fuzzes 20 s more per target.
+fuzz-smoke: fuzz
+	@for f in $(FUZZERS); do n=$$(basename $$f); \
+	  echo "== $$n"; mkdir -p $(BUILD)/fuzz/new-$$n; \
+	  ./$$f -max_total_time=20 -dict=tests/fuzz/$${n#fuzz_}.dict \
+	    $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; done
+
+check-layers:
+	@sh scripts/check-layers.sh
+
+test: deps all check-layers unit integration asan fuzz-smoke
+
+format:
+	clang-format -i $$(find src tests -name '*.[ch]')
+
+bench: all
+	sh bench/run.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

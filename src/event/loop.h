@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop: level-triggered epoll for descriptors and a binary min-heap
+ * of timers. One loop per process; nothing in it blocks.
+ *
+ * Owners embed struct loop_io and struct loop_timer in their own objects.
+ * An object may be freed only after its io was deleted and its timer
+ * cancelled; events already fetched for a deleted io are skipped because
+ * loop_io_del() sets io->fd to -1 (so free such objects after the batch:
+ * loop_defer()).
+ */
+#ifndef SNIRELAY_EVENT_LOOP_H
+#define SNIRELAY_EVENT_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct loop_io;
+struct loop_timer;
+
+typedef void (*loop_io_fn)(struct loop_io *io, uint32_t events);
+typedef void (*loop_timer_fn)(struct loop_timer *t);
+typedef void (*loop_defer_fn)(void *data);
+
+#define LOOP_READ 0x1u
+#define LOOP_WRITE 0x4u /* EPOLLOUT */
+#define LOOP_ERROR 0x8u /* EPOLLERR; EPOLLHUP is reported as READ */
+
+struct loop_io {
+    int fd;         /* -1 when not registered */
+    uint32_t mask;  /* LOOP_READ | LOOP_WRITE currently asked for */
+    loop_io_fn fn;  /* called with the ready events */
+    void *data;     /* owner */
+};
+
+struct loop_timer {
+    int64_t when_ms;  /* monotonic deadline */
+    size_t index;     /* position in the heap; SIZE_MAX when not armed */
+    loop_timer_fn fn; /* called once when the deadline passes */
+    void *data;       /* owner */
+};
+
+/* Creates a loop; NULL with errno set on failure. */
+struct loop *loop_new(void);
+void loop_free(struct loop *l);
+
+/* Prepares io for fd; not yet registered. */
+void loop_io_init(struct loop_io *io, int fd, loop_io_fn fn, void *data);
+
+/*
+ * Sets io's interest to mask, registering it on first use; mask 0 keeps it
+ * registered with no interest. Returns 0 or -1 (errno from epoll_ctl).
+ */
+int loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask);
+
+/* Unregisters io (the fd is not closed) and sets io->fd to -1. */
+void loop_io_del(struct loop *l, struct loop_io *io);
+
+void loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *data);
+
+/* Arms t to fire delay_ms from the cached now; re-arms if armed. */
+int loop_timer_set(struct loop *l, struct loop_timer *t, int64_t delay_ms);
+
+/* Disarms t; a no-op when not armed. */
+void loop_timer_cancel(struct loop *l, struct loop_timer *t);
+
+static inline int
+loop_timer_armed(const struct loop_timer *t)
+{
+    return t->index != SIZE_MAX;
+}
+
+/* Runs fn(data) after the current batch of events (used to free objects). */
+int loop_defer(struct loop *l, loop_defer_fn fn, void *data);
+
+/* Runs until loop_stop(); returns 0, or -1 if epoll_wait fails. */
+int loop_run(struct loop *l);
+
+/* Makes loop_run() return after the current batch. */
+void loop_stop(struct loop *l);
+
+#endif

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Socket helpers. Addresses here come from trusted config or from the kernel;
+ * names from the network never reach sock_parse_addr() as a routing input
+ * before validation (STYLE rule 31).
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/sock.h"
+
+
+static int sock_parse_port(const char *p, size_t len);
+
+
+static int
+sock_parse_port(const char *p, size_t len)
+{
+    int port = 0;
+
+    if (len == 0 || len > 5) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+        port = port * 10 + (p[i] - '0');
+    }
+    return port >= 1 && port <= 65535 ? port : -1;
+}
+
+
+int
+sock_parse_addr(const char *text, size_t len, int default_port,
+                struct sockaddr_storage *ss, socklen_t *sslen)
+{
+    char host[64];
+    const char *port_p = NULL;
+    size_t host_len = len;
+    int port = default_port;
+
+    memset(ss, 0, sizeof(*ss));
+    if (len > 0 && text[0] == '[') {
+        const char *end = memchr(text, ']', len);
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+        if (end == NULL || (size_t)(end - text - 1) >= sizeof(host)) {
+            return -1;
+        }
+        host_len = (size_t)(end - text - 1);
+        memcpy(host, text + 1, host_len);
+        host[host_len] = '\0';
+        if ((size_t)(end - text) + 1 < len) {
+            if (end[1] != ':') {
+                return -1;
+            }
+            port_p = end + 2;
+            port = sock_parse_port(port_p, len - (size_t)(port_p - text));
+        }
+        if (port <= 0 || inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+            return -1;
+        }
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        *sslen = sizeof(*sin6);
+        return 0;
+    }
+
+    const char *colon = memchr(text, ':', len);
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+    if (colon != NULL) {
+        host_len = (size_t)(colon - text);
+        port = sock_parse_port(colon + 1, len - host_len - 1);
+    } else if (sock_parse_port(text, len) > 0) {
+        /* "80" alone means *:80, as in nginx's listen. */
+        port = sock_parse_port(text, len);
+        host_len = 0;
+    }
+    if (port <= 0 || host_len >= sizeof(host)) {
+        return -1;
+    }
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    *sslen = sizeof(*sin);
+    if (host_len == 0 || (host_len == 1 && text[0] == '*')) {
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        return 0;
+    }
+    memcpy(host, text, host_len);
+    host[host_len] = '\0';
+    /* inet_pton takes only dotted quads, never "127.1" or "0x7f.1". */
+    return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
+}
+
+
+char *
+sock_addr_host(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    const void *src = sa->sa_family == AF_INET6
+                          ? (const void *)&((const struct sockaddr_in6 *)sa)
+                                ->sin6_addr
+                          : (const void *)&((const struct sockaddr_in *)sa)
+                                ->sin_addr;
+
+    if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+        inet_ntop(sa->sa_family, src, buf, (socklen_t)cap) == NULL) {
+        snprintf(buf, cap, "?");
+    }
+    return buf;
+}
+
+
+int
+sock_addr_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET6) {
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    }
+    if (sa->sa_family == AF_INET) {
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    }
+    return 0;
+}
+
+
+char *
+sock_addr_text(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN];
+
+    sock_addr_host(sa, host, sizeof(host));
+    snprintf(buf, cap, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
+             sock_addr_port(sa));
+    return buf;
+}
+
+
+bool
+sock_addr_equal(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family) {
+        return false;
+    }
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+    }
+    return false;
+}
+
+
+int
+sock_listen(const struct sockaddr *sa, socklen_t len,
+            const struct sock_listen_opts *o, const char **what)
+{
+    const int one = 1;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+
+    *what = "socket()";
+    if (fd == -1) {
+        return -1;
+    }
+    *what = "setsockopt(SO_REUSEADDR)";
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1) {
+        goto failed;
+    }
+    *what = "setsockopt(SO_REUSEPORT)";
+    if (o->reuseport &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) {
+        goto failed;
+    }
+    *what = "setsockopt(IPV6_V6ONLY)";
+    if (sa->sa_family == AF_INET6) {
+        const int v6only = o->ipv6only != 0; /* nginx default: on */
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+                       sizeof(v6only)) == -1) {
+            goto failed;
+        }
+    }
+    *what = "setsockopt(SO_KEEPALIVE)";
+    if (o->keepalive >= 0) {
+        const int on = o->keepalive;
+        if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == -1) {
+            goto failed;
+        }
+        if (o->keepidle_s > 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &o->keepidle_s,
+                       sizeof(int));
+        }
+        if (o->keepintvl_s > 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &o->keepintvl_s,
+                       sizeof(int));
+        }
+        if (o->keepcnt > 0) {
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &o->keepcnt,
+                       sizeof(int));
+        }
+    }
+    *what = "bind()";
+    if (bind(fd, sa, len) == -1) {
+        goto failed;
+    }
+    *what = "listen()";
+    if (listen(fd, o->backlog) == -1) {
+        goto failed;
+    }
+    return fd;
+
+failed:;
+    const int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+
+int
+sock_connect(const struct sockaddr *sa, socklen_t len)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+
+    if (fd == -1) {
+        return -1;
+    }
+    if (connect(fd, sa, len) == -1 && errno != EINPROGRESS) {
+        const int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+
+int
+sock_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+        return errno;
+    }
+    return err;
+}
+
+
+void
+sock_nodelay(int fd)
+{
+    const int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Socket helpers: address text, listening sockets, non-blocking connect.
+ */
+#ifndef SNIRELAY_NET_SOCK_H
+#define SNIRELAY_NET_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define SOCK_ADDR_TEXT_MAX 64 /* "[ffff:...:ffff]:65535" fits */
+
+struct sock_listen_opts {
+    int backlog;           /* listen(2) backlog */
+    bool reuseport;        /* SO_REUSEPORT */
+    int keepalive;         /* -1 unset, 0 off, 1 on */
+    int keepidle_s;        /* TCP_KEEPIDLE, 0 = system default */
+    int keepintvl_s;       /* TCP_KEEPINTVL, 0 = system default */
+    int keepcnt;           /* TCP_KEEPCNT, 0 = system default */
+    int ipv6only;          /* -1 unset, 0, 1 */
+};
+
+/*
+ * Parses "1.2.3.4:80", "[::1]:80", "*:80" or "80" (wildcard IPv4) into ss.
+ * A missing port gives default_port (0: port required). Returns 0, or -1
+ * when text is not a numeric address (a name, or malformed).
+ */
+int sock_parse_addr(const char *text, size_t len, int default_port,
+                    struct sockaddr_storage *ss, socklen_t *sslen);
+
+/* Formats "1.2.3.4:80" / "[::1]:80" into buf; returns buf. */
+char *sock_addr_text(const struct sockaddr *sa, char *buf, size_t cap);
+
+/* Formats only the address ("1.2.3.4", "::1") into buf; returns buf. */
+char *sock_addr_host(const struct sockaddr *sa, char *buf, size_t cap);
+
+/* The port of sa in host order. */
+int sock_addr_port(const struct sockaddr *sa);
+
+/* True when both addresses (family, address, port) are equal. */
+bool sock_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+
+/*
+ * Opens a non-blocking, close-on-exec listening TCP socket. Returns the fd,
+ * or -1 with errno set and *what naming the failing call.
+ */
+int sock_listen(const struct sockaddr *sa, socklen_t len,
+                const struct sock_listen_opts *o, const char **what);
+
+/*
+ * Starts a non-blocking connect. Returns the fd (connecting or connected),
+ * or -1 with errno set.
+ */
+int sock_connect(const struct sockaddr *sa, socklen_t len);
+
+/* Reads SO_ERROR: 0 when a connect succeeded, else the errno value. */
+int sock_error(int fd);
+
+/* Sets TCP_NODELAY on fd; errors are ignored (an option, not a failure). */
+void sock_nodelay(int fd);
+
+#endif

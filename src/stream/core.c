@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One configuration generation from a parsed tree. Holds the directive
+ * tables of the main, events{}, stream{} and server{} contexts (the explicit
+ * list of what snirelay understands), listen and server_name, and the final
+ * pass that merges settings into servers, groups servers by listening
+ * address and resolves proxy_pass names to upstreams.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "conf/parser.h"
+#include "core/arena.h"
+#include "core/units.h"
+#include "log/errlog.h"
+#include "net/sock.h"
+#include "stream/core.h"
+#include "stream/hostmatch.h"
+#include "stream/log.h"
+#include "stream/map.h"
+#include "stream/proxy.h"
+#include "stream/stream.h"
+#include "stream/upstream.h"
+#include "stream/vars.h"
+
+
+#define CORE_SETTING(field) offsetof(struct stream_settings, field)
+#define CORE_MAIN(field) offsetof(struct stream_conf, field)
+
+
+static const char *core_events(struct conf_ctx *cf, const struct conf_node *n,
+                               const struct conf_cmd *cmd, void *conf);
+static const char *core_stream(struct conf_ctx *cf, const struct conf_node *n,
+                               const struct conf_cmd *cmd, void *conf);
+static const char *core_http(struct conf_ctx *cf, const struct conf_node *n,
+                             const struct conf_cmd *cmd, void *conf);
+static const char *core_ignore(struct conf_ctx *cf, const struct conf_node *n,
+                               const struct conf_cmd *cmd, void *conf);
+static const char *core_error_log(struct conf_ctx *cf,
+                                  const struct conf_node *n,
+                                  const struct conf_cmd *cmd, void *conf);
+static const char *core_worker_processes(struct conf_ctx *cf,
+                                         const struct conf_node *n,
+                                         const struct conf_cmd *cmd,
+                                         void *conf);
+static const char *core_user(struct conf_ctx *cf, const struct conf_node *n,
+                             const struct conf_cmd *cmd, void *conf);
+static const char *core_server(struct conf_ctx *cf, const struct conf_node *n,
+                               const struct conf_cmd *cmd, void *conf);
+static const char *core_listen(struct conf_ctx *cf, const struct conf_node *n,
+                               const struct conf_cmd *cmd, void *conf);
+static const char *core_server_name(struct conf_ctx *cf,
+                                    const struct conf_node *n,
+                                    const struct conf_cmd *cmd, void *conf);
+static const char *core_map(struct conf_ctx *cf, const struct conf_node *n,
+                            const struct conf_cmd *cmd, void *conf);
+static void core_settings_init(struct stream_settings *set);
+static void core_settings_merge(struct stream_settings *child,
+                                const struct stream_settings *parent);
+static const char *core_finish(struct conf_ctx *cf, struct stream_conf *conf,
+                               struct conf_err *err);
+static const char *core_group_listeners(struct conf_ctx *cf,
+                                        struct stream_conf *conf,
+                                        struct stream_server *srv);
+
+
+static const struct conf_cmd core_main_cmds[] = {
+    {"daemon", CONF_MAIN, CONF_FLAG, conf_set_flag, CORE_MAIN(daemon)},
+    {"pid", CONF_MAIN, CONF_TAKE1, conf_set_str, CORE_MAIN(pid_path)},
+    {"error_log", CONF_MAIN, CONF_1MORE, core_error_log, 0},
+    {"worker_processes", CONF_MAIN, CONF_TAKE1, core_worker_processes, 0},
+    {"user", CONF_MAIN, CONF_TAKE12, core_user, 0},
+    {"worker_rlimit_nofile", CONF_MAIN, CONF_TAKE1, conf_set_num,
+     CORE_MAIN(worker_rlimit_nofile)},
+    {"events", CONF_MAIN, CONF_BLOCK | CONF_NOARGS, core_events, 0},
+    {"stream", CONF_MAIN, CONF_BLOCK | CONF_NOARGS, core_stream, 0},
+    {"http", CONF_MAIN, CONF_BLOCK | CONF_NOARGS, core_http, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
+static const struct conf_cmd core_events_cmds[] = {
+    {"worker_connections", CONF_EVENTS, CONF_TAKE1, conf_set_num,
+     CORE_MAIN(worker_connections)},
+    /* Accepted for nginx configs; epoll is the only method. */
+    {"use", CONF_EVENTS, CONF_TAKE1, core_ignore, 0},
+    {"multi_accept", CONF_EVENTS, CONF_FLAG, core_ignore, 0},
+    {"accept_mutex", CONF_EVENTS, CONF_FLAG, core_ignore, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
+#define SS (CONF_STREAM | CONF_SERVER)
+
+static const struct conf_cmd core_stream_cmds[] = {
+    {"server", CONF_STREAM, CONF_BLOCK | CONF_NOARGS, core_server, 0},
+    {"upstream", CONF_STREAM, CONF_BLOCK | CONF_TAKE1, upstream_block, 0},
+    {"map", CONF_STREAM, CONF_BLOCK | CONF_TAKE2, core_map, 0},
+    {"log_format", CONF_STREAM, CONF_2MORE, log_format_set, 0},
+    {"access_log", SS, CONF_1MORE, log_access_set, 0},
+    {"error_log", SS, CONF_1MORE, core_error_log, 0},
+    {"listen", CONF_SERVER, CONF_1MORE, core_listen, 0},
+    {"server_name", CONF_SERVER, CONF_1MORE, core_server_name, 0},
+    {"ssl_preread", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(ssl_preread)},
+    {"preread_timeout", SS, CONF_TAKE1, conf_set_msec,
+     CORE_SETTING(preread_timeout_ms)},
+    {"preread_buffer_size", SS, CONF_TAKE1, conf_set_size,
+     CORE_SETTING(preread_buffer_size)},
+    {"proxy_pass", CONF_SERVER, CONF_TAKE1, proxy_pass_set, 0},
+    {"proxy_connect_timeout", SS, CONF_TAKE1, conf_set_msec,
+     CORE_SETTING(proxy_connect_timeout_ms)},
+    {"proxy_timeout", SS, CONF_TAKE1, conf_set_msec,
+     CORE_SETTING(proxy_timeout_ms)},
+    {"proxy_next_upstream", SS, CONF_FLAG, conf_set_flag,
+     CORE_SETTING(proxy_next_upstream)},
+    {"proxy_next_upstream_tries", SS, CONF_TAKE1, conf_set_num,
+     CORE_SETTING(proxy_next_upstream_tries)},
+    {"proxy_next_upstream_timeout", SS, CONF_TAKE1, conf_set_msec,
+     CORE_SETTING(proxy_next_upstream_timeout_ms)},
+    {"proxy_half_close", SS, CONF_FLAG, conf_set_flag,
+     CORE_SETTING(proxy_half_close)},
+    {"tcp_nodelay", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(tcp_nodelay)},
+    /* nginx sizes its hash tables with these; ours need no tuning. */
+    {"map_hash_bucket_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
+    {"map_hash_max_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
+    {"server_names_hash_bucket_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
+    {"server_names_hash_max_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
+    {"variables_hash_bucket_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
+    {"variables_hash_max_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
+
+static const char *
+core_ignore(struct conf_ctx *cf, const struct conf_node *n,
+            const struct conf_cmd *cmd, void *conf)
+{
+    (void)cf;
+    (void)n;
+    (void)cmd;
+    (void)conf;
+    return NULL;
+}
+
+
+static const char *
+core_events(struct conf_ctx *cf, const struct conf_node *n,
+            const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+
+    (void)cmd;
+    (void)conf;
+    return conf_block(cf, n, CONF_EVENTS, core_events_cmds, st->conf);
+}
+
+
+static const char *
+core_http(struct conf_ctx *cf, const struct conf_node *n,
+          const struct conf_cmd *cmd, void *conf)
+{
+    (void)cf;
+    (void)cmd;
+    (void)conf;
+    errlog_write(NULL, ERRLOG_WARN, 0,
+                 "\"http\" block skipped: snirelay serves stream{} only, "
+                 "in %s:%u",
+                 n->file, n->line);
+    return NULL;
+}
+
+
+static const char *
+core_worker_processes(struct conf_ctx *cf, const struct conf_node *n,
+                      const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    const char *v = n->args[1];
+    int num;
+
+    (void)cmd;
+    (void)conf;
+    if (strcmp(v, "auto") == 0) {
+        st->conf->worker_processes = 0;
+        return NULL;
+    }
+    if (units_parse_int(v, strlen(v), &num) == -1 || num < 1) {
+        return conf_msg(cf, "invalid value \"%s\" in \"%s\" directive", v,
+                        n->args[0]);
+    }
+    st->conf->worker_processes = num;
+    return NULL;
+}
+
+
+static const char *
+core_user(struct conf_ctx *cf, const struct conf_node *n,
+          const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+
+    (void)cmd;
+    (void)conf;
+    st->conf->user = n->args[1];
+    st->conf->group = n->nargs > 2 ? n->args[2] : NULL;
+    return NULL;
+}
+
+
+static const char *
+core_error_log(struct conf_ctx *cf, const struct conf_node *n,
+               const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    struct errlog *log;
+    int level = ERRLOG_ERR;
+
+    (void)cmd;
+    (void)conf;
+    if (n->nargs > 3) {
+        return conf_msg(cf, "invalid number of arguments in \"%s\" directive",
+                        n->args[0]);
+    }
+    if (n->nargs == 3) {
+        level = errlog_level_parse(n->args[2]);
+        if (level == -1) {
+            return conf_msg(cf, "invalid log level \"%s\"", n->args[2]);
+        }
+    }
+    if (conf == st->conf) {
+        log = &st->conf->errlog;
+        st->conf->has_errlog = true;
+    } else {
+        log = arena_alloc(cf->arena, sizeof(*log));
+        if (log == NULL) {
+            return "out of memory";
+        }
+        if (st->server != NULL) {
+            st->server->set.errlog = log;
+        } else {
+            st->conf->set.errlog = log;
+        }
+    }
+    log->level = (enum errlog_level)level;
+    log->path = n->args[1];
+    log->fd = -1;
+    if (strcmp(n->args[1], "stderr") == 0) {
+        log->fd = 2;
+        return NULL;
+    }
+    log->fd = open(n->args[1], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log->fd == -1) {
+        return conf_msg(cf, "open() \"%s\" failed (%d: %s)", n->args[1], errno,
+                        strerror(errno));
+    }
+    return NULL;
+}
+
+
+static const char *
+core_stream(struct conf_ctx *cf, const struct conf_node *n,
+            const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    const char *rv;
+
+    (void)cmd;
+    (void)conf;
+    if (st->conf->has_stream) {
+        return conf_msg(cf, "\"stream\" directive is duplicate");
+    }
+    st->conf->has_stream = true;
+    /* Map variables exist wherever their map stands, as in nginx. */
+    for (const struct conf_node *c = n->children; c != NULL; c = c->next) {
+        if (strcmp(c->args[0], "map") == 0) {
+            rv = map_declare(cf, st->conf, c);
+            if (rv != NULL) {
+                snprintf(cf->nested.msg, sizeof(cf->nested.msg), "%s in %s:%u",
+                         rv, c->file, c->line);
+                return cf->nested.msg;
+            }
+        }
+    }
+    return conf_block(cf, n, CONF_STREAM, core_stream_cmds, &st->conf->set);
+}
+
+
+static const char *
+core_map(struct conf_ctx *cf, const struct conf_node *n,
+         const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+
+    (void)cmd;
+    (void)conf;
+    for (size_t i = 0; i < st->conf->nmaps; i++) {
+        if (st->conf->maps[i]->node == n) {
+            return map_compile(cf, st->conf, st->conf->maps[i]);
+        }
+    }
+    return "map was not declared";
+}
+
+
+static void
+core_settings_init(struct stream_settings *set)
+{
+    memset(set, 0, sizeof(*set));
+    set->ssl_preread = CONF_UNSET;
+    set->preread_timeout_ms = CONF_UNSET;
+    set->preread_buffer_size = CONF_UNSET;
+    set->proxy_connect_timeout_ms = CONF_UNSET;
+    set->proxy_timeout_ms = CONF_UNSET;
+    set->proxy_next_upstream = CONF_UNSET;
+    set->proxy_next_upstream_tries = CONF_UNSET;
+    set->proxy_next_upstream_timeout_ms = CONF_UNSET;
+    set->proxy_half_close = CONF_UNSET;
+    set->tcp_nodelay = CONF_UNSET;
+}
+
+
+/*
+ * nginx's defaults, except preread_buffer_size (64k, nginx 16k) and
+ * proxy_half_close (on, nginx off): see README "Deviations".
+ */
+static void
+core_settings_merge(struct stream_settings *child,
+                    const struct stream_settings *parent)
+{
+    CONF_MERGE(child->ssl_preread, parent->ssl_preread, 0);
+    CONF_MERGE(child->preread_timeout_ms, parent->preread_timeout_ms, 30000);
+    CONF_MERGE(child->preread_buffer_size, parent->preread_buffer_size,
+               64 * 1024);
+    CONF_MERGE(child->proxy_connect_timeout_ms,
+               parent->proxy_connect_timeout_ms, 60000);
+    CONF_MERGE(child->proxy_timeout_ms, parent->proxy_timeout_ms,
+               10 * 60 * 1000);
+    CONF_MERGE(child->proxy_next_upstream, parent->proxy_next_upstream, 1);
+    CONF_MERGE(child->proxy_next_upstream_tries,
+               parent->proxy_next_upstream_tries, 0);
+    CONF_MERGE(child->proxy_next_upstream_timeout_ms,
+               parent->proxy_next_upstream_timeout_ms, 0);
+    CONF_MERGE(child->proxy_half_close, parent->proxy_half_close, 1);
+    CONF_MERGE(child->tcp_nodelay, parent->tcp_nodelay, 1);
+    if (!child->access_log_set) {
+        child->access_logs = parent->access_logs;
+        child->access_log_off = parent->access_log_off;
+    }
+    if (child->errlog == NULL) {
+        child->errlog = parent->errlog;
+    }
+}
+
+
+static const char *
+core_server(struct conf_ctx *cf, const struct conf_node *n,
+            const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    struct stream_server *srv = arena_alloc(cf->arena, sizeof(*srv));
+    struct stream_server **tail = &st->conf->servers;
+    const char *rv;
+
+    (void)cmd;
+    (void)conf;
+    if (srv == NULL) {
+        return "out of memory";
+    }
+    core_settings_init(&srv->set);
+    srv->file = n->file;
+    srv->line = n->line;
+    while (*tail != NULL) {
+        tail = &(*tail)->next;
+    }
+    *tail = srv;
+    st->server = srv;
+    rv = conf_block(cf, n, CONF_SERVER, core_stream_cmds, &srv->set);
+    st->server = NULL;
+    return rv;
+}
+
+
+static const char *
+core_listen(struct conf_ctx *cf, const struct conf_node *n,
+            const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    struct stream_listen_ref *ref = arena_alloc(cf->arena, sizeof(*ref));
+    struct stream_listen_ref **tail;
+    const char *a = n->args[1];
+
+    (void)cmd;
+    (void)conf;
+    if (ref == NULL) {
+        return "out of memory";
+    }
+    if (sock_parse_addr(a, strlen(a), 0, &ref->addr, &ref->addrlen) == -1) {
+        if (strchr(a, ':') == NULL && a[0] != '[') {
+            return conf_msg(cf, "invalid port in \"%s\" of the \"listen\" "
+                            "directive", a);
+        }
+        return conf_msg(cf, "host not found in \"%s\" of the \"listen\" "
+                        "directive", a);
+    }
+    ref->opts.backlog = 511; /* nginx's NGX_LISTEN_BACKLOG on Linux */
+    ref->opts.keepalive = -1;
+    ref->opts.ipv6only = -1;
+    ref->line = n->line;
+    for (size_t i = 2; i < n->nargs; i++) {
+        const char *p = n->args[i];
+        int num;
+
+        if (strcmp(p, "default_server") == 0 || strcmp(p, "default") == 0) {
+            ref->default_server = true;
+        } else if (strcmp(p, "reuseport") == 0) {
+            ref->opts.reuseport = true;
+        } else if (strncmp(p, "backlog=", 8) == 0) {
+            if (units_parse_int(p + 8, strlen(p + 8), &num) == -1 ||
+                num == 0) {
+                return conf_msg(cf, "invalid backlog \"%s\"", p + 8);
+            }
+            ref->opts.backlog = num;
+        } else if (strcmp(p, "so_keepalive=on") == 0) {
+            ref->opts.keepalive = 1;
+        } else if (strcmp(p, "so_keepalive=off") == 0) {
+            ref->opts.keepalive = 0;
+        } else if (strncmp(p, "so_keepalive=", 13) == 0) {
+            /* so_keepalive=idle:intvl:cnt, each part may be empty */
+            int64_t v[3] = {0, 0, 0};
+            const char *q = p + 13;
+            for (int k = 0; k < 3; k++) {
+                const char *end = strchr(q, ':');
+                size_t len = end ? (size_t)(end - q) : strlen(q);
+                if (len > 0 && (k == 2 ? units_parse_int(q, len, &num) == 0 &&
+                                             (v[k] = num, 1)
+                                       : units_parse_msec(q, len, &v[k]) == 0 &&
+                                             (v[k] /= 1000, 1)) == 0) {
+                    return conf_msg(cf, "invalid so_keepalive value: \"%s\"",
+                                    p);
+                }
+                if (end == NULL) {
+                    break;
+                }
+                q = end + 1;
+            }
+            ref->opts.keepalive = 1;
+            ref->opts.keepidle_s = (int)v[0];
+            ref->opts.keepintvl_s = (int)v[1];
+            ref->opts.keepcnt = (int)v[2];
+        } else if (strcmp(p, "ipv6only=on") == 0) {
+            ref->opts.ipv6only = 1;
+        } else if (strcmp(p, "ipv6only=off") == 0) {
+            ref->opts.ipv6only = 0;
+        } else if (strcmp(p, "bind") == 0) {
+            /* Every listen is bound on its own already. */
+        } else if (strcmp(p, "proxy_protocol") == 0) {
+            return conf_msg(cf, "the \"proxy_protocol\" parameter is not "
+                            "supported yet");
+        } else if (strcmp(p, "ssl") == 0) {
+            return conf_msg(cf, "the \"ssl\" parameter is not supported: "
+                            "snirelay never terminates TLS");
+        } else if (strcmp(p, "udp") == 0) {
+            return conf_msg(cf, "the \"udp\" parameter is not supported");
+        } else {
+            return conf_msg(cf, "invalid parameter \"%s\"", p);
+        }
+    }
+    tail = &st->server->listen_refs;
+    while (*tail != NULL) {
+        tail = &(*tail)->next;
+    }
+    *tail = ref;
+    return NULL;
+}
+
+
+static const char *
+core_server_name(struct conf_ctx *cf, const struct conf_node *n,
+                 const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+
+    (void)cmd;
+    (void)conf;
+    for (size_t i = 1; i < n->nargs; i++) {
+        struct stream_name *name = arena_alloc(cf->arena, sizeof(*name));
+        if (name == NULL) {
+            return "out of memory";
+        }
+        name->name = n->args[i];
+        name->next = st->server->names;
+        st->server->names = name;
+    }
+    return NULL;
+}
+
+
+/* Puts srv on the listener of each of its listen lines, making them. */
+static const char *
+core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
+                     struct stream_server *srv)
+{
+    char err[256];
+
+    for (struct stream_listen_ref *ref = srv->listen_refs; ref != NULL;
+         ref = ref->next) {
+        struct stream_listen *ls = conf->listens;
+
+        while (ls != NULL &&
+               !sock_addr_equal((struct sockaddr *)&ls->addr,
+                                (struct sockaddr *)&ref->addr)) {
+            ls = ls->next;
+        }
+        if (ls == NULL) {
+            ls = arena_alloc(cf->arena, sizeof(*ls));
+            if (ls == NULL) {
+                return "out of memory";
+            }
+            ls->addr = ref->addr;
+            ls->addrlen = ref->addrlen;
+            ls->opts = ref->opts;
+            ls->fd = -1;
+            sock_addr_text((struct sockaddr *)&ref->addr, ls->text,
+                           sizeof(ls->text));
+            ls->default_server = srv;
+            ls->conf = conf;
+            ls->next = conf->listens;
+            conf->listens = ls;
+        } else if (ls->default_server == srv) {
+            return conf_msg(cf, "duplicate listen %s in %s:%u", ls->text,
+                            srv->file, ref->line);
+        }
+        if (ref->default_server) {
+            if (ls->has_default_flag) {
+                return conf_msg(cf, "a duplicate default server for %s in "
+                                "%s:%u", ls->text, srv->file, ref->line);
+            }
+            ls->has_default_flag = true;
+            ls->default_server = srv;
+        }
+        for (struct stream_name *nm = srv->names; nm != NULL; nm = nm->next) {
+            if (nm->name[0] == '\0') {
+                continue; /* server_name ""; matches no preread name */
+            }
+            if (ls->names == NULL) {
+                ls->names = hostmatch_new(true);
+                if (ls->names == NULL) {
+                    return "out of memory";
+                }
+            }
+            if (hostmatch_add(ls->names, nm->name, strlen(nm->name), srv, err,
+                              sizeof(err)) == -1) {
+                if (strncmp(err, "conflicting", 11) == 0) {
+                    errlog_write(NULL, ERRLOG_WARN, 0,
+                                 "conflicting server name \"%s\" on %s, "
+                                 "ignored",
+                                 nm->name, ls->text);
+                    continue;
+                }
+                return conf_msg(cf, "%s in %s:%u", err, srv->file, srv->line);
+            }
+        }
+    }
+    return NULL;
+}
+
+
+static const char *
+core_finish(struct conf_ctx *cf, struct stream_conf *conf,
+            struct conf_err *err)
+{
+    const char *rv;
+
+    (void)err;
+    core_settings_merge(&conf->set, &(struct stream_settings){
+                                        .ssl_preread = CONF_UNSET,
+                                        .preread_timeout_ms = CONF_UNSET,
+                                        .preread_buffer_size = CONF_UNSET,
+                                        .proxy_connect_timeout_ms = CONF_UNSET,
+                                        .proxy_timeout_ms = CONF_UNSET,
+                                        .proxy_next_upstream = CONF_UNSET,
+                                        .proxy_next_upstream_tries = CONF_UNSET,
+                                        .proxy_next_upstream_timeout_ms =
+                                            CONF_UNSET,
+                                        .proxy_half_close = CONF_UNSET,
+                                        .tcp_nodelay = CONF_UNSET,
+                                    });
+    CONF_MERGE(conf->daemon, CONF_UNSET, 0);
+    CONF_MERGE(conf->worker_processes, CONF_UNSET, 1);
+    CONF_MERGE(conf->worker_rlimit_nofile, CONF_UNSET, 0);
+    CONF_MERGE(conf->worker_connections, CONF_UNSET, 512);
+    for (struct stream_server *srv = conf->servers; srv != NULL;
+         srv = srv->next) {
+        core_settings_merge(&srv->set, &conf->set);
+        if (srv->listen_refs == NULL) {
+            return conf_msg(cf, "no \"listen\" is defined for server in %s:%u",
+                            srv->file, srv->line);
+        }
+        if (srv->pass_kind == PASS_NONE) {
+            return conf_msg(cf, "no handler for server in %s:%u", srv->file,
+                            srv->line);
+        }
+        if (srv->set.preread_buffer_size < 1) {
+            return conf_msg(cf, "\"preread_buffer_size\" must be at least 1 "
+                            "in %s:%u", srv->file, srv->line);
+        }
+        rv = proxy_finish(cf, conf, srv);
+        if (rv != NULL) {
+            return rv;
+        }
+    }
+    rv = upstream_finish(cf, conf);
+    if (rv != NULL) {
+        return rv;
+    }
+    for (struct stream_server *srv = conf->servers; srv != NULL;
+         srv = srv->next) {
+        rv = core_group_listeners(cf, conf, srv);
+        if (rv != NULL) {
+            return rv;
+        }
+    }
+    return NULL;
+}
+
+
+struct stream_conf *
+stream_conf_build(struct conf_tree *tree, const char *path, bool test_only,
+                  struct conf_err *err)
+{
+    struct stream_conf *conf = arena_alloc(tree->arena, sizeof(*conf));
+    struct core_state st = {conf, NULL, NULL, test_only};
+    struct conf_ctx cf = {0};
+    const char *rv;
+
+    if (conf == NULL) {
+        snprintf(err->msg, sizeof(err->msg), "out of memory");
+        conf_tree_free(tree);
+        return NULL;
+    }
+    conf->tree = tree;
+    conf->arena = tree->arena;
+    conf->conf_path = path;
+    conf->daemon = CONF_UNSET;
+    conf->worker_processes = CONF_UNSET;
+    conf->worker_rlimit_nofile = CONF_UNSET;
+    conf->worker_connections = CONF_UNSET;
+    conf->errlog.fd = 2;
+    conf->errlog.level = ERRLOG_ERR;
+    conf->errlog.path = "stderr";
+    core_settings_init(&conf->set);
+    cf.arena = tree->arena;
+    cf.data = &st;
+    for (const struct conf_node *n = tree->root; n != NULL; n = n->next) {
+        if (conf_dispatch(&cf, n, CONF_MAIN, core_main_cmds, conf, err) ==
+            -1) {
+            stream_conf_free(conf);
+            return NULL;
+        }
+    }
+    rv = core_finish(&cf, conf, err);
+    if (rv != NULL) {
+        snprintf(err->msg, sizeof(err->msg), "%s", rv);
+        stream_conf_free(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+
+int
+stream_conf_open_listeners(struct stream_conf *conf, struct conf_err *err)
+{
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        const char *what;
+
+        ls->fd = sock_listen((struct sockaddr *)&ls->addr, ls->addrlen,
+                             &ls->opts, &what);
+        if (ls->fd == -1) {
+            snprintf(err->msg, sizeof(err->msg), "%s to %s failed (%d: %s)",
+                     what, ls->text, errno, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+void
+stream_conf_free(struct stream_conf *conf)
+{
+    if (conf == NULL) {
+        return;
+    }
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        if (ls->fd >= 0) {
+            close(ls->fd);
+            ls->fd = -1;
+        }
+        hostmatch_free(ls->names);
+        ls->names = NULL;
+    }
+    for (size_t i = 0; i < conf->nmaps; i++) {
+        map_free(conf->maps[i]);
+    }
+    free(conf->maps);
+    conf->maps = NULL;
+    upstream_free_all(conf);
+    log_files_close(conf);
+    if (conf->has_errlog && conf->errlog.fd > 2) {
+        close(conf->errlog.fd);
+    }
+    conf_tree_free(conf->tree);
+}

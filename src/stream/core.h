@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Building one configuration generation from a parsed tree: the main,
+ * events{} and stream{} contexts, server{} and listen, and the checks and
+ * merges that make the generation whole.
+ */
+#ifndef SNIRELAY_STREAM_CORE_H
+#define SNIRELAY_STREAM_CORE_H
+
+#include <stdbool.h>
+
+struct conf_ctx;
+struct conf_err;
+struct conf_tree;
+struct stream_conf;
+struct stream_server;
+struct stream_upstream;
+
+/* What the directive setters of all stream modules share while loading. */
+struct core_state {
+    struct stream_conf *conf;
+    struct stream_server *server;     /* server{} being read, or NULL */
+    struct stream_upstream *upstream; /* upstream{} being read, or NULL */
+    bool test_only;                   /* -t: report, do not open sockets */
+};
+
+/*
+ * Builds a generation from tree: every directive checked, settings merged,
+ * upstream names resolved, log files opened. Takes ownership of tree (the
+ * generation points into its strings and frees it). Returns the generation,
+ * or NULL with err filled (tree freed too). Warnings go to the error log.
+ */
+struct stream_conf *stream_conf_build(struct conf_tree *tree,
+                                      const char *path, bool test_only,
+                                      struct conf_err *err);
+
+/* Frees a generation: closes its sockets and log files. */
+void stream_conf_free(struct stream_conf *conf);
+
+/* Opens every listening socket. Returns 0, or -1 with err filled. */
+int stream_conf_open_listeners(struct stream_conf *conf,
+                               struct conf_err *err);
+
+#endif

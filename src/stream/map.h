@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * map{}: a variable whose value is looked up from another value, with
+ * nginx's exact, wildcard (hostnames) and regex keys.
+ */
+#ifndef SNIRELAY_STREAM_MAP_H
+#define SNIRELAY_STREAM_MAP_H
+
+#include <stdbool.h>
+
+#include "stream/tmpl.h"
+
+struct conf_ctx;
+struct conf_node;
+struct hostmatch;
+struct stream_conf;
+
+struct stream_map {
+    const char *var_name;      /* the variable it defines, without '$' */
+    int var_id;                /* its id in the registry */
+    struct tmpl source;        /* the value looked up */
+    struct hostmatch *keys;    /* key -> struct tmpl * value */
+    struct tmpl default_value; /* empty unless `default` */
+    bool hostnames;
+    bool is_volatile;          /* accepted; values are never cached anyway */
+    const struct conf_node *node; /* compiled in a second pass */
+};
+
+/*
+ * First pass over stream{}: registers the variable of every map so that any
+ * directive may use it wherever the map stands. Returns NULL or a message.
+ */
+const char *map_declare(struct conf_ctx *cf, struct stream_conf *conf,
+                        const struct conf_node *n);
+
+/* Second pass: compiles the map's keys and values. NULL or a message. */
+const char *map_compile(struct conf_ctx *cf, struct stream_conf *conf,
+                        struct stream_map *m);
+
+/* Frees what the map holds outside the arena. */
+void map_free(struct stream_map *m);
+
+#endif

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proxy_pass: where a session goes, connecting to it, and moving on to the
+ * next upstream server on failure (proxy_next_upstream*).
+ */
+#ifndef SNIRELAY_STREAM_PROXY_H
+#define SNIRELAY_STREAM_PROXY_H
+
+struct conf_cmd;
+struct conf_ctx;
+struct conf_node;
+struct stream_conf;
+struct stream_server;
+
+const char *proxy_pass_set(struct conf_ctx *cf, const struct conf_node *n,
+                           const struct conf_cmd *cmd, void *conf);
+
+/* Resolves srv's proxy_pass name to an upstream. NULL or a message. */
+const char *proxy_finish(struct conf_ctx *cf, struct stream_conf *conf,
+                         struct stream_server *srv);
+
+#endif

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The relay: two byte pumps, client -> upstream and upstream -> client.
+ * Interest follows buffer state (sniproxy's rule): a side is read only while
+ * the buffer toward the other side has room, and written only while bytes
+ * wait for it, so a slow reader stops the fast writer and memory stays at
+ * one buffer per direction.
+ *
+ * Half-close (proxy_half_close on, our default): a FIN read from one side is
+ * passed on as shutdown(SHUT_WR) once that direction's buffer is empty,
+ * while the other direction goes on. Off: the session ends when either side
+ * has closed and its bytes are delivered (nginx's default).
+ *
+ * proxy_timeout is checked lazily: the timer is armed for the full timeout
+ * and, when it fires, re-armed for what is left since the last activity.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "event/loop.h"
+#include "log/errlog.h"
+#include "stream/session.h"
+#include "stream/stream.h"
+
+
+#define RELAY_BUFFER_SIZE (16 * 1024)
+
+
+static void relay_client_io(struct loop_io *io, uint32_t events);
+static void relay_upstream_io(struct loop_io *io, uint32_t events);
+static void relay_timer(struct loop_timer *t);
+static void relay_pump(struct session *s);
+static int relay_read(struct session *s, struct loop_io *from,
+                      struct relay_dir *d, uint64_t *count);
+static int relay_write(struct session *s, struct loop_io *to,
+                       struct relay_dir *d, uint64_t *count);
+static int relay_dir_alloc(struct relay_dir *d);
+
+
+static int
+relay_dir_alloc(struct relay_dir *d)
+{
+    if (d->buf == NULL) {
+        d->buf = malloc(RELAY_BUFFER_SIZE);
+        if (d->buf == NULL) {
+            return -1;
+        }
+        d->cap = RELAY_BUFFER_SIZE;
+        d->pos = 0;
+        d->last = 0;
+    }
+    return 0;
+}
+
+
+void
+relay_start(struct session *s)
+{
+    s->state = SESSION_RELAY;
+    s->action = "proxying connection";
+    /* The preread bytes go first, unchanged: they become c2u's buffer. */
+    if (s->pre_buf != NULL && s->pre_len > 0) {
+        s->c2u.buf = s->pre_buf;
+        s->c2u.cap = s->pre_cap;
+        s->c2u.pos = 0;
+        s->c2u.last = s->pre_len;
+        s->pre_buf = NULL;
+        s->pre_len = 0;
+        s->pre_cap = 0;
+    } else {
+        free(s->pre_buf);
+        s->pre_buf = NULL;
+    }
+    if (relay_dir_alloc(&s->c2u) == -1 || relay_dir_alloc(&s->u2c) == -1) {
+        session_log(s, ERRLOG_ALERT, ENOMEM, "relay buffer allocation failed");
+        session_finalize(s, 500);
+        return;
+    }
+    s->client.fn = relay_client_io;
+    s->upstream.fn = relay_upstream_io;
+    s->last_active_ms = clock_now_ms();
+    s->timer.fn = relay_timer;
+    loop_timer_set(s->loop, &s->timer, s->server->set.proxy_timeout_ms);
+    relay_pump(s);
+}
+
+
+/* Reads from `from` into d. Returns 1 progress, 0 nothing, -1 error. */
+static int
+relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
+           uint64_t *count)
+{
+    int progress = 0;
+
+    if (d->pos == d->last) {
+        d->pos = d->last = 0;
+    }
+    while (!d->eof && d->last < d->cap) {
+        const ssize_t n = recv(from->fd, d->buf + d->last, d->cap - d->last,
+                               0);
+        if (n > 0) {
+            d->last += (size_t)n;
+            *count += (uint64_t)n;
+            progress = 1;
+            if (d == &s->u2c && s->first_byte_ms == 0) {
+                s->first_byte_ms = clock_now_ms();
+            }
+            continue;
+        }
+        if (n == 0) {
+            d->eof = true;
+            return 1;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            break;
+        }
+        session_log(s, ERRLOG_INFO, errno, "recv() failed (%d: %s)", errno,
+                    strerror(errno));
+        return -1;
+    }
+    return progress;
+}
+
+
+/* Writes d's pending bytes to `to`. Returns 1 progress, 0 none, -1 error. */
+static int
+relay_write(struct session *s, struct loop_io *to, struct relay_dir *d,
+            uint64_t *count)
+{
+    int progress = 0;
+
+    while (d->pos < d->last) {
+        const ssize_t n = send(to->fd, d->buf + d->pos, d->last - d->pos,
+                               MSG_NOSIGNAL);
+        if (n >= 0) {
+            d->pos += (size_t)n;
+            *count += (uint64_t)n;
+            progress = 1;
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            break;
+        }
+        session_log(s, ERRLOG_INFO, errno, "send() failed (%d: %s)", errno,
+                    strerror(errno));
+        return -1;
+    }
+    if (d->pos == d->last) {
+        d->pos = d->last = 0;
+    }
+    return progress;
+}
+
+
+/* Moves what can move now, then sets interest from buffer state. */
+static void
+relay_pump(struct session *s)
+{
+    const bool half_close = s->server->set.proxy_half_close;
+
+    /*
+     * One pass each way; level-triggered epoll calls again while a side
+     * stays ready.
+     */
+    const int a = relay_read(s, &s->client, &s->c2u, &s->bytes_received);
+    const int b = a == -1 ? -1
+                          : relay_write(s, &s->upstream, &s->c2u,
+                                        &s->upstream_bytes_sent);
+    const int c = b == -1 ? -1
+                          : relay_read(s, &s->upstream, &s->u2c,
+                                       &s->upstream_bytes_received);
+    const int d = c == -1 ? -1
+                          : relay_write(s, &s->client, &s->u2c,
+                                        &s->bytes_sent);
+
+    if (d == -1) {
+        session_finalize(s, 200);
+        return;
+    }
+    if (a | b | c | d) {
+        s->last_active_ms = clock_now_ms();
+    }
+
+    /* A FIN whose direction is drained is passed on (or ends it). */
+    if (s->c2u.eof && s->c2u.pos == s->c2u.last && !s->c2u.shut) {
+        if (!half_close) {
+            session_finalize(s, 200);
+            return;
+        }
+        shutdown(s->upstream.fd, SHUT_WR);
+        s->c2u.shut = true;
+    }
+    if (s->u2c.eof && s->u2c.pos == s->u2c.last && !s->u2c.shut) {
+        if (!half_close) {
+            session_finalize(s, 200);
+            return;
+        }
+        shutdown(s->client.fd, SHUT_WR);
+        s->u2c.shut = true;
+    }
+    if (s->c2u.shut && s->u2c.shut) {
+        session_finalize(s, 200);
+        return;
+    }
+
+    const uint32_t client_mask =
+        (!s->c2u.eof && s->c2u.last < s->c2u.cap ? LOOP_READ : 0) |
+        (s->u2c.pos < s->u2c.last ? LOOP_WRITE : 0);
+    const uint32_t upstream_mask =
+        (!s->u2c.eof && s->u2c.last < s->u2c.cap ? LOOP_READ : 0) |
+        (s->c2u.pos < s->c2u.last ? LOOP_WRITE : 0);
+
+    if (loop_io_set(s->loop, &s->client, client_mask) == -1 ||
+        loop_io_set(s->loop, &s->upstream, upstream_mask) == -1) {
+        session_log(s, ERRLOG_ALERT, errno, "epoll_ctl() failed (%d: %s)",
+                    errno, strerror(errno));
+        session_finalize(s, 500);
+    }
+}
+
+
+static void
+relay_client_io(struct loop_io *io, uint32_t events)
+{
+    (void)events;
+    relay_pump(io->data);
+}
+
+
+static void
+relay_upstream_io(struct loop_io *io, uint32_t events)
+{
+    (void)events;
+    relay_pump(io->data);
+}
+
+
+static void
+relay_timer(struct loop_timer *t)
+{
+    struct session *s = t->data;
+    const int64_t idle = clock_now_ms() - s->last_active_ms;
+    const int64_t timeout = s->server->set.proxy_timeout_ms;
+
+    if (idle < timeout) {
+        loop_timer_set(s->loop, t, timeout - idle);
+        return;
+    }
+    session_log(s, ERRLOG_INFO, ETIMEDOUT, "timed out (110: Connection timed "
+                "out)");
+    session_finalize(s, 200);
+}

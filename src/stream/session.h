@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One client connection and its upstream: the session object and its state
+ * machine. Every path out goes through session_finalize().
+ *
+ *   accept -> PREREAD -> route -> CONNECT (next upstream on failure)
+ *          -> RELAY (both ways) -> finalize: log, cancel timer, close, free
+ */
+#ifndef SNIRELAY_STREAM_SESSION_H
+#define SNIRELAY_STREAM_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "event/loop.h"
+#include "net/sock.h"
+#include "proto/tls_hello.h"
+#include "stream/balance.h"
+#include "stream/stream.h"
+
+enum session_state {
+    SESSION_PREREAD,  /* reading the ClientHello */
+    SESSION_CONNECT,  /* waiting for an upstream connect() */
+    SESSION_RELAY,    /* moving bytes both ways */
+    SESSION_CLOSED,   /* finalized; freed after this loop batch */
+};
+
+/* How preread ended: $ssl_preread_status. */
+enum preread_status {
+    PREREAD_NONE,       /* preread not run (ssl_preread off) */
+    PREREAD_OK,         /* a hello with a server name */
+    PREREAD_NO_SNI,     /* a hello without one */
+    PREREAD_NOT_TLS,
+    PREREAD_MALFORMED,
+    PREREAD_TOO_LARGE,
+    PREREAD_TIMEOUT,
+};
+
+/* One direction of the relay: bytes read from one side, not yet written. */
+struct relay_dir {
+    unsigned char *buf; /* malloc'd; NULL until the relay starts */
+    size_t cap;
+    size_t pos;         /* first byte not yet written */
+    size_t last;        /* end of bytes read */
+    bool eof;           /* the source sent FIN */
+    bool shut;          /* FIN passed on to the destination */
+};
+
+struct session {
+    uint64_t id;                      /* $connection */
+    struct session *prev;             /* live sessions of this process */
+    struct session *next;
+    enum session_state state;
+    struct stream_conf *conf;         /* generation the session started in */
+    struct stream_listen *listen;
+    struct stream_server *server;     /* default until preread picks one */
+    struct loop *loop;
+    struct loop_io client;            /* client socket */
+    struct loop_io upstream;          /* upstream socket, fd -1 if none */
+    struct loop_timer timer;          /* preread, connect or idle deadline */
+    const char *action;               /* "while ..." text for the error log */
+
+    struct sockaddr_storage client_addr;
+    struct sockaddr_storage local_addr;
+
+    /* preread */
+    struct tls_hello hello;
+    enum preread_status preread;
+    unsigned char *pre_buf;           /* client bytes read during preread */
+    size_t pre_len;
+    size_t pre_cap;
+
+    /* upstream */
+    struct stream_upstream *up;       /* upstream being tried, or NULL */
+    struct balancer *bal;             /* up->bal, or single_bal */
+    struct balancer single_bal;       /* for a literal address from a value */
+    struct balance_peer single_peer;
+    char single_name[SOCK_ADDR_TEXT_MAX]; /* single_peer's name */
+    struct balance_peer *peer;        /* peer being connected/used */
+    struct balance_try try;
+    unsigned tries;                   /* connect attempts made */
+    int64_t start_ms;                 /* accept time */
+    int64_t upstream_start_ms;        /* first connect attempt */
+    int64_t connect_start_ms;         /* current connect attempt */
+    int64_t connected_ms;             /* current upstream connected */
+    int64_t first_byte_ms;            /* first byte from upstream, or 0 */
+    int64_t last_active_ms;           /* last read or write (proxy_timeout) */
+    char upstream_addrs[160];         /* "a:1, b:2" ($upstream_addr) */
+    char connect_times[64];           /* "0.001, -" */
+
+    /* relay */
+    struct relay_dir c2u;             /* client -> upstream */
+    struct relay_dir u2c;             /* upstream -> client */
+
+    /* counters for the log */
+    uint64_t bytes_received;          /* from the client, preread included */
+    uint64_t bytes_sent;              /* to the client */
+    uint64_t upstream_bytes_sent;
+    uint64_t upstream_bytes_received;
+    int status;                       /* $status: 200 400 403 500 502 503 */
+};
+
+/* Starts serving listener ls's sockets on loop l. Returns 0 or -1. */
+int session_listen_start(struct loop *l, struct stream_listen *ls);
+
+/* Stops accepting on ls (the socket stays open). */
+void session_listen_stop(struct loop *l, struct stream_listen *ls);
+
+/*
+ * Ends s with status: writes the access log, cancels the timer, closes both
+ * sockets and frees s after the current loop batch.
+ */
+void session_finalize(struct session *s, int status);
+
+/* Sets the loop that accepted sessions run on. */
+void session_set_loop(struct loop *l);
+
+/* Ends every live session (fast stop). */
+void session_close_all(void);
+
+/* Number of sessions alive in this process. */
+uint64_t session_count(void);
+
+/* Entry points between the session modules. */
+void preread_start(struct session *s);
+void proxy_start(struct session *s);
+void relay_start(struct session *s);
+
+/* Formats an error-log line for s with nginx's context suffix. */
+void session_log(struct session *s, enum errlog_level level, int err,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#endif

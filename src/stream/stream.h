@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration of one generation, as the stream modules fill it from
+ * the parsed tree. Everything here lives in the generation's arena (owned by
+ * struct stream_conf) except the descriptors, the access-log buffers and the
+ * hostmatch/balancer objects, which stream_conf_free() releases.
+ */
+#ifndef SNIRELAY_STREAM_STREAM_H
+#define SNIRELAY_STREAM_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/str.h"
+#include "event/loop.h"
+#include "log/errlog.h"
+#include "net/sock.h"
+#include "stream/balance.h"
+#include "stream/tmpl.h"
+
+struct arena;
+struct conf_node;
+struct conf_err;
+struct conf_tree;
+struct hostmatch;
+struct stream_server;
+struct upstream_build;
+
+/* One listening address, shared by every server{} that names it. */
+struct stream_listen {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char text[SOCK_ADDR_TEXT_MAX];       /* "127.0.0.1:8443" */
+    struct sock_listen_opts opts;
+    struct stream_server *default_server; /* default_server, else the first */
+    struct hostmatch *names;              /* server_name → server, or NULL */
+    bool has_default_flag;                /* some listen line said default_server */
+    int fd;                               /* -1 until opened */
+    struct loop_io io;                    /* accept events */
+    struct stream_conf *conf;             /* generation it belongs to */
+    struct stream_listen *next;
+};
+
+struct stream_upstream {
+    const char *name;          /* upstream{} name, or "host:port" if implicit */
+    bool implicit;             /* made for a proxy_pass address */
+    struct balancer bal;       /* peers and method */
+    struct tmpl hash_key;      /* `hash KEY`, when method is HASH* */
+    struct upstream_build *build; /* peers being read; NULL once built */
+    const char *file;          /* where defined or first used */
+    unsigned line;
+    struct stream_upstream *next;
+};
+
+enum stream_pass_kind { PASS_NONE, PASS_UPSTREAM, PASS_VALUE };
+
+struct stream_log_file {
+    const char *path;
+    int fd;
+    char *buf;                 /* malloc'd when buffer= is set */
+    size_t cap;                /* buffer size; 0 = write each line */
+    size_t len;                /* bytes waiting in buf */
+    int64_t flush_ms;          /* flush= period; 0 = only when full */
+    struct loop_timer flush_timer;
+    struct stream_log_file *next;
+};
+
+struct stream_log_format {
+    const char *name;
+    struct tmpl t;
+    enum str_escape escape;
+    struct stream_log_format *next;
+};
+
+struct stream_access_log {
+    struct stream_log_file *file;
+    struct stream_log_format *format;
+    struct stream_access_log *next;
+};
+
+/* Settings shared by stream{} and server{}; unset is CONF_UNSET or NULL. */
+struct stream_settings {
+    int ssl_preread;
+    int64_t preread_timeout_ms;
+    int64_t preread_buffer_size;
+    int64_t proxy_connect_timeout_ms;
+    int64_t proxy_timeout_ms;
+    int proxy_next_upstream;
+    int proxy_next_upstream_tries;
+    int64_t proxy_next_upstream_timeout_ms;
+    int proxy_half_close;
+    int tcp_nodelay;
+    struct stream_access_log *access_logs; /* NULL: inherit */
+    bool access_log_off;                   /* access_log off */
+    bool access_log_set;
+    struct errlog *errlog;                 /* NULL: inherit */
+};
+
+/* One `listen` line of a server{}. */
+struct stream_listen_ref {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct sock_listen_opts opts;
+    bool default_server;
+    unsigned line;
+    struct stream_listen_ref *next;
+};
+
+/* One `server_name` argument. */
+struct stream_name {
+    const char *name;
+    struct stream_name *next;
+};
+
+struct stream_server {
+    struct stream_settings set;
+    struct stream_listen_ref *listen_refs;
+    struct stream_name *names;
+    enum stream_pass_kind pass_kind;
+    struct stream_upstream *pass_upstream; /* PASS_UPSTREAM */
+    struct tmpl pass_value;                /* PASS_VALUE: evaluated per session */
+    const char *pass_text;                 /* the proxy_pass argument */
+    unsigned pass_line;
+    const char *file;
+    unsigned line;
+    struct stream_server *next;
+};
+
+struct stream_map;
+
+struct stream_conf {
+    struct conf_tree *tree;       /* the parsed files; strings point here */
+    struct arena *arena;          /* tree->arena */
+    /* main and events{} */
+    int daemon;
+    const char *pid_path;
+    int worker_processes;         /* 0 = auto */
+    const char *user;
+    const char *group;
+    int worker_rlimit_nofile;
+    int worker_connections;
+    struct errlog errlog;         /* main error_log */
+    bool has_errlog;
+    bool has_stream;
+    /* stream{} */
+    struct stream_settings set;
+    struct stream_listen *listens;
+    struct stream_server *servers;
+    struct stream_upstream *upstreams;
+    struct stream_map **maps;     /* by variable id - VAR_BUILTIN_COUNT */
+    size_t nmaps;
+    struct stream_log_format *formats;
+    struct stream_log_file *log_files;
+    struct errlog *errlogs;       /* extra error_log files, for closing */
+    const char *conf_path;        /* the main file, for messages */
+};
+
+#endif

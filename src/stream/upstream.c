@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upstream{}: server lines (addresses or names resolved once at load, as
+ * nginx does without `resolve`), weight/max_fails/fail_timeout/backup/down,
+ * and the method: round-robin (default), hash [consistent], least_conn,
+ * random [two]. Peers are collected in a list while reading and laid out,
+ * primaries first, in one array for the balancer at the end.
+ */
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf.h"
+#include "conf/parser.h"
+#include "core/arena.h"
+#include "core/units.h"
+#include "net/sock.h"
+#include "stream/balance.h"
+#include "stream/core.h"
+#include "stream/stream.h"
+#include "stream/upstream.h"
+#include "stream/vars.h"
+
+
+struct upstream_pending {
+    struct balance_peer peer;
+    struct upstream_pending *next;
+};
+
+/* Peers being collected while the config is read. */
+struct upstream_build {
+    struct upstream_pending *head;
+    struct upstream_pending **tail;
+    size_t count;
+    bool method_set;
+};
+
+
+static const char *upstream_server(struct conf_ctx *cf,
+                                   const struct conf_node *n,
+                                   const struct conf_cmd *cmd, void *conf);
+static const char *upstream_hash(struct conf_ctx *cf,
+                                 const struct conf_node *n,
+                                 const struct conf_cmd *cmd, void *conf);
+static const char *upstream_method(struct conf_ctx *cf,
+                                   const struct conf_node *n,
+                                   const struct conf_cmd *cmd, void *conf);
+static const char *upstream_ignore(struct conf_ctx *cf,
+                                   const struct conf_node *n,
+                                   const struct conf_cmd *cmd, void *conf);
+static const char *upstream_add_addrs(struct conf_ctx *cf,
+                                      struct upstream_build *b,
+                                      const char *text,
+                                      const struct balance_peer *proto);
+static struct stream_upstream *upstream_new(struct conf_ctx *cf,
+                                            struct stream_conf *conf,
+                                            const char *name,
+                                            const char *file, unsigned line);
+
+
+static const struct conf_cmd upstream_cmds[] = {
+    {"server", CONF_UPSTREAM, CONF_1MORE, upstream_server, 0},
+    {"hash", CONF_UPSTREAM, CONF_TAKE12, upstream_hash, 0},
+    {"least_conn", CONF_UPSTREAM, CONF_NOARGS, upstream_method, 0},
+    {"random", CONF_UPSTREAM, CONF_NOARGS | CONF_TAKE12, upstream_method, 0},
+    /* Shared-memory zones come with the process model; accepted now. */
+    {"zone", CONF_UPSTREAM, CONF_TAKE12, upstream_ignore, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
+
+static struct stream_upstream *
+upstream_new(struct conf_ctx *cf, struct stream_conf *conf, const char *name,
+             const char *file, unsigned line)
+{
+    struct stream_upstream *u = arena_alloc(cf->arena, sizeof(*u));
+    struct upstream_build *b = arena_alloc(cf->arena, sizeof(*b));
+
+    if (u == NULL || b == NULL) {
+        return NULL;
+    }
+    b->tail = &b->head;
+    u->name = name;
+    u->file = file;
+    u->line = line;
+    u->bal.method = BALANCE_RR;
+    u->build = b;
+    u->next = conf->upstreams;
+    conf->upstreams = u;
+    return u;
+}
+
+
+struct stream_upstream *
+upstream_find(const struct stream_conf *conf, const char *name, size_t len)
+{
+    for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
+        if (strlen(u->name) == len && strncasecmp(u->name, name, len) == 0) {
+            return u;
+        }
+    }
+    return NULL;
+}
+
+
+const char *
+upstream_block(struct conf_ctx *cf, const struct conf_node *n,
+               const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    struct stream_upstream *u;
+    const char *rv;
+
+    (void)cmd;
+    (void)conf;
+    u = upstream_find(st->conf, n->args[1], strlen(n->args[1]));
+    if (u != NULL && !u->implicit) {
+        return conf_msg(cf, "duplicate upstream \"%s\"", n->args[1]);
+    }
+    u = upstream_new(cf, st->conf, n->args[1], n->file, n->line);
+    if (u == NULL) {
+        return "out of memory";
+    }
+    st->upstream = u;
+    rv = conf_block(cf, n, CONF_UPSTREAM, upstream_cmds, u);
+    st->upstream = NULL;
+    if (rv == NULL && (u->build)->count ==
+                          0) {
+        return conf_msg(cf, "no servers are inside upstream");
+    }
+    return rv;
+}
+
+
+static const char *
+upstream_ignore(struct conf_ctx *cf, const struct conf_node *n,
+                const struct conf_cmd *cmd, void *conf)
+{
+    (void)cf;
+    (void)n;
+    (void)cmd;
+    (void)conf;
+    return NULL;
+}
+
+
+static const char *
+upstream_hash(struct conf_ctx *cf, const struct conf_node *n,
+              const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    struct stream_upstream *u = conf;
+    struct upstream_build *b = u->build;
+    char err[256];
+
+    (void)cmd;
+    if (b->method_set) {
+        return "load balancing method redefined";
+    }
+    b->method_set = true;
+    if (n->nargs == 3 && strcmp(n->args[2], "consistent") != 0) {
+        return conf_msg(cf, "invalid parameter \"%s\"", n->args[2]);
+    }
+    u->bal.method = n->nargs == 3 ? BALANCE_HASH_CONSISTENT : BALANCE_HASH;
+    if (tmpl_compile(cf->arena, n->args[1], strlen(n->args[1]), vars_resolve,
+                     st->conf, &u->hash_key, err, sizeof(err)) != NULL) {
+        return conf_msg(cf, "%s", err);
+    }
+    return NULL;
+}
+
+
+static const char *
+upstream_method(struct conf_ctx *cf, const struct conf_node *n,
+                const struct conf_cmd *cmd, void *conf)
+{
+    struct stream_upstream *u = conf;
+    struct upstream_build *b = u->build;
+
+    (void)cmd;
+    if (b->method_set) {
+        return "load balancing method redefined";
+    }
+    b->method_set = true;
+    if (strcmp(n->args[0], "least_conn") == 0) {
+        u->bal.method = BALANCE_LEAST_CONN;
+        return NULL;
+    }
+    u->bal.method = BALANCE_RANDOM;
+    if (n->nargs >= 2) {
+        if (strcmp(n->args[1], "two") != 0) {
+            return conf_msg(cf, "invalid parameter \"%s\"", n->args[1]);
+        }
+        u->bal.random_two = true;
+        if (n->nargs == 3 && strcmp(n->args[2], "least_conn") != 0) {
+            return conf_msg(cf, "invalid parameter \"%s\"", n->args[2]);
+        }
+    }
+    return NULL;
+}
+
+
+/* Adds one peer per address text resolves to (numeric or a name). */
+static const char *
+upstream_add_addrs(struct conf_ctx *cf, struct upstream_build *b,
+                   const char *text, const struct balance_peer *proto)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    const size_t len = strlen(text);
+
+    if (sock_parse_addr(text, len, 0, &ss, &sslen) == 0) {
+        struct upstream_pending *p = arena_alloc(cf->arena, sizeof(*p));
+        char name[SOCK_ADDR_TEXT_MAX];
+        if (p == NULL) {
+            return "out of memory";
+        }
+        p->peer = *proto;
+        p->peer.addr = ss;
+        p->peer.addrlen = sslen;
+        sock_addr_text((struct sockaddr *)&ss, name, sizeof(name));
+        p->peer.name = arena_strndup(cf->arena, name, strlen(name));
+        *b->tail = p;
+        b->tail = &p->next;
+        b->count++;
+        return NULL;
+    }
+
+    /* A name from the config: resolved once, now (trusted input). */
+    const char *colon = strrchr(text, ':');
+    char host[256];
+    struct addrinfo hints = {0};
+    struct addrinfo *res;
+    size_t host_len;
+
+    if (colon == NULL || text[0] == '[') {
+        return conf_msg(cf, "no port in upstream \"%s\"", text);
+    }
+    host_len = (size_t)(colon - text);
+    if (host_len == 0 || host_len >= sizeof(host)) {
+        return conf_msg(cf, "invalid host in upstream \"%s\"", text);
+    }
+    memcpy(host, text, host_len);
+    host[host_len] = '\0';
+    int port;
+    if (units_parse_int(colon + 1, strlen(colon + 1), &port) == -1 ||
+        port < 1 || port > 65535) {
+        return conf_msg(cf, "invalid port in upstream \"%s\"", text);
+    }
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0) {
+        return conf_msg(cf, "host not found in upstream \"%s\"", text);
+    }
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        struct upstream_pending *p = arena_alloc(cf->arena, sizeof(*p));
+        char name[SOCK_ADDR_TEXT_MAX];
+        if (p == NULL) {
+            freeaddrinfo(res);
+            return "out of memory";
+        }
+        p->peer = *proto;
+        memcpy(&p->peer.addr, ai->ai_addr, ai->ai_addrlen);
+        p->peer.addrlen = ai->ai_addrlen;
+        sock_addr_text(ai->ai_addr, name, sizeof(name));
+        p->peer.name = arena_strndup(cf->arena, name, strlen(name));
+        *b->tail = p;
+        b->tail = &p->next;
+        b->count++;
+    }
+    freeaddrinfo(res);
+    return NULL;
+}
+
+
+static const char *
+upstream_server(struct conf_ctx *cf, const struct conf_node *n,
+                const struct conf_cmd *cmd, void *conf)
+{
+    struct stream_upstream *u = conf;
+    struct upstream_build *b = u->build;
+    struct balance_peer proto;
+    int num;
+
+    (void)cmd;
+    balance_peer_defaults(&proto);
+    for (size_t i = 2; i < n->nargs; i++) {
+        const char *p = n->args[i];
+
+        if (strncmp(p, "weight=", 7) == 0) {
+            if (units_parse_int(p + 7, strlen(p + 7), &num) == -1 || num < 1) {
+                return conf_msg(cf, "invalid parameter \"%s\"", p);
+            }
+            proto.weight = num;
+        } else if (strncmp(p, "max_fails=", 10) == 0) {
+            if (units_parse_int(p + 10, strlen(p + 10), &num) == -1) {
+                return conf_msg(cf, "invalid parameter \"%s\"", p);
+            }
+            proto.max_fails = num;
+        } else if (strncmp(p, "fail_timeout=", 13) == 0) {
+            int64_t ms;
+            if (units_parse_msec(p + 13, strlen(p + 13), &ms) == -1) {
+                return conf_msg(cf, "invalid parameter \"%s\"", p);
+            }
+            proto.fail_timeout_ms = ms;
+        } else if (strcmp(p, "backup") == 0) {
+            proto.backup = true;
+        } else if (strcmp(p, "down") == 0) {
+            proto.down = true;
+        } else if (strncmp(p, "max_conns=", 10) == 0) {
+            return conf_msg(cf, "the \"max_conns\" parameter is not "
+                            "supported yet");
+        } else if (strcmp(p, "resolve") == 0) {
+            return conf_msg(cf, "the \"resolve\" parameter needs the resolver, "
+                            "which is not supported yet");
+        } else {
+            return conf_msg(cf, "invalid parameter \"%s\"", p);
+        }
+    }
+    return upstream_add_addrs(cf, b, n->args[1], &proto);
+}
+
+
+struct stream_upstream *
+upstream_implicit(struct conf_ctx *cf, struct stream_conf *conf,
+                  const char *text, const char *file, unsigned line,
+                  const char **msg)
+{
+    struct stream_upstream *u = upstream_new(cf, conf, text, file, line);
+    struct balance_peer proto;
+
+    if (u == NULL) {
+        *msg = "out of memory";
+        return NULL;
+    }
+    u->implicit = true;
+    balance_peer_defaults(&proto);
+    *msg = upstream_add_addrs(cf, u->build, text, &proto);
+    return *msg == NULL ? u : NULL;
+}
+
+
+const char *
+upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
+{
+    for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
+        struct upstream_build *b = u->build;
+        struct balance_peer *peers;
+        size_t i = 0;
+        const char *rv;
+
+        if (b == NULL) {
+            continue; /* finished by an earlier load step */
+        }
+        peers = arena_alloc(cf->arena, sizeof(*peers) * (b->count ? b->count
+                                                                  : 1));
+        if (peers == NULL) {
+            return "out of memory";
+        }
+        /* Primaries first, then backups, as the balancer expects. */
+        for (int pass = 0; pass < 2; pass++) {
+            for (struct upstream_pending *p = b->head; p != NULL;
+                 p = p->next) {
+                if (p->peer.backup == (pass == 1)) {
+                    peers[i++] = p->peer;
+                }
+            }
+        }
+        u->bal.peers = peers;
+        u->bal.npeers = i;
+        u->build = NULL;
+        u->bal.seed = 0x5eed;
+        rv = balance_init(&u->bal);
+        if (rv != NULL) {
+            u->bal.peers = NULL;
+            u->bal.npeers = 0;
+            return conf_msg(cf, "%s in upstream \"%s\" in %s:%u", rv, u->name,
+                            u->file, u->line);
+        }
+    }
+    return NULL;
+}
+
+
+void
+upstream_free_all(struct stream_conf *conf)
+{
+    for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
+        if (u->bal.npeers > 0) {
+            balance_free(&u->bal);
+            u->bal.npeers = 0;
+        }
+    }
+}

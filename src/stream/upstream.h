@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upstream{} blocks, their server lines and balancing method, and the
+ * implicit upstreams that a proxy_pass address makes.
+ */
+#ifndef SNIRELAY_STREAM_UPSTREAM_H
+#define SNIRELAY_STREAM_UPSTREAM_H
+
+#include <stddef.h>
+
+struct conf_cmd;
+struct conf_ctx;
+struct conf_node;
+struct stream_conf;
+struct stream_upstream;
+
+/* The `upstream NAME { ... }` directive. */
+const char *upstream_block(struct conf_ctx *cf, const struct conf_node *n,
+                           const struct conf_cmd *cmd, void *conf);
+
+/* The upstream named name (case-insensitive, as nginx), or NULL. */
+struct stream_upstream *upstream_find(const struct stream_conf *conf,
+                                      const char *name, size_t len);
+
+/*
+ * An implicit upstream for a proxy_pass "host:port" written in the config;
+ * a name is resolved now, once. *msg is set on failure (NULL returned).
+ */
+struct stream_upstream *upstream_implicit(struct conf_ctx *cf,
+                                          struct stream_conf *conf,
+                                          const char *text, const char *file,
+                                          unsigned line, const char **msg);
+
+/* Checks every upstream and prepares its balancer. NULL or a message. */
+const char *upstream_finish(struct conf_ctx *cf, struct stream_conf *conf);
+
+/* Frees the balancers' memory. */
+void upstream_free_all(struct stream_conf *conf);
+
+#endif

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Variable values for a session. Values are computed when asked for, into a
+ * per-process scratch area (workers are single-threaded) that each top-level
+ * evaluation resets; nothing is cached on the session, so map results are
+ * always current (nginx's `volatile`).
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/str.h"
+#include "net/sock.h"
+#include "stream/hostmatch.h"
+#include "stream/map.h"
+#include "stream/session.h"
+#include "stream/vars.h"
+
+
+#define VARS_SCRATCH_SIZE (64 * 1024)
+#define VARS_MAX_DEPTH 16 /* maps of maps of ... */
+#define VARS_VALUE_MAX 2048 /* longest map key or value */
+
+
+struct vars_ctx {
+    struct session *s;
+    bool for_log;
+    const struct hostmatch_caps *caps; /* captures of the map being valued */
+    unsigned depth;
+};
+
+
+static const char *vars_scratch_copy(const char *src, size_t len);
+static int vars_value(void *data, const struct tmpl_part *p, const char **val,
+                      size_t *len);
+static const char *vars_scratch_printf(size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static const char *vars_seconds(int64_t ms, size_t *len);
+static size_t vars_render_ctx(struct vars_ctx *ctx, const struct tmpl *t,
+                              enum str_escape esc, char *dst, size_t cap);
+
+
+static const char *const vars_names[VAR_BUILTIN_COUNT] = {
+    [VAR_REMOTE_ADDR] = "remote_addr",
+    [VAR_REMOTE_PORT] = "remote_port",
+    [VAR_SERVER_ADDR] = "server_addr",
+    [VAR_SERVER_PORT] = "server_port",
+    [VAR_PROTOCOL] = "protocol",
+    [VAR_STATUS] = "status",
+    [VAR_BYTES_SENT] = "bytes_sent",
+    [VAR_BYTES_RECEIVED] = "bytes_received",
+    [VAR_SESSION_TIME] = "session_time",
+    [VAR_TIME_LOCAL] = "time_local",
+    [VAR_TIME_ISO8601] = "time_iso8601",
+    [VAR_MSEC] = "msec",
+    [VAR_CONNECTION] = "connection",
+    [VAR_PID] = "pid",
+    [VAR_HOSTNAME] = "hostname",
+    [VAR_UPSTREAM_ADDR] = "upstream_addr",
+    [VAR_UPSTREAM_BYTES_SENT] = "upstream_bytes_sent",
+    [VAR_UPSTREAM_BYTES_RECEIVED] = "upstream_bytes_received",
+    [VAR_UPSTREAM_CONNECT_TIME] = "upstream_connect_time",
+    [VAR_UPSTREAM_FIRST_BYTE_TIME] = "upstream_first_byte_time",
+    [VAR_UPSTREAM_SESSION_TIME] = "upstream_session_time",
+    [VAR_SSL_PREREAD_SERVER_NAME] = "ssl_preread_server_name",
+    [VAR_SSL_PREREAD_ALPN_PROTOCOLS] = "ssl_preread_alpn_protocols",
+    [VAR_SSL_PREREAD_PROTOCOL] = "ssl_preread_protocol",
+    [VAR_SSL_PREREAD_STATUS] = "ssl_preread_status",
+    [VAR_SSL_PREREAD_ECH] = "ssl_preread_ech",
+    [VAR_PROXY_PROTOCOL_ADDR] = "proxy_protocol_addr",
+    [VAR_PROXY_PROTOCOL_PORT] = "proxy_protocol_port",
+};
+
+static const char *const vars_preread_names[] = {
+    [PREREAD_NONE] = "",
+    [PREREAD_OK] = "ok",
+    [PREREAD_NO_SNI] = "no_sni",
+    [PREREAD_NOT_TLS] = "not_tls",
+    [PREREAD_MALFORMED] = "malformed",
+    [PREREAD_TOO_LARGE] = "too_large",
+    [PREREAD_TIMEOUT] = "timeout",
+};
+
+static char vars_scratch[VARS_SCRATCH_SIZE];
+static size_t vars_scratch_used;
+static char vars_hostname[256];
+
+
+int
+vars_builtin_id(const char *name, size_t len)
+{
+    for (int i = 0; i < VAR_BUILTIN_COUNT; i++) {
+        if (strlen(vars_names[i]) == len && memcmp(vars_names[i], name, len) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+
+int
+vars_resolve(void *data, const char *name, size_t len, bool *is_capture)
+{
+    const struct stream_conf *conf = data;
+    const int id = vars_builtin_id(name, len);
+
+    *is_capture = false;
+    if (id >= 0) {
+        return id;
+    }
+    for (size_t i = 0; i < conf->nmaps; i++) {
+        const char *v = conf->maps[i]->var_name;
+        if (strlen(v) == len && memcmp(v, name, len) == 0) {
+            return conf->maps[i]->var_id;
+        }
+    }
+    return -1;
+}
+
+
+const char *
+vars_preread_status_text(int status)
+{
+    if (status < 0 || status > PREREAD_TIMEOUT) {
+        return "";
+    }
+    return vars_preread_names[status];
+}
+
+
+void
+vars_reset(void)
+{
+    vars_scratch_used = 0;
+}
+
+
+static const char *
+vars_scratch_printf(size_t *len, const char *fmt, ...)
+{
+    char *p = vars_scratch + vars_scratch_used;
+    const size_t room = VARS_SCRATCH_SIZE - vars_scratch_used;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(p, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room) {
+        *len = 0;
+        return "";
+    }
+    vars_scratch_used += (size_t)n + 1;
+    *len = (size_t)n;
+    return p;
+}
+
+
+static const char *
+vars_seconds(int64_t ms, size_t *len)
+{
+    if (ms < 0) {
+        ms = 0;
+    }
+    return vars_scratch_printf(len, "%lld.%03lld", (long long)(ms / 1000),
+                               (long long)(ms % 1000));
+}
+
+
+static const char *
+vars_scratch_copy(const char *src, size_t len)
+{
+    char *p = vars_scratch + vars_scratch_used;
+
+    if (len + 1 > VARS_SCRATCH_SIZE - vars_scratch_used) {
+        return NULL;
+    }
+    memcpy(p, src, len);
+    p[len] = '\0';
+    vars_scratch_used += len + 1;
+    return p;
+}
+
+
+static int
+vars_map_value(struct vars_ctx *ctx, const struct stream_map *m,
+               const char **val, size_t *len)
+{
+    struct vars_ctx inner = {ctx->s, false, NULL, ctx->depth + 1};
+    struct hostmatch_caps caps;
+    const struct tmpl *value;
+    const char *key;
+    size_t key_len;
+    char buf[VARS_VALUE_MAX];
+
+    if (inner.depth > VARS_MAX_DEPTH) {
+        return -1;
+    }
+    /* The key is rendered raw (not escaped) and kept for the captures. */
+    key_len = vars_render_ctx(&inner, &m->source, STR_ESCAPE_NONE, buf,
+                              sizeof(buf));
+    if (key_len > sizeof(buf) || (key = vars_scratch_copy(buf, key_len)) == NULL) {
+        return -1;
+    }
+    caps.count = 0;
+    value = hostmatch_find(m->keys, key, key_len, &caps);
+    if (value == NULL) {
+        value = &m->default_value;
+    }
+    inner.caps = &caps;
+    *len = vars_render_ctx(&inner, value, STR_ESCAPE_NONE, buf, sizeof(buf));
+    if (*len > sizeof(buf) || (*val = vars_scratch_copy(buf, *len)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+
+/* tmpl_value_fn: the value of one variable or capture part. */
+static int
+vars_value(void *data, const struct tmpl_part *p, const char **val,
+           size_t *len)
+{
+    struct vars_ctx *ctx = data;
+    struct session *s = ctx->s;
+    char host[SOCK_ADDR_TEXT_MAX];
+    int64_t now = clock_now_ms();
+
+    if (p->kind == TMPL_CAPTURE) {
+        if (ctx->caps == NULL) {
+            return -1;
+        }
+        return hostmatch_cap(ctx->caps, (size_t)p->id, val, len);
+    }
+    switch (p->id) {
+    case VAR_REMOTE_ADDR:
+        sock_addr_host((struct sockaddr *)&s->client_addr, host, sizeof(host));
+        *val = vars_scratch_printf(len, "%s", host);
+        return 0;
+    case VAR_REMOTE_PORT:
+        *val = vars_scratch_printf(
+            len, "%d", sock_addr_port((struct sockaddr *)&s->client_addr));
+        return 0;
+    case VAR_SERVER_ADDR:
+        sock_addr_host((struct sockaddr *)&s->local_addr, host, sizeof(host));
+        *val = vars_scratch_printf(len, "%s", host);
+        return 0;
+    case VAR_SERVER_PORT:
+        *val = vars_scratch_printf(
+            len, "%d", sock_addr_port((struct sockaddr *)&s->local_addr));
+        return 0;
+    case VAR_PROTOCOL:
+        *val = "TCP";
+        *len = 3;
+        return 0;
+    case VAR_STATUS:
+        *val = vars_scratch_printf(len, "%03d", s->status);
+        return 0;
+    case VAR_BYTES_SENT:
+        *val = vars_scratch_printf(len, "%llu",
+                                   (unsigned long long)s->bytes_sent);
+        return 0;
+    case VAR_BYTES_RECEIVED:
+        *val = vars_scratch_printf(len, "%llu",
+                                   (unsigned long long)s->bytes_received);
+        return 0;
+    case VAR_SESSION_TIME:
+        *val = vars_seconds(now - s->start_ms, len);
+        return 0;
+    case VAR_TIME_LOCAL:
+        *val = clock_time_local();
+        *len = strlen(*val);
+        return 0;
+    case VAR_TIME_ISO8601:
+        *val = clock_time_iso8601();
+        *len = strlen(*val);
+        return 0;
+    case VAR_MSEC: {
+        const int64_t w = clock_wall_ms();
+        *val = vars_scratch_printf(len, "%lld.%03lld", (long long)(w / 1000),
+                                   (long long)(w % 1000));
+        return 0;
+    }
+    case VAR_CONNECTION:
+        *val = vars_scratch_printf(len, "%llu", (unsigned long long)s->id);
+        return 0;
+    case VAR_PID:
+        *val = vars_scratch_printf(len, "%d", (int)getpid());
+        return 0;
+    case VAR_HOSTNAME:
+        if (vars_hostname[0] == '\0') {
+            gethostname(vars_hostname, sizeof(vars_hostname) - 1);
+        }
+        *val = vars_hostname;
+        *len = strlen(vars_hostname);
+        return 0;
+    case VAR_UPSTREAM_ADDR:
+        if (s->upstream_addrs[0] == '\0') {
+            return -1;
+        }
+        *val = s->upstream_addrs;
+        *len = strlen(s->upstream_addrs);
+        return 0;
+    case VAR_UPSTREAM_BYTES_SENT:
+        if (s->tries == 0) {
+            return -1;
+        }
+        *val = vars_scratch_printf(len, "%llu",
+                                   (unsigned long long)s->upstream_bytes_sent);
+        return 0;
+    case VAR_UPSTREAM_BYTES_RECEIVED:
+        if (s->tries == 0) {
+            return -1;
+        }
+        *val = vars_scratch_printf(
+            len, "%llu", (unsigned long long)s->upstream_bytes_received);
+        return 0;
+    case VAR_UPSTREAM_CONNECT_TIME:
+        if (s->connect_times[0] == '\0') {
+            return -1;
+        }
+        *val = s->connect_times;
+        *len = strlen(s->connect_times);
+        return 0;
+    case VAR_UPSTREAM_FIRST_BYTE_TIME:
+        if (s->first_byte_ms == 0) {
+            return -1;
+        }
+        *val = vars_seconds(s->first_byte_ms - s->connect_start_ms, len);
+        return 0;
+    case VAR_UPSTREAM_SESSION_TIME:
+        if (s->connected_ms == 0) {
+            return -1;
+        }
+        *val = vars_seconds(now - s->connected_ms, len);
+        return 0;
+    case VAR_SSL_PREREAD_SERVER_NAME:
+        if (s->preread == PREREAD_NONE) {
+            return -1;
+        }
+        *val = s->preread == PREREAD_OK ? s->hello.server_name : "";
+        *len = s->preread == PREREAD_OK ? s->hello.server_name_len : 0;
+        return 0;
+    case VAR_SSL_PREREAD_ALPN_PROTOCOLS:
+        if (s->preread == PREREAD_NONE) {
+            return -1;
+        }
+        *val = s->hello.alpn;
+        *len = s->hello.alpn_len;
+        return 0;
+    case VAR_SSL_PREREAD_PROTOCOL: {
+        const char *name = NULL;
+        if (s->preread == PREREAD_NONE) {
+            return -1;
+        }
+        if (s->preread == PREREAD_OK || s->preread == PREREAD_NO_SNI) {
+            name = tls_hello_protocol_name(s->hello.version);
+        }
+        *val = name != NULL ? name : "";
+        *len = strlen(*val);
+        return 0;
+    }
+    case VAR_SSL_PREREAD_STATUS:
+        if (s->preread == PREREAD_NONE) {
+            return -1;
+        }
+        *val = vars_preread_status_text(s->preread);
+        *len = strlen(*val);
+        return 0;
+    case VAR_SSL_PREREAD_ECH:
+        if (s->preread == PREREAD_NONE) {
+            return -1;
+        }
+        *val = s->hello.has_ech ? "1" : "";
+        *len = s->hello.has_ech ? 1 : 0;
+        return 0;
+    case VAR_PROXY_PROTOCOL_ADDR:
+    case VAR_PROXY_PROTOCOL_PORT:
+        /* The PROXY protocol arrives with the process-model issue. */
+        return -1;
+    default:
+        break;
+    }
+    if (p->id >= VAR_BUILTIN_COUNT &&
+        (size_t)(p->id - VAR_BUILTIN_COUNT) < s->conf->nmaps) {
+        return vars_map_value(ctx, s->conf->maps[p->id - VAR_BUILTIN_COUNT],
+                              val, len);
+    }
+    return -1;
+}
+
+
+/* nginx's access log writes "-" for a variable that has no value. */
+static int
+vars_log_value(void *data, const struct tmpl_part *p, const char **val,
+               size_t *len)
+{
+    if (vars_value(data, p, val, len) == -1) {
+        *val = "-";
+        *len = 1;
+    }
+    return 0;
+}
+
+
+static size_t
+vars_render_ctx(struct vars_ctx *ctx, const struct tmpl *t,
+                enum str_escape esc, char *dst, size_t cap)
+{
+    return tmpl_render(t, ctx->for_log ? vars_log_value : vars_value, ctx,
+                       esc, dst, cap);
+}
+
+
+size_t
+vars_render(struct session *s, const struct tmpl *t, bool for_log,
+            enum str_escape esc, char *dst, size_t cap)
+{
+    struct vars_ctx ctx = {s, for_log, NULL, 0};
+    size_t n;
+
+    if (cap == 0) {
+        return 0;
+    }
+    n = vars_render_ctx(&ctx, t, esc, dst, cap - 1);
+    if (n > cap - 1) {
+        n = cap - 1;
+    }
+    dst[n] = '\0';
+    return n;
+}
+
+
+const char *
+vars_eval(struct session *s, const struct tmpl *t, size_t *len)
+{
+    struct vars_ctx ctx = {s, false, NULL, 0};
+    char buf[VARS_VALUE_MAX];
+    const size_t n = vars_render_ctx(&ctx, t, STR_ESCAPE_NONE, buf,
+                                     sizeof(buf));
+
+    if (n > sizeof(buf)) {
+        *len = 0;
+        return NULL;
+    }
+    *len = n;
+    return vars_scratch_copy(buf, n);
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stream variables: the registry of names (built-in ones and those `map`
+ * defines) and their values for a session.
+ */
+#ifndef SNIRELAY_STREAM_VARS_H
+#define SNIRELAY_STREAM_VARS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/str.h"
+#include "stream/tmpl.h"
+
+struct session;
+struct stream_conf;
+
+enum var_id {
+    VAR_REMOTE_ADDR,
+    VAR_REMOTE_PORT,
+    VAR_SERVER_ADDR,
+    VAR_SERVER_PORT,
+    VAR_PROTOCOL,
+    VAR_STATUS,
+    VAR_BYTES_SENT,
+    VAR_BYTES_RECEIVED,
+    VAR_SESSION_TIME,
+    VAR_TIME_LOCAL,
+    VAR_TIME_ISO8601,
+    VAR_MSEC,
+    VAR_CONNECTION,
+    VAR_PID,
+    VAR_HOSTNAME,
+    VAR_UPSTREAM_ADDR,
+    VAR_UPSTREAM_BYTES_SENT,
+    VAR_UPSTREAM_BYTES_RECEIVED,
+    VAR_UPSTREAM_CONNECT_TIME,
+    VAR_UPSTREAM_FIRST_BYTE_TIME,
+    VAR_UPSTREAM_SESSION_TIME,
+    VAR_SSL_PREREAD_SERVER_NAME,
+    VAR_SSL_PREREAD_ALPN_PROTOCOLS,
+    VAR_SSL_PREREAD_PROTOCOL,
+    VAR_SSL_PREREAD_STATUS,
+    VAR_SSL_PREREAD_ECH,
+    VAR_PROXY_PROTOCOL_ADDR,
+    VAR_PROXY_PROTOCOL_PORT,
+    VAR_BUILTIN_COUNT,
+};
+
+/* The id of a built-in variable, or -1. */
+int vars_builtin_id(const char *name, size_t len);
+
+/*
+ * tmpl_resolve_fn over a stream_conf (data): built-in names, then the
+ * variables its maps define.
+ */
+int vars_resolve(void *data, const char *name, size_t len, bool *is_capture);
+
+/*
+ * Renders t for session s into dst (cap bytes, NUL-terminated, truncated to
+ * fit). for_log renders a variable that has no value as "-" (nginx's
+ * access-log rule) and escapes values with esc. Returns the length written.
+ */
+size_t vars_render(struct session *s, const struct tmpl *t, bool for_log,
+                   enum str_escape esc, char *dst, size_t cap);
+
+/* Like vars_render() but into scratch memory valid until vars_reset(). */
+const char *vars_eval(struct session *s, const struct tmpl *t, size_t *len);
+
+/* Ends an evaluation: scratch memory from vars_eval() is reused. */
+void vars_reset(void);
+
+/* The text of enum preread_status values ("ok", "no_sni", ...). */
+const char *vars_preread_status_text(int status);
+
+#endif

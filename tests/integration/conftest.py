@@ -1,0 +1,151 @@
+"""Fixtures for the snirelay integration tests.
+
+- snirelay_bin: the binary ($SNIRELAY_BIN or build/snirelay); fails if missing.
+- pki:          session-scoped test CA; pki.cert(cn, sans) -> (crt, key).
+- port:         port() asks the kernel for a free loopback port.
+- workdir:      a per-test directory for configs and logs.
+- relay:        relay(stream_body, **subs) writes a config, starts snirelay,
+                waits for its listen ports and stops it (SIGTERM) at teardown.
+- backend:      backend(handler, name) starts a TCP (or TLS) server thread.
+- tls_backend:  tls_backend(name, cn, sans) starts a TLS server with its own cert.
+- spawn:        spawn(argv) starts a helper process killed at teardown.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import util  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def snirelay_bin():
+    path = util.bin_path()
+    if not os.access(path, os.X_OK):
+        pytest.fail("snirelay binary not found at %s (build it, or set SNIRELAY_BIN)" % path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def session_dir():
+    d = tempfile.mkdtemp(prefix="snirelay-it-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pki(session_dir):
+    return util.PKI(os.path.join(session_dir, "pki"))
+
+
+@pytest.fixture
+def port():
+    return util.free_port
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return str(tmp_path)
+
+
+@pytest.fixture
+def relay(workdir, snirelay_bin):
+    """Factory: relay(stream_body, main_extra='', log_format=..., access_extra='', **subs)."""
+    started = []
+
+    def make(stream_body, main_extra="", log_format=util.LOG_FORMAT, access_extra="",
+             start=True, **subs):
+        d = os.path.join(workdir, "r%d" % len(started))
+        os.makedirs(d)
+        text = util.config(d, util.render(stream_body, **subs),
+                           main_extra=util.render(main_extra, **subs),
+                           log_format=log_format, access_extra=access_extra)
+        r = util.Snirelay(d, text, snirelay_bin)
+        started.append(r)
+        if start:
+            r.start()
+        return r
+
+    yield make
+
+    problems = []
+    for r in started:
+        if r.proc is None or r.returncode is not None:
+            continue  # never started, or the test stopped it and checked
+        if r.proc.poll() is not None:
+            problems.append("snirelay died during the test (exit %s); stderr:\n%s"
+                            % (r.proc.returncode, r.stderr()[-3000:]))
+            r.stop()
+            continue
+        try:
+            rc = r.stop()
+        except AssertionError as e:
+            problems.append(str(e))
+            continue
+        if rc != 0:
+            problems.append("snirelay exited with %s on SIGTERM; stderr:\n%s"
+                            % (rc, r.stderr()[-3000:]))
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def backend():
+    """Factory: backend(handler, name='b', **kw) -> util.Backend (stopped at teardown)."""
+    made = []
+
+    def make(handler, name="b", **kw):
+        b = util.Backend(handler, name=name, **kw)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+
+
+@pytest.fixture
+def tls_backend(backend, pki):
+    """Factory: tls_backend(name, cn=None, sans=None, alpn=None) -> Backend speaking TLS.
+
+    Each connection reads one line and answers `name`.  b.sni lists the SNI
+    each handshake carried.
+    """
+    def make(name, cn=None, sans=None, alpn=None, handler=None):
+        crt, key = pki.cert(cn or name, sans)
+        sni = []
+        ctx = util.server_context(crt, key, alpn=alpn, sni_log=sni)
+        b = backend(handler or util.tls_reply(name), name=name, ssl_context=ctx)
+        b.sni = sni
+        return b
+
+    return make
+
+
+@pytest.fixture
+def spawn():
+    """Factory: spawn(argv, **popen_kw) -> Popen, killed at teardown."""
+    procs = []
+
+    def make(argv, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(argv, **kw)
+        procs.append(p)
+        return p
+
+    yield make
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()

@@ -1,0 +1,231 @@
+"""Byte relay: bulk data both ways at once, half-close in both directions,
+concurrent sessions.  Bytes must arrive unchanged (sha256 on both ends)."""
+
+import hashlib
+import os
+import socket
+import threading
+
+import hello
+import util
+from util import sha
+
+MIB = 1024 * 1024
+
+
+def _drain_hash(sock, limit=None):
+    """Read until EOF (or limit); return (byte count, sha256 hex)."""
+    h = hashlib.sha256()
+    n = 0
+    while limit is None or n < limit:
+        try:
+            b = sock.recv(1 << 18 if limit is None else min(1 << 18, limit - n))
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        h.update(b)
+        n += len(b)
+    return n, h.hexdigest()
+
+
+def test_64mib_both_directions_at_once_arrive_unchanged(relay, backend, port):
+    size = 64 * MIB
+    up = os.urandom(size)
+    down = os.urandom(size)
+    hs = hello.records(hello.build_client_hello(server_name="bulk.test"))
+    client_stream = hs + up
+
+    def handler(conn, info):
+        t = threading.Thread(target=conn.sendall, args=(down,), daemon=True)
+        t.start()
+        info["got"] = _drain_hash(conn, len(client_stream))
+        t.join(util.DEADLINE * 3)
+        info["sent_all"] = not t.is_alive()
+
+    B = backend(handler, name="bulk")
+    D = backend(util.record_to_eof(), name="default")
+    L = port()
+    r = relay(r"""
+    map $ssl_preread_server_name $backend {
+        bulk.test  127.0.0.1:@B@;
+        default    127.0.0.1:@D@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        ssl_preread on;
+        proxy_timeout 30s;
+        proxy_pass $backend;
+    }
+    """, B=B.port, D=D.port, L=L)
+
+    s = util.connect(L, timeout=60)
+    sender_err = []
+
+    def send():
+        try:
+            s.sendall(client_stream)
+        except OSError as e:
+            sender_err.append(e)
+
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    try:
+        got = _drain_hash(s)
+        t.join(60)
+    finally:
+        s.close()
+    assert not sender_err
+    assert got == (size, sha(down))
+    B.wait_conns(1)
+    assert B.conns[0]["done"].wait(util.DEADLINE)
+    assert B.conns[0].get("got") == (len(client_stream), sha(client_stream))
+    assert B.conns[0].get("sent_all")
+    assert D.accepted == 0
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["status"] == "200"
+    assert f["bytes_received"] == str(len(client_stream))
+    assert f["bytes_sent"] == str(size)
+    assert f["ssl_preread_server_name"] == "bulk.test"
+
+
+PLAIN_CONF = r"""
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_timeout 10s;
+        proxy_pass 127.0.0.1:@B@;
+    }
+"""
+
+
+def test_client_half_close_still_gets_reply_sent_after_eof(relay, backend, port):
+    request = os.urandom(100 * 1024)
+    reply_body = os.urandom(MIB)
+
+    def handler(conn, info):
+        info["data"] = util.recv_all(conn)       # returns only at the client's FIN
+        conn.sendall(reply_body + sha(info["data"]).encode())
+
+    B = backend(handler)
+    L = port()
+    r = relay(PLAIN_CONF, B=B.port, L=L)
+    s = util.connect(L)
+    try:
+        s.sendall(request)
+        s.shutdown(socket.SHUT_WR)
+        got = util.recv_all(s)
+    finally:
+        s.close()
+    assert got == reply_body + sha(request).encode()
+    assert B.conns[0]["data"] == request
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["status"] == "200"
+    assert f["bytes_received"] == str(len(request))
+    assert f["bytes_sent"] == str(len(got))
+
+
+def test_backend_half_close_still_gets_client_reply_sent_after_eof(relay, backend, port):
+    push = os.urandom(MIB)
+    answer = os.urandom(200 * 1024)
+
+    def handler(conn, info):
+        conn.sendall(push)
+        conn.shutdown(socket.SHUT_WR)
+        info["data"] = util.recv_all(conn)       # the client answers after our FIN
+
+    B = backend(handler)
+    L = port()
+    r = relay(PLAIN_CONF, B=B.port, L=L)
+    s = util.connect(L)
+    try:
+        got = util.recv_all(s)                   # returns only at the backend's FIN
+        assert got == push
+        s.sendall(answer)
+        s.shutdown(socket.SHUT_WR)
+        assert util.wait_closed(s) == b""
+    finally:
+        s.close()
+    B.wait_conns(1)
+    assert B.conns[0]["done"].wait(util.DEADLINE)
+    assert B.conns[0]["data"] == answer
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["status"] == "200"
+    assert f["bytes_sent"] == str(len(push))
+    assert f["bytes_received"] == str(len(answer))
+
+
+def test_hello_then_fin_during_preread_is_forwarded_then_fin(relay, backend, port):
+    stream = hello.records(hello.build_client_hello(server_name="fin.test"))
+
+    def handler(conn, info):
+        info["data"] = util.recv_all(conn)
+        conn.sendall(b"after-eof " + sha(info["data"]).encode())
+
+    B = backend(handler, name="fin")
+    D = backend(util.record_to_eof(), name="default")
+    L = port()
+    r = relay(r"""
+    map $ssl_preread_server_name $backend {
+        fin.test  127.0.0.1:@B@;
+        default   127.0.0.1:@D@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        ssl_preread on;
+        proxy_timeout 10s;
+        proxy_pass $backend;
+    }
+    """, B=B.port, D=D.port, L=L)
+    s = util.connect(L)
+    try:
+        s.sendall(stream)
+        s.shutdown(socket.SHUT_WR)
+        got = util.recv_all(s)
+    finally:
+        s.close()
+    assert got == b"after-eof " + sha(stream).encode()
+    assert B.conns[0]["data"] == stream
+    assert D.accepted == 0
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["ssl_preread_server_name"] == "fin.test"
+
+
+def test_concurrent_sessions_echo_unchanged(relay, backend, port):
+    def echo(conn, info):
+        while True:
+            b = conn.recv(65536)
+            if not b:
+                break
+            conn.sendall(b)
+
+    B = backend(echo, name="echo")
+    L = port()
+    r = relay(PLAIN_CONF, B=B.port, L=L)
+    n = 20
+    payloads = [os.urandom(256 * 1024 + i) for i in range(n)]
+    results = [None] * n
+
+    def one(i):
+        s = util.connect(L)
+        try:
+            t = threading.Thread(target=lambda: (s.sendall(payloads[i]),
+                                                 s.shutdown(socket.SHUT_WR)),
+                                 daemon=True)
+            t.start()
+            results[i] = _drain_hash(s)
+            t.join(util.DEADLINE)
+        except Exception as e:
+            results[i] = repr(e)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(util.DEADLINE * 2)
+    for i in range(n):
+        assert results[i] == (len(payloads[i]), sha(payloads[i])), i
+    lines = r.wait_access(n)
+    got = sorted(int(util.parse_line(l)["bytes_received"]) for l in lines)
+    assert got == sorted(len(p) for p in payloads)

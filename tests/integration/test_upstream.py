@@ -1,0 +1,283 @@
+"""upstream{}: next upstream on connect failure, 502 when all fail,
+weighted round robin, backup servers, consistent hashing."""
+
+import collections
+import re
+
+import hello
+import util
+from util import sha
+
+MSG = b"hello upstream\n"
+
+ERRLOG_LINE = re.compile(
+    r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(emerg|alert|crit|error|warn|notice|info|debug)\] "
+    r"\d+#\d+: ", re.M)
+
+
+def _named(backend, name):
+    return backend(util.reply_after(len(MSG), name), name=name)
+
+
+def _session(L, payload=MSG):
+    """One session: send payload, return everything received until EOF."""
+    s = util.connect(L)
+    try:
+        s.sendall(payload)
+        return util.recv_all(s)
+    finally:
+        s.close()
+
+
+def _reply(name, payload=MSG):
+    return ("%s %s\n" % (name, sha(payload))).encode()
+
+
+def test_next_upstream_after_refused_connect(relay, backend, port):
+    closed = port()            # nobody listens here: connect() is refused
+    G = _named(backend, "good")
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@X@;
+        server 127.0.0.1:@G@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_connect_timeout 2s;
+        proxy_pass pool;
+    }
+    """, X=closed, G=G.port, L=L)
+    for _ in range(4):
+        assert _session(L) == _reply("good")
+    lines = r.wait_access(4)
+    fields = [util.parse_line(l) for l in lines]
+    assert all(f["status"] == "200" for f in fields), lines
+    assert all(f["upstream_addr"].endswith("127.0.0.1:%d" % G.port) for f in fields), lines
+    # The first session tried the refusing server first, then the good one.
+    assert fields[0]["upstream_addr"] == "127.0.0.1:%d, 127.0.0.1:%d" % (closed, G.port)
+    assert G.accepted == 4
+    m = r.wait_error(r"\[error\] \d+#\d+: \*\d+ .*connect.*127\.0\.0\.1:%d" % closed)
+    assert "refused" in m.group(0).lower() or "111" in m.group(0)
+
+
+def test_all_upstreams_down_gives_502_and_close_without_data(relay, port):
+    x1, x2 = port(), port()
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@X1@;
+        server 127.0.0.1:@X2@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_connect_timeout 2s;
+        proxy_pass pool;
+    }
+    """, X1=x1, X2=x2, L=L)
+    assert _session(L) == b""
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["status"] == "502"
+    assert f["bytes_sent"] == "0"
+    assert "127.0.0.1:%d" % x1 in f["upstream_addr"]
+    assert "127.0.0.1:%d" % x2 in f["upstream_addr"]
+    r.wait_error(r"\[error\]")
+    text = r.error_text()
+    for line in text.splitlines():
+        assert ERRLOG_LINE.match(line), "not nginx error-log format: %r" % line
+
+
+def test_single_down_proxy_pass_address_gives_502(relay, port):
+    x = port()
+    L = port()
+    r = relay(r"""
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass 127.0.0.1:@X@;
+    }
+    """, X=x, L=L)
+    assert _session(L) == b""
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["status"] == "502"
+    assert f["upstream_addr"] == "127.0.0.1:%d" % x
+
+
+def test_weighted_round_robin_distribution(relay, backend, port):
+    A = _named(backend, "A")
+    B = _named(backend, "B")
+    C = _named(backend, "C")
+    L = port()
+    relay(r"""
+    upstream pool {
+        server 127.0.0.1:@A@ weight=3;
+        server 127.0.0.1:@B@ weight=2;
+        server 127.0.0.1:@C@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, A=A.port, B=B.port, C=C.port, L=L)
+    seen = collections.Counter()
+    order = []
+    for _ in range(12):             # two full cycles of 3+2+1
+        reply = _session(L)
+        name = reply.split(b" ")[0].decode()
+        seen[name] += 1
+        order.append(name)
+    assert seen == {"A": 6, "B": 4, "C": 2}, order
+    # Smooth WRR interleaves: no server gets more than two sessions in a row.
+    assert "AAA" not in "".join(order), order
+    assert (A.accepted, B.accepted, C.accepted) == (6, 4, 2)
+
+
+def test_backup_used_only_when_primaries_are_down(relay, backend, port):
+    P1 = _named(backend, "P1")
+    P2 = _named(backend, "P2")
+    K = _named(backend, "backup")
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@P1@;
+        server 127.0.0.1:@P2@;
+        server 127.0.0.1:@K@ backup;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_connect_timeout 2s;
+        proxy_pass pool;
+    }
+    """, P1=P1.port, P2=P2.port, K=K.port, L=L)
+    names = [_session(L).split(b" ")[0] for _ in range(6)]
+    assert sorted(names) == [b"P1"] * 3 + [b"P2"] * 3
+    assert K.accepted == 0
+    P1.stop_listening()
+    P2.stop_listening()
+    for _ in range(3):
+        assert _session(L) == _reply("backup")
+    assert K.accepted == 3
+    lines = r.wait_access(9)
+    last = util.parse_line(lines[-1])
+    assert last["upstream_addr"].endswith("127.0.0.1:%d" % K.port)
+    assert last["status"] == "200"
+
+
+def test_down_server_is_never_used(relay, backend, port):
+    A = _named(backend, "A")
+    Z = _named(backend, "Z")
+    L = port()
+    relay(r"""
+    upstream pool {
+        server 127.0.0.1:@A@;
+        server 127.0.0.1:@Z@ down;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, A=A.port, Z=Z.port, L=L)
+    for _ in range(4):
+        assert _session(L) == _reply("A")
+    assert Z.accepted == 0
+
+
+def test_consistent_hash_maps_same_key_to_same_backend(relay, backend, port):
+    names = ["host%d.hash.test" % i for i in range(16)]
+    hellos = {n: hello.records(hello.build_client_hello(server_name=n)) for n in names}
+    size = {len(h) for h in hellos.values()}
+
+    def handler_for(tag):
+        def handler(conn, info):
+            data = b""
+            # The hellos differ in length by name; read one whole TLS record.
+            while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+                b = conn.recv(65536)
+                if not b:
+                    break
+                data += b
+            info["data"] = data
+            conn.sendall(tag.encode() + b"\n")
+        return handler
+
+    bks = [backend(handler_for("H%d" % i), name="H%d" % i) for i in range(3)]
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        hash $ssl_preread_server_name consistent;
+        server 127.0.0.1:@H0@;
+        server 127.0.0.1:@H1@;
+        server 127.0.0.1:@H2@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        ssl_preread on;
+        proxy_pass pool;
+    }
+    """, H0=bks[0].port, H1=bks[1].port, H2=bks[2].port, L=L)
+    assert size  # the hellos were built
+    first = {}
+    for rnd in range(3):
+        for n in names:
+            got = _session(L, hellos[n])
+            assert got.startswith(b"H"), (n, got)
+            if rnd == 0:
+                first[n] = got
+            else:
+                assert got == first[n], "key %s moved from %r to %r" % (n, first[n], got)
+    assert len(set(first.values())) >= 2, "16 keys all hashed to one server: %r" % first
+    lines = r.wait_access(3 * len(names))
+    by_name = collections.defaultdict(set)
+    for l in lines:
+        f = util.parse_line(l)
+        by_name[f["ssl_preread_server_name"]].add(f["upstream_addr"])
+    assert set(by_name) == set(names)
+    assert all(len(v) == 1 for v in by_name.values()), by_name
+
+
+def test_least_conn_prefers_idle_server(relay, backend, port):
+    import threading
+    release = threading.Event()
+
+    def hold(conn, info):
+        util.recv_all(conn, len(MSG))
+        conn.sendall(b"busy\n")
+        release.wait(util.DEADLINE)
+
+    BUSY = backend(hold, name="busy")
+    IDLE = _named(backend, "idle")
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        least_conn;
+        server 127.0.0.1:@B@;
+        server 127.0.0.1:@I@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, B=BUSY.port, I=IDLE.port, L=L)
+    held = None
+    ended = 0
+    try:
+        # Open sessions until one lands on the busy server and stays open;
+        # the others end (wait for their log line) so they hold nothing.
+        for _ in range(4):
+            s = util.connect(L)
+            s.sendall(MSG)
+            if s.recv(64) == b"busy\n":
+                held = s
+                break
+            s.close()
+            ended += 1
+            r.wait_access(ended)
+        assert held is not None, "no session reached the busy server"
+        # While it is held, every new session must go to the idle server.
+        for _ in range(4):
+            assert _session(L) == _reply("idle")
+            ended += 1
+            r.wait_access(ended)
+    finally:
+        release.set()
+        if held:
+            held.close()
