@@ -149,8 +149,8 @@ static enum tls_hello_rc rec_feed(struct tls_hello *h, const uint8_t *data,
                                   size_t len);
 static void rec_header_byte(struct tls_hello *h, uint8_t b);
 static void hs_feed(struct tls_hello *h, const uint8_t *data, size_t len);
-static void hs_bulk_bytes(struct tls_hello *h, const uint8_t *data,
-                          size_t pos, size_t n);
+static void hs_bulk_bytes(struct tls_hello *h, const uint8_t *data, size_t pos,
+                          size_t n);
 static void hs_field_done(struct tls_hello *h, uint32_t v);
 static void hs_bulk_done(struct tls_hello *h);
 static void hs_extension_start(struct tls_hello *h, uint32_t len);
@@ -181,7 +181,7 @@ static const struct hs_state_info hs_info[HS_STATE_COUNT] = {
     [HS_EXT_LEN] = {2, "extension header overruns the extensions"},
     [HS_EXT_SKIP] = {0, NULL},
     [HS_SNI_LIST_LEN] = {2, "server_name extension too short"},
-    [HS_SNI_TYPE] = {1, NULL},     /* the list is never empty here */
+    [HS_SNI_TYPE] = {1, NULL}, /* the list is never empty here */
     [HS_SNI_NAME_LEN] = {2, "server_name entry overruns its list"},
     [HS_SNI_NAME] = {0, NULL},
     [HS_ALPN_LIST_LEN] = {2, "ALPN extension too short"},
@@ -504,8 +504,7 @@ hs_field_done(struct tls_hello *h, uint32_t v)
 
     case HS_COMPRESSION_LEN:
         if (v == 0) {
-            hello_fail(h, TLS_HELLO_MALFORMED,
-                       "compression_methods is empty");
+            hello_fail(h, TLS_HELLO_MALFORMED, "compression_methods is empty");
         } else if (!hs_push(h, v)) {
             hello_fail(h, TLS_HELLO_MALFORMED,
                        "compression_methods overrun the ClientHello");

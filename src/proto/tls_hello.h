@@ -50,26 +50,26 @@ struct tls_hello {
     char server_name[TLS_HELLO_NAME_MAX + 1]; /* raw bytes sent, NUL-ended */
     size_t server_name_len;                   /* bytes in server_name */
     bool has_sni;                             /* a host_name entry was sent */
-    char alpn[TLS_HELLO_ALPN_MAX + 1]; /* "h2,http/1.1", as nginx's
-                                          $ssl_preread_alpn_protocols,
-                                          NUL-terminated */
-    size_t alpn_len;                   /* bytes in alpn */
-    uint16_t version; /* highest non-GREASE supported_versions entry, else
-                         legacy_version; 0x0002 for an SSLv2 hello */
-    bool has_ech;     /* encrypted_client_hello (0xfe0d) was present */
-    bool is_sslv2;    /* SSLv2-compatible hello: no extensions, no SNI */
+    char alpn[TLS_HELLO_ALPN_MAX + 1];        /* "h2,http/1.1", as nginx's
+                                                 $ssl_preread_alpn_protocols,
+                                                 NUL-terminated */
+    size_t alpn_len;                          /* bytes in alpn */
+    uint16_t version;   /* highest non-GREASE supported_versions entry, else
+                           legacy_version; 0x0002 for an SSLv2 hello */
+    bool has_ech;       /* encrypted_client_hello (0xfe0d) was present */
+    bool is_sslv2;      /* SSLv2-compatible hello: no extensions, no SNI */
     const char *reason; /* static text: why NOT_TLS/MALFORMED, else "ok" */
 
     /* private parser state: read and written by tls_hello.c only */
-    enum tls_hello_rc rc;    /* sticky outcome; NEED_MORE while parsing */
-    uint8_t mode;            /* records or bare handshake, set by 1st feed */
-    uint8_t rec_hdr[5];      /* record header bytes being collected */
-    uint8_t rec_hdr_len;     /* 0..5 bytes of rec_hdr collected */
-    bool rec_is_first;       /* the record being read is the first one */
-    size_t rec_left;         /* payload bytes left in the current record */
-    uint8_t hs_state;        /* handshake-layer state (enum in .c) */
-    uint8_t field_len;       /* bytes of the current integer field read */
-    uint32_t field;          /* big-endian integer being assembled */
+    enum tls_hello_rc rc; /* sticky outcome; NEED_MORE while parsing */
+    uint8_t mode;         /* records or bare handshake, set by 1st feed */
+    uint8_t rec_hdr[5];   /* record header bytes being collected */
+    uint8_t rec_hdr_len;  /* 0..5 bytes of rec_hdr collected */
+    bool rec_is_first;    /* the record being read is the first one */
+    size_t rec_left;      /* payload bytes left in the current record */
+    uint8_t hs_state;     /* handshake-layer state (enum in .c) */
+    uint8_t field_len;    /* bytes of the current integer field read */
+    uint32_t field;       /* big-endian integer being assembled */
     size_t left[TLS_HELLO_DEPTH]; /* bytes left in each open container */
     size_t open;                  /* containers open, 0..TLS_HELLO_DEPTH */
     uint16_t ext_type;            /* type of the extension being read */

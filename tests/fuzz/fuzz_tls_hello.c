@@ -21,11 +21,11 @@
 #include "proto/tls_hello.h"
 
 
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            __builtin_trap();                                                 \
-        }                                                                     \
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            __builtin_trap();                                                  \
+        }                                                                      \
     } while (0)
 
 

@@ -23,10 +23,10 @@
 #include "proto/tls_hello.h"
 
 
-#define BUILD_CAP 24576     /* largest hello (or record stream) built */
-#define BUILD_MAX_LENS 256  /* length fields the builder remembers */
-#define BUILD_MAX_DEPTH 8   /* nesting of open length fields */
-#define OPT_MAX 8           /* ALPN names / versions in struct hello_opts */
+#define BUILD_CAP 24576    /* largest hello (or record stream) built */
+#define BUILD_MAX_LENS 256 /* length fields the builder remembers */
+#define BUILD_MAX_DEPTH 8  /* nesting of open length fields */
+#define OPT_MAX 8          /* ALPN names / versions in struct hello_opts */
 #define REC_HDR_LEN 5
 
 
@@ -41,30 +41,30 @@ struct len_field {
 /* A byte buffer that remembers its length fields. */
 struct builder {
     uint8_t buf[BUILD_CAP];
-    size_t len;                               /* bytes used in buf */
-    struct len_field lens[BUILD_MAX_LENS];    /* every length written */
-    size_t n_lens;                            /* entries used in lens */
-    size_t open[BUILD_MAX_DEPTH];             /* indexes of open lens */
-    size_t depth;                             /* entries used in open */
+    size_t len;                            /* bytes used in buf */
+    struct len_field lens[BUILD_MAX_LENS]; /* every length written */
+    size_t n_lens;                         /* entries used in lens */
+    size_t open[BUILD_MAX_DEPTH];          /* indexes of open lens */
+    size_t depth;                          /* entries used in open */
 };
 
 /* What build_hello() puts in the ClientHello. */
 struct hello_opts {
-    const char *server_name;      /* host_name entry; NULL: no extension */
-    const char *alpn[OPT_MAX];    /* ALPN protocol names */
-    size_t n_alpn;                /* 0: no ALPN extension */
-    uint16_t versions[OPT_MAX];   /* supported_versions entries */
-    size_t n_versions;            /* 0: no supported_versions extension */
-    size_t key_share_len;         /* 0: no key_share extension */
-    uint16_t group;               /* key_share and supported_groups group */
-    bool ech;                     /* add encrypted_client_hello */
-    bool grease;                  /* add GREASE extensions */
-    bool no_extensions;           /* end the hello after compression */
-    bool dup_extension;           /* send supported_groups twice */
-    bool second_host_name;        /* add a second host_name entry */
-    bool unknown_name_type;       /* add a name_type 1 entry first */
-    size_t padding;               /* padding extension of this many zeros */
-    size_t extra_exts;            /* extra empty extensions, types 0x7000+ */
+    const char *server_name;    /* host_name entry; NULL: no extension */
+    const char *alpn[OPT_MAX];  /* ALPN protocol names */
+    size_t n_alpn;              /* 0: no ALPN extension */
+    uint16_t versions[OPT_MAX]; /* supported_versions entries */
+    size_t n_versions;          /* 0: no supported_versions extension */
+    size_t key_share_len;       /* 0: no key_share extension */
+    uint16_t group;             /* key_share and supported_groups group */
+    bool ech;                   /* add encrypted_client_hello */
+    bool grease;                /* add GREASE extensions */
+    bool no_extensions;         /* end the hello after compression */
+    bool dup_extension;         /* send supported_groups twice */
+    bool second_host_name;      /* add a second host_name entry */
+    bool unknown_name_type;     /* add a name_type 1 entry first */
+    size_t padding;             /* padding extension of this many zeros */
+    size_t extra_exts;          /* extra empty extensions, types 0x7000+ */
 };
 
 /* Results a test expects after DONE. */
@@ -89,23 +89,21 @@ static void build_hello(struct builder *b, const struct hello_opts *o);
 static void build_records(struct builder *out, const uint8_t *hs, size_t len,
                           const size_t *sizes, size_t n_sizes);
 static struct hello_opts fixture_opts(void);
-static enum tls_hello_rc feed_guarded(struct tls_hello *h,
-                                      struct guardpage *g,
+static enum tls_hello_rc feed_guarded(struct tls_hello *h, struct guardpage *g,
                                       const uint8_t *data, size_t len,
                                       bool bare);
 static enum tls_hello_rc parse_whole(struct tls_hello *h, struct guardpage *g,
                                      const uint8_t *data, size_t len,
                                      bool bare);
-static enum tls_hello_rc parse_chunked(struct tls_hello *h,
-                                       struct guardpage *g,
+static enum tls_hello_rc parse_chunked(struct tls_hello *h, struct guardpage *g,
                                        const uint8_t *data, size_t len,
                                        size_t chunk, bool bare);
 static void assert_expect(const struct tls_hello *h, const struct expect *e);
 static void assert_same_results(const struct tls_hello *a,
                                 const struct tls_hello *b);
 static void assert_fixture_results(const struct tls_hello *h);
-static void check_all_ways(struct guardpage *g, const uint8_t *data,
-                           size_t len, bool bare, const struct expect *e);
+static void check_all_ways(struct guardpage *g, const uint8_t *data, size_t len,
+                           bool bare, const struct expect *e);
 static void check_rc(struct guardpage *g, const uint8_t *data, size_t len,
                      bool bare, enum tls_hello_rc want);
 static void check_hello_opts(struct guardpage *g, const struct hello_opts *o,
@@ -225,7 +223,8 @@ static const uint8_t openssl_hello[] = {
     0x00, 0x0e,           /* ServerNameList length */
     0x00,                 /* host_name */
     0x00, 0x0b,           /* HostName length */
-    0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x63, 0x6f, 0x6d, /* "example.com" */
+    /* "example.com" */
+    0x65, 0x78, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x2e, 0x63, 0x6f, 0x6d,
     0x00, 0x0b, 0x00, 0x04, /* extension ec_point_formats (11), 4 bytes */
     0x03, 0x00, 0x01, 0x02, /* extension_data */
     0x00, 0x0a, 0x00, 0x16, /* extension supported_groups (10), 22 bytes */
@@ -386,23 +385,23 @@ build_hello(struct builder *b, const struct hello_opts *o)
     b_u8(b, 0x01); /* client_hello */
     b_open(b, 3, true);
     b_u16(b, 0x0303);
-    b_fill(b, 0x00, 32);   /* random */
-    b_open(b, 1, true);    /* legacy_session_id */
+    b_fill(b, 0x00, 32); /* random */
+    b_open(b, 1, true);  /* legacy_session_id */
     b_fill(b, 0xe0, 32);
     b_close(b);
-    b_open(b, 2, true);    /* cipher_suites */
+    b_open(b, 2, true); /* cipher_suites */
     b_u16(b, 0x1301);
     b_u16(b, 0x1302);
     b_u16(b, 0x1303);
     b_close(b);
-    b_u8(b, 1);            /* compression_methods: null */
+    b_u8(b, 1); /* compression_methods: null */
     b_u8(b, 0);
     if (o->no_extensions) {
         b_close(b);
         return;
     }
 
-    b_open(b, 2, true);    /* extensions */
+    b_open(b, 2, true); /* extensions */
     if (o->grease) {
         b_ext_open(b, 0x0a0a, true);
         b_close(b);
@@ -640,8 +639,7 @@ assert_same_results(const struct tls_hello *a, const struct tls_hello *b)
     assert_string_equal(a->reason, b->reason);
     assert_int_equal(a->has_sni, b->has_sni);
     assert_int_equal(a->server_name_len, b->server_name_len);
-    assert_memory_equal(a->server_name, b->server_name,
-                        a->server_name_len + 1);
+    assert_memory_equal(a->server_name, b->server_name, a->server_name_len + 1);
     assert_int_equal(a->alpn_len, b->alpn_len);
     assert_memory_equal(a->alpn, b->alpn, a->alpn_len + 1);
     assert_int_equal(a->version, b->version);
@@ -662,8 +660,8 @@ assert_fixture_results(const struct tls_hello *h)
  * calls, byte by byte, and every truncation is NEED_MORE.
  */
 static void
-check_all_ways(struct guardpage *g, const uint8_t *data, size_t len,
-               bool bare, const struct expect *e)
+check_all_ways(struct guardpage *g, const uint8_t *data, size_t len, bool bare,
+               const struct expect *e)
 {
     struct tls_hello whole, h;
 
@@ -681,11 +679,9 @@ check_all_ways(struct guardpage *g, const uint8_t *data, size_t len,
         assert_same_results(&h, &whole);
     }
 
-    assert_int_equal(parse_chunked(&h, g, data, len, 1, bare),
-                     TLS_HELLO_DONE);
+    assert_int_equal(parse_chunked(&h, g, data, len, 1, bare), TLS_HELLO_DONE);
     assert_same_results(&h, &whole);
-    assert_int_equal(parse_chunked(&h, g, data, len, 7, bare),
-                     TLS_HELLO_DONE);
+    assert_int_equal(parse_chunked(&h, g, data, len, 7, bare), TLS_HELLO_DONE);
     assert_same_results(&h, &whole);
 
     for (size_t n = 0; n < len; n++) {
@@ -763,9 +759,9 @@ test_whole_hello_one_call(void **state)
 {
     struct tls_hello h;
 
-    assert_int_equal(parse_whole(&h, *state, fixture_hello,
-                                 sizeof(fixture_hello), false),
-                     TLS_HELLO_DONE);
+    assert_int_equal(
+        parse_whole(&h, *state, fixture_hello, sizeof(fixture_hello), false),
+        TLS_HELLO_DONE);
     assert_fixture_results(&h);
     assert_string_equal(tls_hello_protocol_name(h.version), "TLSv1.3");
 }
@@ -783,8 +779,7 @@ static void
 test_bare_handshake_stream(void **state)
 {
     check_all_ways(*state, fixture_hello + REC_HDR_LEN,
-                   sizeof(fixture_hello) - REC_HDR_LEN, true,
-                   &fixture_expect);
+                   sizeof(fixture_hello) - REC_HDR_LEN, true, &fixture_expect);
 }
 
 
@@ -869,10 +864,10 @@ test_records_split_in_header_and_sni(void **state)
     const size_t hs_len = sizeof(fixture_hello) - REC_HDR_LEN;
     const size_t in_name = find_bytes(hs, hs_len, "example.com") + 4;
     const size_t cases[][2] = {
-        {2, 0},                  /* 01 00 | 00 b2 ... */
-        {in_name, 0},            /* ...exam | ple.com... */
-        {2, in_name - 2},        /* 3 records: both boundaries */
-        {1, 1},                  /* 3 records, 1-byte fragments first */
+        {2, 0},           /* 01 00 | 00 b2 ... */
+        {in_name, 0},     /* ...exam | ple.com... */
+        {2, in_name - 2}, /* 3 records: both boundaries */
+        {1, 1},           /* 3 records, 1-byte fragments first */
     };
     struct tls_hello h;
 
@@ -1009,11 +1004,10 @@ test_sslv2_hello(void **state)
     struct tls_hello h;
     uint8_t v31[sizeof(sslv2_hello)];
 
-    check_rc(*state, sslv2_hello, sizeof(sslv2_hello), false,
-             TLS_HELLO_DONE);
-    assert_int_equal(parse_whole(&h, *state, sslv2_hello,
-                                 sizeof(sslv2_hello), false),
-                     TLS_HELLO_DONE);
+    check_rc(*state, sslv2_hello, sizeof(sslv2_hello), false, TLS_HELLO_DONE);
+    assert_int_equal(
+        parse_whole(&h, *state, sslv2_hello, sizeof(sslv2_hello), false),
+        TLS_HELLO_DONE);
     assert_true(h.is_sslv2);
     assert_false(h.has_sni);
     assert_int_equal(h.server_name_len, 0);
@@ -1070,9 +1064,9 @@ test_not_tls(void **state)
     check_rc(*state, major2, sizeof(major2), false, TLS_HELLO_NOT_TLS);
     check_rc(*state, server_hello, sizeof(server_hello), false,
              TLS_HELLO_NOT_TLS);
-    assert_int_equal(parse_whole(&h, *state, server_hello,
-                                 sizeof(server_hello), false),
-                     TLS_HELLO_NOT_TLS);
+    assert_int_equal(
+        parse_whole(&h, *state, server_hello, sizeof(server_hello), false),
+        TLS_HELLO_NOT_TLS);
     assert_string_equal(h.reason, "handshake message is not a ClientHello");
     check_rc(*state, alert, sizeof(alert), false, TLS_HELLO_NOT_TLS);
     check_rc(*state, server_hello + REC_HDR_LEN, 4, true, TLS_HELLO_NOT_TLS);
@@ -1147,8 +1141,7 @@ test_server_name_entries(void **state)
     struct builder hs = {0}, rec = {0};
 
     o.second_host_name = true;
-    check_hello_opts(*state, &o, TLS_HELLO_MALFORMED,
-                     "two host_name entries");
+    check_hello_opts(*state, &o, TLS_HELLO_MALFORMED, "two host_name entries");
 
     /* An entry of an unknown name_type is skipped. */
     o = fixture_opts();
@@ -1387,9 +1380,9 @@ test_large_hello(void **state)
                      TLS_HELLO_DONE);
     assert_fixture_results(&h);
     build_records(&small, hs.buf, hs.len, sizes, 2);
-    assert_int_equal(parse_chunked(&h, *state, small.buf, small.len, 1000,
-                                   false),
-                     TLS_HELLO_DONE);
+    assert_int_equal(
+        parse_chunked(&h, *state, small.buf, small.len, 1000, false),
+        TLS_HELLO_DONE);
     assert_fixture_results(&h);
 }
 
@@ -1485,24 +1478,23 @@ test_sticky_and_trailing_bytes(void **state)
     assert_int_equal(parse_whole(&h, *state, rec.buf, rec.len, false),
                      TLS_HELLO_DONE);
     assert_fixture_results(&h);
-    assert_int_equal(feed_guarded(&h, *state, app_data, sizeof(app_data),
-                                  false),
-                     TLS_HELLO_DONE);
+    assert_int_equal(
+        feed_guarded(&h, *state, app_data, sizeof(app_data), false),
+        TLS_HELLO_DONE);
     assert_fixture_results(&h);
 
-    assert_int_equal(parse_whole(&h, *state, (const uint8_t *)"GET", 3,
-                                 false),
+    assert_int_equal(parse_whole(&h, *state, (const uint8_t *)"GET", 3, false),
                      TLS_HELLO_NOT_TLS);
-    assert_int_equal(feed_guarded(&h, *state, fixture_hello,
-                                  sizeof(fixture_hello), false),
-                     TLS_HELLO_NOT_TLS);
+    assert_int_equal(
+        feed_guarded(&h, *state, fixture_hello, sizeof(fixture_hello), false),
+        TLS_HELLO_NOT_TLS);
 
     /* A NULL buffer of length 0 is fine and changes nothing. */
     tls_hello_init(&h);
     assert_int_equal(tls_hello_feed(&h, NULL, 0), TLS_HELLO_NEED_MORE);
-    assert_int_equal(feed_guarded(&h, *state, fixture_hello,
-                                  sizeof(fixture_hello), false),
-                     TLS_HELLO_DONE);
+    assert_int_equal(
+        feed_guarded(&h, *state, fixture_hello, sizeof(fixture_hello), false),
+        TLS_HELLO_DONE);
     assert_fixture_results(&h);
 }
 
@@ -1519,9 +1511,9 @@ test_mixed_framing_refused(void **state)
                      TLS_HELLO_MALFORMED);
 
     tls_hello_init(&h);
-    assert_int_equal(feed_guarded(&h, *state, fixture_hello + REC_HDR_LEN,
-                                  10, true),
-                     TLS_HELLO_NEED_MORE);
+    assert_int_equal(
+        feed_guarded(&h, *state, fixture_hello + REC_HDR_LEN, 10, true),
+        TLS_HELLO_NEED_MORE);
     assert_int_equal(feed_guarded(&h, *state, fixture_hello, 10, false),
                      TLS_HELLO_MALFORMED);
 }
