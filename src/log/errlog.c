@@ -75,6 +75,20 @@ errlog_write(struct errlog *log, enum errlog_level level, uint64_t conn_id,
     if (level > log->level) {
         return;
     }
+    if (log == &errlog_stderr) {
+        /* Before a config names a log: nginx's start-up form. */
+        va_start(ap, fmt);
+        n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+        va_end(ap);
+        len = n < 0 ? 0 : (size_t)n;
+        if (len > sizeof(line) - 2) {
+            len = sizeof(line) - 2;
+        }
+        line[len++] = '\n';
+        dprintf(2, "snirelay: [%s] %.*s", errlog_names[level], (int)len, line);
+        errno = saved_errno;
+        return;
+    }
     n = snprintf(line, sizeof(line), "%s [%s] %d#0: ", clock_time_errlog(),
                  errlog_names[level], (int)getpid());
     len = (size_t)n;

@@ -118,6 +118,7 @@ def test_client_half_close_still_gets_reply_sent_after_eof(relay, backend, port)
         s.close()
     assert got == reply_body + sha(request).encode()
     assert B.conns[0]["data"] == request
+    util.wait_proxy_closed_all(L)
     f = util.parse_line(r.wait_access(1)[0])
     assert f["status"] == "200"
     assert f["bytes_received"] == str(len(request))
@@ -148,6 +149,7 @@ def test_backend_half_close_still_gets_client_reply_sent_after_eof(relay, backen
     B.wait_conns(1)
     assert B.conns[0]["done"].wait(util.DEADLINE)
     assert B.conns[0]["data"] == answer
+    util.wait_proxy_closed_all(L)
     f = util.parse_line(r.wait_access(1)[0])
     assert f["status"] == "200"
     assert f["bytes_sent"] == str(len(push))
@@ -227,5 +229,6 @@ def test_concurrent_sessions_echo_unchanged(relay, backend, port):
     for i in range(n):
         assert results[i] == (len(payloads[i]), sha(payloads[i])), i
     lines = r.wait_access(n)
+    util.wait_proxy_closed_all(L)   # no CLOSE_WAIT left behind
     got = sorted(int(util.parse_line(l)["bytes_received"]) for l in lines)
     assert got == sorted(len(p) for p in payloads)

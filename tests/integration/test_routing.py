@@ -389,3 +389,56 @@ def test_ipv6_listener_routes_to_ipv6_backend(relay, tls_backend, pki, backend):
     f = util.parse_line(r.wait_access(1)[0])
     assert f["remote_addr"] == "::1"
     assert f["upstream_addr"] == "[::1]:%d" % A.port
+
+
+def test_hello_retry_request_handshake_through_proxy(relay, spawn, pki, port, workdir):
+    """openssl s_server accepting only P-256 makes the client (which offers an
+    X25519 key share first) redo its hello after a HelloRetryRequest: the
+    second ClientHello must flow through the already-routed session."""
+    crt, key = pki.cert("hrr.test")
+    P = port()
+    out = open(os.path.join(workdir, "s_server.out"), "wb")
+    srv = spawn(["openssl", "s_server", "-accept", "127.0.0.1:%d" % P, "-cert", crt,
+                 "-key", key, "-tls1_3", "-groups", "P-256", "-rev", "-naccept", "1", "-msg"],
+                stdout=out, stderr=subprocess.STDOUT)
+    util.wait_for(lambda: srv.poll() is not None or util.port_listening(P),
+                  "openssl s_server to listen")
+    assert srv.poll() is None, "openssl s_server exited early"
+    L = port()
+    r = relay(r"""
+    map $ssl_preread_server_name $backend {
+        hrr.test  127.0.0.1:@P@;
+        default   127.0.0.1:1;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        ssl_preread on;
+        proxy_pass $backend;
+    }
+    """, P=P, L=L)
+    ctx = util.ssl.create_default_context(cafile=pki.ca)
+    raw = util.connect(L)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname="hrr.test")
+        assert s.version() == "TLSv1.3"
+        assert util.cert_cn(s.getpeercert()) == "hrr.test"
+        s.sendall(b"retry\n")
+        buf = b""
+        while b"\n" not in buf:
+            b = s.recv(100)
+            if not b:
+                break
+            buf += b
+        assert buf == b"yrter\n"
+        s.close()
+    finally:
+        raw.close()
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["ssl_preread_server_name"] == "hrr.test"
+    assert f["upstream_addr"] == "127.0.0.1:%d" % P
+    srv.wait(util.DEADLINE)
+    out.close()
+    with open(os.path.join(workdir, "s_server.out"), "rb") as fh:
+        log = fh.read()
+    # Two ClientHellos reached the server: the first, and the retry after HRR.
+    assert log.count(b"Handshake") and log.count(b", ClientHello") == 2, log

@@ -53,12 +53,80 @@ def test_next_upstream_after_refused_connect(relay, backend, port):
     lines = r.wait_access(4)
     fields = [util.parse_line(l) for l in lines]
     assert all(f["status"] == "200" for f in fields), lines
-    assert all(f["upstream_addr"].endswith("127.0.0.1:%d" % G.port) for f in fields), lines
-    # The first session tried the refusing server first, then the good one.
+    # The first session tried the refusing server first, then the good one;
+    # after that failure (max_fails=1 by default) the refusing server rests
+    # for fail_timeout and the later sessions go straight to the good one.
     assert fields[0]["upstream_addr"] == "127.0.0.1:%d, 127.0.0.1:%d" % (closed, G.port)
+    assert [f["upstream_addr"] for f in fields[1:]] == [G.addr] * 3, lines
     assert G.accepted == 4
     m = r.wait_error(r"\[error\] \d+#\d+: \*\d+ .*connect.*127\.0\.0\.1:%d" % closed)
     assert "refused" in m.group(0).lower() or "111" in m.group(0)
+
+
+def test_max_fails_zero_keeps_trying_the_failed_server(relay, backend, port):
+    closed = port()
+    G = _named(backend, "good")
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@X@ max_fails=0;
+        server 127.0.0.1:@G@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, X=closed, G=G.port, L=L)
+    for _ in range(4):
+        assert _session(L) == _reply("good")
+    fields = [util.parse_line(l) for l in r.wait_access(4)]
+    both = "127.0.0.1:%d, 127.0.0.1:%d" % (closed, G.port)
+    # Round robin alternates the first pick; with max_fails=0 the refusing
+    # server is never marked failed, so it is tried on every other session.
+    assert [f["upstream_addr"] for f in fields].count(both) == 2, fields
+
+
+def test_proxy_next_upstream_off_gives_502_on_first_failure(relay, backend, port):
+    closed = port()
+    G = _named(backend, "good")
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@X@;
+        server 127.0.0.1:@G@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_next_upstream off;
+        proxy_pass pool;
+    }
+    """, X=closed, G=G.port, L=L)
+    assert _session(L) == b""            # first pick: the refusing server
+    assert _session(L) == _reply("good")
+    fields = [util.parse_line(l) for l in r.wait_access(2)]
+    assert (fields[0]["status"], fields[0]["upstream_addr"]) == \
+        ("502", "127.0.0.1:%d" % closed)
+    assert (fields[1]["status"], fields[1]["upstream_addr"]) == ("200", G.addr)
+    assert G.accepted == 1
+
+
+def test_random_balancer_uses_every_server(relay, backend, port):
+    bks = [_named(backend, "R%d" % i) for i in range(2)]
+    L = port()
+    relay(r"""
+    upstream pool {
+        random;
+        server 127.0.0.1:@A@;
+        server 127.0.0.1:@B@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, A=bks[0].port, B=bks[1].port, L=L)
+    seen = collections.Counter(_session(L).split(b" ")[0] for _ in range(30))
+    assert set(seen) == {b"R0", b"R1"}, seen      # 2 * 2^-30 chance of a false failure
+    assert sum(seen.values()) == 30
 
 
 def test_all_upstreams_down_gives_502_and_close_without_data(relay, port):
