@@ -10,8 +10,10 @@
  * A field is only read after checking that it fits in its innermost
  * container, and a container is only opened after checking that it fits in
  * its parent, so no length can make the parser read past what it declared.
- * Nothing is buffered except the few results kept in the struct, so input
- * bytes are read exactly once and no pointer into them outlives a call.
+ * Nothing is buffered but a partial record header, a partial integer and
+ * the results, so input bytes are read exactly once and no pointer into
+ * them outlives a call. Known limit: duplicate extensions are found by
+ * remembering every type, so a hello may carry TLS_HELLO_EXT_MAX of them.
  */
 
 #include <stdbool.h>
@@ -93,12 +95,13 @@
 #define ALPN_LIST_MIN 2
 #define SV_LIST_MIN 2
 
-/* Containers, outermost first; h->open says how many are open. */
-#define LV_MSG 0    /* the ClientHello body */
-#define LV_VECTOR 1 /* session_id, cipher_suites, compression, extensions */
-#define LV_EXT 2    /* one extension's data */
-#define LV_LIST 3   /* server_name, ALPN or supported_versions list */
-#define LV_ITEM 4   /* one host name or protocol name */
+/*
+ * Containers tracked in h->left[], outermost first (h->open of them are
+ * open): [0] the ClientHello body; [1] session_id, cipher_suites,
+ * compression_methods or the extensions block; [2] one extension's data;
+ * [3] a server_name, ALPN or supported_versions list; [4] one host name or
+ * protocol name. TLS_HELLO_DEPTH is 5 for these five.
+ */
 
 
 /* Which API fed h first; the two framings cannot be mixed. */
@@ -409,7 +412,10 @@ hs_feed(struct tls_hello *h, const uint8_t *data, size_t len)
         }
         if (h->field_len == 0) {
             if (h->open > 0 && info->size > hs_inner_left(h)) {
-                hello_fail(h, TLS_HELLO_MALFORMED, info->overrun);
+                hello_fail(h, TLS_HELLO_MALFORMED,
+                           info->overrun != NULL
+                               ? info->overrun
+                               : "field overruns its container");
                 return;
             }
             h->field = 0;

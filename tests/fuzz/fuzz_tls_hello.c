@@ -161,6 +161,9 @@ check_bounds(const struct tls_hello *h)
         CHECK(strcmp(h->reason, "ok") != 0);
     }
     if (h->rc == TLS_HELLO_DONE) {
+        const char *name = tls_hello_protocol_name(h->version);
+        CHECK(name == NULL || strncmp(name, "SSLv", 4) == 0 ||
+              strncmp(name, "TLSv", 4) == 0);
         CHECK(h->has_sni == (h->server_name_len > 0));
         if (h->is_sslv2) {
             CHECK(!h->has_sni && h->alpn_len == 0 && !h->has_ech);

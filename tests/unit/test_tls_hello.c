@@ -109,6 +109,10 @@ static void check_rc(struct guardpage *g, const uint8_t *data, size_t len,
 static void check_hello_opts(struct guardpage *g, const struct hello_opts *o,
                              enum tls_hello_rc want, const char *reason);
 static size_t find_bytes(const uint8_t *hay, size_t hay_len, const char *s);
+static enum tls_hello_rc parse_with_ext_block(struct tls_hello *h,
+                                              struct guardpage *g,
+                                              const uint8_t *ext_block,
+                                              size_t len);
 
 
 /*
@@ -1445,6 +1449,101 @@ test_fixed_field_rules(void **state)
 }
 
 
+/* Appends ext_block to a hello without extensions and fixes its length. */
+static enum tls_hello_rc
+parse_with_ext_block(struct tls_hello *h, struct guardpage *g,
+                     const uint8_t *ext_block, size_t len)
+{
+    const struct hello_opts o = {.no_extensions = true};
+    struct builder hs = {0};
+
+    build_hello(&hs, &o);
+    b_bytes(&hs, ext_block, len);
+    hs.buf[1] = (uint8_t)((hs.len - 4) >> 16);
+    hs.buf[2] = (uint8_t)((hs.len - 4) >> 8);
+    hs.buf[3] = (uint8_t)(hs.len - 4);
+    check_rc(g, hs.buf, hs.len, true, parse_whole(h, g, hs.buf, hs.len, true));
+    return parse_whole(h, g, hs.buf, hs.len, true);
+}
+
+
+/* Vectors and lists whose length does not fit, or is below the minimum. */
+static void
+test_short_vectors_and_lists(void **state)
+{
+    static const uint8_t sni_empty_list[] = {
+        0x00, 0x06,             /* extensions length: 6 */
+        0x00, 0x00, 0x00, 0x02, /* server_name, 2 bytes */
+        0x00, 0x00,             /* ServerNameList length: 0 */
+    };
+    static const uint8_t alpn_short_list[] = {
+        0x00, 0x07,             /* extensions length: 7 */
+        0x00, 0x10, 0x00, 0x03, /* ALPN, 3 bytes */
+        0x00, 0x01,             /* ProtocolNameList length: 1 */
+        0x00,                   /* an empty ProtocolName */
+    };
+    static const uint8_t sv_odd[] = {
+        0x00, 0x08,             /* extensions length: 8 */
+        0x00, 0x2b, 0x00, 0x04, /* supported_versions, 4 bytes */
+        0x03,                   /* versions length: 3, odd */
+        0x03, 0x04, 0x03,
+    };
+    static const uint8_t ext_overrun[] = {
+        0x00, 0x04,             /* extensions length: 4 */
+        0x00, 0x17, 0x00, 0x01, /* extended_master_secret, 1 byte: over */
+    };
+    /* clang-format off */
+    static const uint8_t sid_overrun[] = {
+        0x01, 0x00, 0x00, 0x23, /* client_hello, length 35 */
+        0x03, 0x03,             /* legacy_version */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* random */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0x20,                   /* session_id length 32: nothing left */
+    };
+    static const uint8_t cm_overrun[] = {
+        0x01, 0x00, 0x00, 0x29, /* client_hello, length 41 */
+        0x03, 0x03,             /* legacy_version */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* random */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0x00,                   /* session_id length 0 */
+        0x00, 0x02, 0x13, 0x01, /* cipher_suites: TLS_AES_128_GCM_SHA256 */
+        0x05, 0x00,             /* compression length 5: 1 byte left */
+    };
+    /* clang-format on */
+    struct tls_hello h;
+
+    assert_int_equal(parse_with_ext_block(&h, *state, sni_empty_list,
+                                          sizeof(sni_empty_list)),
+                     TLS_HELLO_MALFORMED);
+    assert_string_equal(h.reason, "server_name list is empty");
+    assert_int_equal(parse_with_ext_block(&h, *state, alpn_short_list,
+                                          sizeof(alpn_short_list)),
+                     TLS_HELLO_MALFORMED);
+    assert_string_equal(h.reason, "ALPN list under 2 bytes");
+    assert_int_equal(parse_with_ext_block(&h, *state, sv_odd, sizeof(sv_odd)),
+                     TLS_HELLO_MALFORMED);
+    assert_string_equal(h.reason,
+                        "supported_versions length is under 2 or odd");
+    assert_int_equal(
+        parse_with_ext_block(&h, *state, ext_overrun, sizeof(ext_overrun)),
+        TLS_HELLO_MALFORMED);
+    assert_string_equal(h.reason, "extension overruns the extensions block");
+
+    check_rc(*state, sid_overrun, sizeof(sid_overrun), true,
+             TLS_HELLO_MALFORMED);
+    assert_int_equal(
+        parse_whole(&h, *state, sid_overrun, sizeof(sid_overrun), true),
+        TLS_HELLO_MALFORMED);
+    assert_string_equal(h.reason, "session_id overruns the ClientHello");
+    check_rc(*state, cm_overrun, sizeof(cm_overrun), true, TLS_HELLO_MALFORMED);
+    assert_int_equal(
+        parse_whole(&h, *state, cm_overrun, sizeof(cm_overrun), true),
+        TLS_HELLO_MALFORMED);
+    assert_string_equal(h.reason,
+                        "compression_methods overrun the ClientHello");
+}
+
+
 /* The extensions block must end exactly where the message ends. */
 static void
 test_extensions_must_end_with_message(void **state)
@@ -1568,6 +1667,7 @@ main(void)
         T(test_large_hello),
         T(test_extension_count_limit),
         T(test_fixed_field_rules),
+        T(test_short_vectors_and_lists),
         T(test_extensions_must_end_with_message),
         T(test_sticky_and_trailing_bytes),
         T(test_mixed_framing_refused),
