@@ -79,7 +79,8 @@ void
 loop_io_init(struct loop_io *io, int fd, loop_io_fn fn, void *data)
 {
     io->fd = fd;
-    io->mask = UINT32_MAX; /* not registered yet */
+    io->mask = 0;
+    io->in_epoll = false;
     io->fn = fn;
     io->data = data;
 }
@@ -89,19 +90,27 @@ int
 loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask)
 {
     struct epoll_event ev = {0};
-    int op;
 
     BUG_ON(io->fd < 0);
-    if (io->mask == mask) {
+    if (io->mask == mask && io->in_epoll == (mask != 0)) {
+        return 0;
+    }
+    if (mask == 0) {
+        if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL) == -1) {
+            return -1;
+        }
+        io->in_epoll = false;
+        io->mask = 0;
         return 0;
     }
     ev.events = (mask & LOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) |
                 (mask & LOOP_WRITE ? EPOLLOUT : 0);
     ev.data.ptr = io;
-    op = io->mask == UINT32_MAX ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-    if (epoll_ctl(l->epfd, op, io->fd, &ev) == -1) {
+    if (epoll_ctl(l->epfd, io->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+                  io->fd, &ev) == -1) {
         return -1;
     }
+    io->in_epoll = true;
     io->mask = mask;
     return 0;
 }
@@ -110,11 +119,12 @@ loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask)
 void
 loop_io_del(struct loop *l, struct loop_io *io)
 {
-    if (io->fd >= 0 && io->mask != UINT32_MAX) {
+    if (io->fd >= 0 && io->in_epoll) {
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
     }
     io->fd = -1;
-    io->mask = UINT32_MAX;
+    io->mask = 0;
+    io->in_epoll = false;
 }
 
 

@@ -12,6 +12,7 @@
 #ifndef SNIRELAY_EVENT_LOOP_H
 #define SNIRELAY_EVENT_LOOP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,8 +29,9 @@ typedef void (*loop_defer_fn)(void *data);
 #define LOOP_ERROR 0x8u /* EPOLLERR; EPOLLHUP is reported as READ */
 
 struct loop_io {
-    int fd;         /* -1 when not registered */
+    int fd;         /* -1 once deleted */
     uint32_t mask;  /* LOOP_READ | LOOP_WRITE currently asked for */
+    bool in_epoll;  /* registered with epoll (only while mask != 0) */
     loop_io_fn fn;  /* called with the ready events */
     void *data;     /* owner */
 };
@@ -49,8 +51,10 @@ void loop_free(struct loop *l);
 void loop_io_init(struct loop_io *io, int fd, loop_io_fn fn, void *data);
 
 /*
- * Sets io's interest to mask, registering it on first use; mask 0 keeps it
- * registered with no interest. Returns 0 or -1 (errno from epoll_ctl).
+ * Sets io's interest to mask. Mask 0 takes the fd out of epoll altogether,
+ * because epoll reports hang-ups and errors even with no interest, and a
+ * level-triggered report nobody acts on would spin the loop. Returns 0 or
+ * -1 (errno from epoll_ctl).
  */
 int loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask);
 

@@ -18,7 +18,7 @@ static const char *const errlog_names[] = {
     "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
 };
 
-static struct errlog errlog_stderr = {2, ERRLOG_INFO, "stderr"};
+static struct errlog errlog_stderr = {2, ERRLOG_INFO, "stderr", NULL};
 static struct errlog *errlog_current = &errlog_stderr;
 
 

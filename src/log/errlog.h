@@ -25,6 +25,7 @@ struct errlog {
     int fd;                  /* open with O_APPEND; 2 means stderr */
     enum errlog_level level; /* lines above this level are dropped */
     const char *path;        /* for messages and reopen; "stderr" */
+    struct errlog *next;     /* the owner's list of logs it opened */
 };
 
 /* Parses an nginx level name ("warn", "error", ...); -1 when unknown. */

@@ -246,6 +246,8 @@ core_error_log(struct conf_ctx *cf, const struct conf_node *n,
         } else {
             st->conf->set.errlog = log;
         }
+        log->next = st->conf->errlogs;
+        st->conf->errlogs = log;
     }
     log->level = (enum errlog_level)level;
     log->path = n->args[1];
@@ -715,6 +717,11 @@ stream_conf_free(struct stream_conf *conf)
     log_files_close(conf);
     if (conf->has_errlog && conf->errlog.fd > 2) {
         close(conf->errlog.fd);
+    }
+    for (struct errlog *log = conf->errlogs; log != NULL; log = log->next) {
+        if (log->fd > 2) {
+            close(log->fd);
+        }
     }
     conf_tree_free(conf->tree);
 }

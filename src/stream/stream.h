@@ -152,7 +152,7 @@ struct stream_conf {
     size_t nmaps;
     struct stream_log_format *formats;
     struct stream_log_file *log_files;
-    struct errlog *errlogs;       /* extra error_log files, for closing */
+    struct errlog *errlogs;       /* stream/server error_logs, for closing */
     const char *conf_path;        /* the main file, for messages */
 };
 
