@@ -546,7 +546,7 @@ hostmatch_table_find(const struct hostmatch_table *t, const char *s,
     const size_t mask = t->cap - 1;
 
     /* The table is never full, so an empty slot ends every probe. */
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    for (size_t n = 0, i = h & mask; n < t->cap; n++, i = (i + 1) & mask) {
         struct hostmatch_entry *e = &t->slots[i];
 
         if (e->key == NULL) {
@@ -567,6 +567,7 @@ hostmatch_table_find(const struct hostmatch_table *t, const char *s,
             return e;
         }
     }
+    return NULL;
 }
 
 
@@ -581,6 +582,7 @@ hostmatch_table_add(struct hostmatch_table *t, const char *s, size_t len,
     if ((t->count + 1) * 4 > t->cap * 3 && hostmatch_table_grow(t) == -1) {
         return NULL;
     }
+    BUG_ON(t->count + 1 >= t->cap);
 
     char *key = malloc(len + 1);
 
@@ -596,6 +598,7 @@ hostmatch_table_add(struct hostmatch_table *t, const char *s, size_t len,
     const size_t mask = t->cap - 1;
     size_t i = h & mask;
 
+    /* Growing above keeps a free slot, so this probe ends. */
     while (t->slots[i].key != NULL) {
         i = (i + 1) & mask;
     }
