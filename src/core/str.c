@@ -27,7 +27,7 @@ str_escape(char *dst, size_t cap, const char *src, size_t len,
 
     for (size_t i = 0; i < len; i++) {
         char seq[STR_ESCAPE_SEQ_MAX];
-        const size_t n = str_escape_byte((unsigned char) src[i], mode, seq);
+        const size_t n = str_escape_byte((unsigned char)src[i], mode, seq);
 
         for (size_t k = 0; k < n; k++) {
             if (need < cap) {
@@ -61,7 +61,7 @@ str_escape_byte(unsigned char ch, enum str_escape mode,
     case STR_ESCAPE_JSON:
         if (ch == '"' || ch == '\\') {
             seq[0] = '\\';
-            seq[1] = (char) ch;
+            seq[1] = (char)ch;
             return 2;
         }
         if (ch < 0x20) {
@@ -96,7 +96,7 @@ str_escape_byte(unsigned char ch, enum str_escape mode,
     case STR_ESCAPE_NONE:
         break;
     }
-    seq[0] = (char) ch;
+    seq[0] = (char)ch;
     return 1;
 }
 
@@ -105,8 +105,8 @@ void
 str_lower(char *dst, const char *src, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        const unsigned char ch = (unsigned char) src[i];
+        const unsigned char ch = (unsigned char)src[i];
 
-        dst[i] = (char) (ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
+        dst[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
     }
 }

@@ -61,10 +61,10 @@ struct hostmatch_regex {
 };
 
 struct hostmatch {
-    bool hostnames;               /* wildcards and trailing-dot rule on */
-    struct hostmatch_table exact; /* exact keys */
-    struct hostmatch_table head;  /* "*.a.b" and ".a.b", keyed by "a.b" */
-    struct hostmatch_table tail;  /* "a.b.*", keyed by "a.b" */
+    bool hostnames;                  /* wildcards and trailing-dot rule on */
+    struct hostmatch_table exact;    /* exact keys */
+    struct hostmatch_table head;     /* "*.a.b" and ".a.b", keyed by "a.b" */
+    struct hostmatch_table tail;     /* "a.b.*", keyed by "a.b" */
     struct hostmatch_regex *regexes; /* nregexes in order added (malloc) */
     size_t nregexes;
     size_t regexes_cap;           /* slots allocated in regexes */
@@ -82,9 +82,8 @@ enum hostmatch_kind {
 };
 
 
-static int hostmatch_add_regex(struct hostmatch *m, const char *key,
-                               size_t len, void *value, char *err,
-                               size_t errcap);
+static int hostmatch_add_regex(struct hostmatch *m, const char *key, size_t len,
+                               void *value, char *err, size_t errcap);
 static enum hostmatch_kind hostmatch_classify(const char *key, size_t len,
                                               size_t *start, size_t *klen);
 static int hostmatch_error(char *err, size_t errcap, const char *fmt, ...)
@@ -92,8 +91,9 @@ static int hostmatch_error(char *err, size_t errcap, const char *fmt, ...)
 static int hostmatch_quote_len(size_t len);
 static unsigned char hostmatch_lower(unsigned char ch);
 static uint32_t hostmatch_hash(const char *s, size_t len);
-static struct hostmatch_entry *hostmatch_table_find(
-    const struct hostmatch_table *t, const char *s, size_t len);
+static struct hostmatch_entry *
+hostmatch_table_find(const struct hostmatch_table *t, const char *s,
+                     size_t len);
 static struct hostmatch_entry *hostmatch_table_add(struct hostmatch_table *t,
                                                    const char *s, size_t len,
                                                    void *value);
@@ -153,8 +153,8 @@ hostmatch_add(struct hostmatch *m, const char *key, size_t len, void *value,
     case HOSTMATCH_EXACT:
         /* ".a.b" claims "a.b" as an exact name too (ngx_hash_add_key). */
         e = hostmatch_table_find(&m->head, k, klen);
-        if (hostmatch_table_find(&m->exact, k, klen) != NULL
-            || (m->hostnames && e != NULL && e->allows_bare)) {
+        if (hostmatch_table_find(&m->exact, k, klen) != NULL ||
+            (m->hostnames && e != NULL && e->allows_bare)) {
             goto conflict;
         }
         e = hostmatch_table_add(&m->exact, k, klen, value);
@@ -163,9 +163,9 @@ hostmatch_add(struct hostmatch *m, const char *key, size_t len, void *value,
     case HOSTMATCH_HEAD_STAR:
     case HOSTMATCH_HEAD_DOT:
         /* "*.a.b" and ".a.b" share the slot "a.b" and so conflict. */
-        if (hostmatch_table_find(&m->head, k, klen) != NULL
-            || (kind == HOSTMATCH_HEAD_DOT
-                && hostmatch_table_find(&m->exact, k, klen) != NULL)) {
+        if (hostmatch_table_find(&m->head, k, klen) != NULL ||
+            (kind == HOSTMATCH_HEAD_DOT &&
+             hostmatch_table_find(&m->exact, k, klen) != NULL)) {
             goto conflict;
         }
         e = hostmatch_table_add(&m->head, k, klen, value);
@@ -228,29 +228,28 @@ hostmatch_add_regex(struct hostmatch *m, const char *key, size_t len,
 
     int errcode = 0;
     PCRE2_SIZE erroff = 0;
-    pcre2_code *code = pcre2_compile((PCRE2_SPTR) re, re_len, options,
-                                     &errcode, &erroff, NULL);
+    pcre2_code *code =
+        pcre2_compile((PCRE2_SPTR)re, re_len, options, &errcode, &erroff, NULL);
 
     if (code == NULL) {
         PCRE2_UCHAR msg[HOSTMATCH_PCRE2_ERR_MAX];
 
         if (pcre2_get_error_message(errcode, msg, sizeof(msg)) < 0) {
-            snprintf((char *) msg, sizeof(msg), "error %d", errcode);
+            snprintf((char *)msg, sizeof(msg), "error %d", errcode);
         }
         if (erroff >= re_len) {
-            return hostmatch_error(err, errcap,
-                                   "pcre2_compile() failed: %s in \"%.*s\"",
-                                   (const char *) msg,
-                                   hostmatch_quote_len(re_len), re);
+            return hostmatch_error(
+                err, errcap, "pcre2_compile() failed: %s in \"%.*s\"",
+                (const char *)msg, hostmatch_quote_len(re_len), re);
         }
         return hostmatch_error(
             err, errcap, "pcre2_compile() failed: %s in \"%.*s\" at \"%.*s\"",
-            (const char *) msg, hostmatch_quote_len(re_len), re,
+            (const char *)msg, hostmatch_quote_len(re_len), re,
             hostmatch_quote_len(re_len - erroff), re + erroff);
     }
 
     /* JIT is an optimisation only: without it pcre2_match() interprets. */
-    (void) pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
 
     m->regexes[m->nregexes].code = code;
     m->regexes[m->nregexes].value = value;
@@ -275,8 +274,8 @@ hostmatch_classify(const char *key, size_t len, size_t *start, size_t *klen)
         if (key[i] == '*' && ++stars > 1) {
             return HOSTMATCH_INVALID;
         }
-        if (key[i] == '\0' || (key[i] == '.' && i + 1 < len
-                               && key[i + 1] == '.')) {
+        if (key[i] == '\0' ||
+            (key[i] == '.' && i + 1 < len && key[i + 1] == '.')) {
             return HOSTMATCH_INVALID;
         }
     }
@@ -321,7 +320,7 @@ hostmatch_error(char *err, size_t errcap, const char *fmt, ...)
 static int
 hostmatch_quote_len(size_t len)
 {
-    return len > 1024 ? 1024 : (int) len;
+    return len > 1024 ? 1024 : (int)len;
 }
 
 
@@ -330,15 +329,15 @@ hostmatch_last_group(const struct hostmatch *m, const char *name, size_t len)
 {
     char buf[HOSTMATCH_GROUP_NAME_MAX + 1];
 
-    if (m->nregexes == 0 || len == 0 || len > HOSTMATCH_GROUP_NAME_MAX
-        || memchr(name, '\0', len) != NULL) {
+    if (m->nregexes == 0 || len == 0 || len > HOSTMATCH_GROUP_NAME_MAX ||
+        memchr(name, '\0', len) != NULL) {
         return -1;
     }
     memcpy(buf, name, len);
     buf[len] = '\0';
 
     const int n = pcre2_substring_number_from_name(
-        m->regexes[m->nregexes - 1].code, (PCRE2_SPTR) buf);
+        m->regexes[m->nregexes - 1].code, (PCRE2_SPTR)buf);
 
     return n > 0 ? n : -1;
 }
@@ -360,8 +359,8 @@ hostmatch_find(const struct hostmatch *m, const char *name, size_t len,
         len--;
     }
 
-    const struct hostmatch_entry *e = hostmatch_table_find(&m->exact, name,
-                                                           len);
+    const struct hostmatch_entry *e =
+        hostmatch_table_find(&m->exact, name, len);
 
     if (e != NULL) {
         return e->value;
@@ -394,8 +393,7 @@ hostmatch_find_head(const struct hostmatch *m, const char *name, size_t len)
         return NULL;
     }
 
-    const struct hostmatch_entry *e = hostmatch_table_find(&m->head, name,
-                                                           len);
+    const struct hostmatch_entry *e = hostmatch_table_find(&m->head, name, len);
 
     if (e != NULL && e->allows_bare) {
         return e->value;
@@ -442,8 +440,8 @@ hostmatch_find_regex(const struct hostmatch *m, const char *name, size_t len,
                      struct hostmatch_caps *caps)
 {
     for (size_t i = 0; i < m->nregexes; i++) {
-        const int rc = pcre2_match(m->regexes[i].code, (PCRE2_SPTR) name, len,
-                                   0, 0, m->match_data, NULL);
+        const int rc = pcre2_match(m->regexes[i].code, (PCRE2_SPTR)name, len, 0,
+                                   0, m->match_data, NULL);
 
         if (rc == PCRE2_ERROR_NOMATCH) {
             continue;
@@ -455,13 +453,13 @@ hostmatch_find_regex(const struct hostmatch *m, const char *name, size_t len,
             const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->match_data);
 
             /* rc 0: more groups than the match data holds; all kept. */
-            caps->count = rc == 0 ? HOSTMATCH_MAX_CAPS : (size_t) rc;
+            caps->count = rc == 0 ? HOSTMATCH_MAX_CAPS : (size_t)rc;
             for (size_t g = 0; g < HOSTMATCH_MAX_CAPS; g++) {
                 const bool kept = g < caps->count;
 
                 caps->ovector[2 * g] = kept ? ov[2 * g] : HOSTMATCH_UNSET;
-                caps->ovector[2 * g + 1] = kept ? ov[2 * g + 1]
-                                                : HOSTMATCH_UNSET;
+                caps->ovector[2 * g + 1] =
+                    kept ? ov[2 * g + 1] : HOSTMATCH_UNSET;
             }
         }
         return m->regexes[i].value;
@@ -515,7 +513,7 @@ hostmatch_free(struct hostmatch *m)
 static unsigned char
 hostmatch_lower(unsigned char ch)
 {
-    return ch >= 'A' && ch <= 'Z' ? (unsigned char) (ch + ('a' - 'A')) : ch;
+    return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch + ('a' - 'A')) : ch;
 }
 
 
@@ -526,7 +524,7 @@ hostmatch_hash(const char *s, size_t len)
     uint32_t h = 2166136261u;
 
     for (size_t i = 0; i < len; i++) {
-        h ^= hostmatch_lower((unsigned char) s[i]);
+        h ^= hostmatch_lower((unsigned char)s[i]);
         h *= 16777619u;
     }
     return h;
@@ -535,8 +533,7 @@ hostmatch_hash(const char *s, size_t len)
 
 /* The entry whose key equals s case-insensitively, or NULL. */
 static struct hostmatch_entry *
-hostmatch_table_find(const struct hostmatch_table *t, const char *s,
-                     size_t len)
+hostmatch_table_find(const struct hostmatch_table *t, const char *s, size_t len)
 {
     if (t->count == 0) {
         return NULL;
@@ -558,9 +555,8 @@ hostmatch_table_find(const struct hostmatch_table *t, const char *s,
 
         size_t k = 0;
 
-        while (k < len
-               && (unsigned char) e->key[k]
-                      == hostmatch_lower((unsigned char) s[k])) {
+        while (k < len && (unsigned char)e->key[k] ==
+                              hostmatch_lower((unsigned char)s[k])) {
             k++;
         }
         if (k == len) {
@@ -590,7 +586,7 @@ hostmatch_table_add(struct hostmatch_table *t, const char *s, size_t len,
         return NULL;
     }
     for (size_t i = 0; i < len; i++) {
-        key[i] = (char) hostmatch_lower((unsigned char) s[i]);
+        key[i] = (char)hostmatch_lower((unsigned char)s[i]);
     }
     key[len] = '\0';
 

@@ -14,7 +14,7 @@
 #define HOSTMATCH_MAX_CAPS 10
 
 /* An unset group's offsets in hostmatch_caps; equals PCRE2_UNSET. */
-#define HOSTMATCH_UNSET (~(size_t) 0)
+#define HOSTMATCH_UNSET (~(size_t)0)
 
 /*
  * A set of keys with opaque values. Owns all its storage (malloc), released
@@ -63,8 +63,8 @@ struct hostmatch *hostmatch_new(bool hostnames);
  *                                           the error is at the very end)
  *   memory allocation failed
  */
-int hostmatch_add(struct hostmatch *m, const char *key, size_t len,
-                  void *value, char *err, size_t errcap);
+int hostmatch_add(struct hostmatch *m, const char *key, size_t len, void *value,
+                  char *err, size_t errcap);
 
 /*
  * Returns the number of the group named by the len bytes of name in the
@@ -96,8 +96,8 @@ void *hostmatch_find(const struct hostmatch *m, const char *name, size_t len,
  * Sets *val and *len to capture group n of caps (a slice of caps->subject)
  * and returns 0; returns -1 when n is out of range or the group is unset.
  */
-int hostmatch_cap(const struct hostmatch_caps *caps, size_t n,
-                  const char **val, size_t *len);
+int hostmatch_cap(const struct hostmatch_caps *caps, size_t n, const char **val,
+                  size_t *len);
 
 /* Frees m and everything it owns; NULL is a no-op. */
 void hostmatch_free(struct hostmatch *m);

@@ -24,8 +24,8 @@ static const char *tmpl_scan(struct arena *a, const char *text, size_t len,
 static bool tmpl_is_name_char(unsigned char ch);
 static int tmpl_add_part(struct arena *a, struct tmpl *t, enum tmpl_kind kind,
                          const char *text, size_t len, int id);
-static const char *tmpl_error(char *errbuf, size_t errcap, const char *fmt,
-                              ...) __attribute__((format(printf, 3, 4)));
+static const char *tmpl_error(char *errbuf, size_t errcap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int tmpl_quote_len(size_t len);
 static size_t tmpl_emit(char *dst, size_t cap, size_t pos, const char *src,
                         size_t len, enum str_escape esc);
@@ -33,8 +33,8 @@ static size_t tmpl_emit(char *dst, size_t cap, size_t pos, const char *src,
 
 const char *
 tmpl_compile(struct arena *a, const char *text, size_t len,
-             tmpl_resolve_fn resolve, void *data, struct tmpl *t,
-             char *errbuf, size_t errcap)
+             tmpl_resolve_fn resolve, void *data, struct tmpl *t, char *errbuf,
+             size_t errcap)
 {
     size_t nmax = 1;
 
@@ -60,8 +60,7 @@ tmpl_compile(struct arena *a, const char *text, size_t len,
         return tmpl_error(errbuf, errcap, "memory allocation failed");
     }
 
-    const char *err =
-        tmpl_scan(a, text, len, resolve, data, t, errbuf, errcap);
+    const char *err = tmpl_scan(a, text, len, resolve, data, t, errbuf, errcap);
 
     if (err != NULL) {
         t->parts = NULL;
@@ -90,8 +89,8 @@ tmpl_scan(struct arena *a, const char *text, size_t len,
             while (i < len && text[i] != '$') {
                 i++;
             }
-            if (tmpl_add_part(a, t, TMPL_LITERAL, text + start, i - start, 0)
-                == -1) {
+            if (tmpl_add_part(a, t, TMPL_LITERAL, text + start, i - start, 0) ==
+                -1) {
                 goto nomem;
             }
             continue;
@@ -102,8 +101,8 @@ tmpl_scan(struct arena *a, const char *text, size_t len,
         }
 
         if (text[i] >= '1' && text[i] <= '9') {
-            if (tmpl_add_part(a, t, TMPL_CAPTURE, text + i, 1, text[i] - '0')
-                == -1) {
+            if (tmpl_add_part(a, t, TMPL_CAPTURE, text + i, 1, text[i] - '0') ==
+                -1) {
                 goto nomem;
             }
             i++;
@@ -123,7 +122,7 @@ tmpl_scan(struct arena *a, const char *text, size_t len,
         size_t nlen = 0;
 
         for (; i < len; i++, nlen++) {
-            const unsigned char ch = (unsigned char) text[i];
+            const unsigned char ch = (unsigned char)text[i];
 
             if (ch == '}' && bracket) {
                 i++;
@@ -181,8 +180,8 @@ nomem:
 static bool
 tmpl_is_name_char(unsigned char ch)
 {
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')
-           || (ch >= '0' && ch <= '9') || ch == '_';
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+           (ch >= '0' && ch <= '9') || ch == '_';
 }
 
 
@@ -234,7 +233,7 @@ tmpl_error(char *errbuf, size_t errcap, const char *fmt, ...)
 static int
 tmpl_quote_len(size_t len)
 {
-    return len > TMPL_ERR_QUOTE_MAX ? TMPL_ERR_QUOTE_MAX : (int) len;
+    return len > TMPL_ERR_QUOTE_MAX ? TMPL_ERR_QUOTE_MAX : (int)len;
 }
 
 

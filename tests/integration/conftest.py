@@ -92,6 +92,10 @@ def relay(workdir, snirelay_bin):
         if rc != 0:
             problems.append("snirelay exited with %s on SIGTERM; stderr:\n%s"
                             % (rc, r.stderr()[-3000:]))
+        bad = [l for l in r.error_text().splitlines()
+               if "[alert]" in l or "[crit]" in l or "[emerg]" in l]
+        if bad:
+            problems.append("error log has alert/crit/emerg lines:\n" + "\n".join(bad[:20]))
     if problems:
         pytest.fail("\n".join(problems))
 

@@ -5,6 +5,7 @@ backend's own certificate, and raw ClientHellos in awkward segmentations."""
 import http.server
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -122,6 +123,7 @@ def test_sni_is_matched_case_insensitively(tls_setup, pki):
     cert, reply, _ = util.ssl_request(L, "A.TeSt", pki.ca)
     assert util.cert_cn(cert) == "a.test"
     assert reply == b"A\n"
+    assert bk["A"].sni == ["A.TeSt"]     # the client really sent mixed case
 
 
 def test_sessions_in_a_row_each_reach_their_own_backend(tls_setup, pki):
@@ -397,10 +399,10 @@ def test_hello_retry_request_handshake_through_proxy(relay, spawn, pki, port, wo
     second ClientHello must flow through the already-routed session."""
     crt, key = pki.cert("hrr.test")
     P = port()
-    out = open(os.path.join(workdir, "s_server.out"), "wb")
-    srv = spawn(["openssl", "s_server", "-accept", "127.0.0.1:%d" % P, "-cert", crt,
-                 "-key", key, "-tls1_3", "-groups", "P-256", "-rev", "-naccept", "1", "-msg"],
-                stdout=out, stderr=subprocess.STDOUT)
+    with open(os.path.join(workdir, "s_server.out"), "wb") as out:
+        srv = spawn(["openssl", "s_server", "-accept", "127.0.0.1:%d" % P, "-cert", crt,
+                     "-key", key, "-tls1_3", "-groups", "P-256", "-rev", "-naccept", "1",
+                     "-msg"], stdout=out, stderr=subprocess.STDOUT)
     util.wait_for(lambda: srv.poll() is not None or util.port_listening(P),
                   "openssl s_server to listen")
     assert srv.poll() is None, "openssl s_server exited early"
@@ -416,7 +418,7 @@ def test_hello_retry_request_handshake_through_proxy(relay, spawn, pki, port, wo
         proxy_pass $backend;
     }
     """, P=P, L=L)
-    ctx = util.ssl.create_default_context(cafile=pki.ca)
+    ctx = ssl.create_default_context(cafile=pki.ca)
     raw = util.connect(L)
     try:
         s = ctx.wrap_socket(raw, server_hostname="hrr.test")
@@ -437,7 +439,6 @@ def test_hello_retry_request_handshake_through_proxy(relay, spawn, pki, port, wo
     assert f["ssl_preread_server_name"] == "hrr.test"
     assert f["upstream_addr"] == "127.0.0.1:%d" % P
     srv.wait(util.DEADLINE)
-    out.close()
     with open(os.path.join(workdir, "s_server.out"), "rb") as fh:
         log = fh.read()
     # Two ClientHellos reached the server: the first, and the retry after HRR.

@@ -38,8 +38,7 @@ static const char *
 add_err(struct hostmatch *m, const char *key, char *err, size_t errcap)
 {
     err[0] = '\0';
-    assert_int_equal(hostmatch_add(m, key, strlen(key), &v_exact, err,
-                                   errcap),
+    assert_int_equal(hostmatch_add(m, key, strlen(key), &v_exact, err, errcap),
                      -1);
     return err;
 }
@@ -55,7 +54,7 @@ find(const struct hostmatch *m, const char *name)
 static void
 test_exact_caseless(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(false);
 
     assert_non_null(m);
@@ -80,7 +79,7 @@ test_exact_caseless(void **state)
 static void
 test_wildcard_forms(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(true);
 
     add_ok(m, "*.star.test", &v_star);
@@ -116,7 +115,7 @@ test_wildcard_forms(void **state)
 static void
 test_precedence(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(true);
 
     /* Regexes first, to show order of adding does not matter. */
@@ -160,7 +159,7 @@ test_precedence(void **state)
 static void
 test_trailing_dot(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(true);
 
     add_ok(m, "example.com", &v_exact);
@@ -195,7 +194,7 @@ test_trailing_dot(void **state)
 static void
 test_regex_captures(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(true);
     struct hostmatch_caps caps;
     const char *val;
@@ -213,8 +212,7 @@ test_regex_captures(void **state)
 
     const char name[] = "mail.eu.example.net";
 
-    assert_ptr_equal(hostmatch_find(m, name, sizeof(name) - 1, &caps),
-                     &v_re1);
+    assert_ptr_equal(hostmatch_find(m, name, sizeof(name) - 1, &caps), &v_re1);
     assert_ptr_equal(caps.subject, name);
     assert_int_equal(caps.count, 3);
     assert_int_equal(hostmatch_cap(&caps, 1, &val, &len), 0);
@@ -268,7 +266,7 @@ test_regex_captures(void **state)
 static void
 test_regex_caseless(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(true);
 
     add_ok(m, "~^api\\.", &v_re1);
@@ -284,7 +282,7 @@ test_regex_caseless(void **state)
 static void
 test_backslash_escape(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(true);
 
     add_ok(m, "\\~literal", &v_exact);
@@ -297,7 +295,7 @@ test_backslash_escape(void **state)
 static void
 test_conflicts(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(true);
     char err[256];
 
@@ -344,10 +342,10 @@ test_conflicts(void **state)
 static void
 test_bad_wildcards(void **state)
 {
-    (void) state;
+    (void)state;
     static const char *const bad[] = {
-        "a.*.b", "*", "*.", "**.a", "*.a.*", "a.*b", "*a.b", "a..b",
-        "..a",   ".*",  "w*w.a",
+        "a.*.b", "*",    "*.",  "**.a", "*.a.*", "a.*b",
+        "*a.b",  "a..b", "..a", ".*",   "w*w.a",
     };
     struct hostmatch *m = hostmatch_new(true);
     char err[256];
@@ -378,7 +376,7 @@ test_bad_wildcards(void **state)
 static void
 test_bad_regex(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(false);
     char err[256];
 
@@ -403,7 +401,7 @@ test_bad_regex(void **state)
 static void
 test_nothing_matches(void **state)
 {
-    (void) state;
+    (void)state;
     struct hostmatch *m = hostmatch_new(true);
     struct hostmatch_caps caps;
 
@@ -421,7 +419,7 @@ test_nothing_matches(void **state)
 static void
 test_many_exact_keys(void **state)
 {
-    (void) state;
+    (void)state;
     enum { N = 10000 };
     static int values[N];
     struct hostmatch *m = hostmatch_new(true);

@@ -25,23 +25,22 @@ expect_byte(unsigned char ch, enum str_escape mode, char *out)
 {
     if (mode == STR_ESCAPE_DEFAULT) {
         if (ch <= 0x1f || ch >= 0x7f || ch == 0x22 || ch == 0x5c) {
-            return (size_t) sprintf(out, "\\x%02X", ch);
+            return (size_t)sprintf(out, "\\x%02X", ch);
         }
     } else if (mode == STR_ESCAPE_JSON) {
         static const char *const named[] = {
-            ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t",
-            ['\b'] = "\\b", ['\f'] = "\\f", ['"'] = "\\\"",
-            ['\\'] = "\\\\",
+            ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t",  ['\b'] = "\\b",
+            ['\f'] = "\\f", ['"'] = "\\\"", ['\\'] = "\\\\",
         };
 
         if (ch < sizeof(named) / sizeof(named[0]) && named[ch] != NULL) {
-            return (size_t) sprintf(out, "%s", named[ch]);
+            return (size_t)sprintf(out, "%s", named[ch]);
         }
         if (ch < 0x20) {
-            return (size_t) sprintf(out, "\\u%04X", ch);
+            return (size_t)sprintf(out, "\\u%04X", ch);
         }
     }
-    out[0] = (char) ch;
+    out[0] = (char)ch;
     out[1] = '\0';
     return 1;
 }
@@ -51,10 +50,10 @@ static void
 check_every_byte(enum str_escape mode)
 {
     for (unsigned b = 0; b < 256; b++) {
-        const char src = (char) b;
+        const char src = (char)b;
         char want[16];
         char got[16];
-        const size_t want_len = expect_byte((unsigned char) b, mode, want);
+        const size_t want_len = expect_byte((unsigned char)b, mode, want);
 
         memset(got, 0x55, sizeof(got));
         const size_t n = str_escape(got, sizeof(got), &src, 1, mode);
@@ -62,10 +61,10 @@ check_every_byte(enum str_escape mode)
         if (n != want_len || memcmp(got, want, want_len) != 0) {
             fail_msg("mode %d byte 0x%02X: got %zu bytes \"%.*s\", want "
                      "\"%s\"",
-                     (int) mode, b, n, (int) n, got, want);
+                     (int)mode, b, n, (int)n, got, want);
         }
         /* Nothing is written past the escaped bytes (no NUL either). */
-        assert_int_equal((unsigned char) got[n], 0x55);
+        assert_int_equal((unsigned char)got[n], 0x55);
     }
 }
 
@@ -73,7 +72,7 @@ check_every_byte(enum str_escape mode)
 static void
 test_default_every_byte(void **state)
 {
-    (void) state;
+    (void)state;
     check_every_byte(STR_ESCAPE_DEFAULT);
 }
 
@@ -81,7 +80,7 @@ test_default_every_byte(void **state)
 static void
 test_json_every_byte(void **state)
 {
-    (void) state;
+    (void)state;
     check_every_byte(STR_ESCAPE_JSON);
 }
 
@@ -89,16 +88,15 @@ test_json_every_byte(void **state)
 static void
 test_none_every_byte(void **state)
 {
-    (void) state;
+    (void)state;
     char src[256];
     char got[256];
 
     for (unsigned b = 0; b < 256; b++) {
-        src[b] = (char) b;
+        src[b] = (char)b;
     }
-    assert_int_equal(str_escape(got, sizeof(got), src, sizeof(src),
-                                STR_ESCAPE_NONE),
-                     256);
+    assert_int_equal(
+        str_escape(got, sizeof(got), src, sizeof(src), STR_ESCAPE_NONE), 256);
     assert_memory_equal(got, src, sizeof(src));
 }
 
@@ -106,12 +104,12 @@ test_none_every_byte(void **state)
 static void
 test_default_examples(void **state)
 {
-    (void) state;
+    (void)state;
     const char src[] = "a\"b\\c\x7f\xff~ z";
     char got[64];
     const char want[] = "a\\x22b\\x5Cc\\x7F\\xFF~ z";
-    const size_t n = str_escape(got, sizeof(got), src, sizeof(src) - 1,
-                                STR_ESCAPE_DEFAULT);
+    const size_t n =
+        str_escape(got, sizeof(got), src, sizeof(src) - 1, STR_ESCAPE_DEFAULT);
 
     assert_int_equal(n, sizeof(want) - 1);
     assert_memory_equal(got, want, n);
@@ -121,12 +119,12 @@ test_default_examples(void **state)
 static void
 test_json_examples(void **state)
 {
-    (void) state;
+    (void)state;
     const char src[] = "q\"b\\\n\r\t\b\f\x01\x1f\x7f\xc3\xa9";
     char got[64];
     const char want[] = "q\\\"b\\\\\\n\\r\\t\\b\\f\\u0001\\u001F\x7f\xc3\xa9";
-    const size_t n = str_escape(got, sizeof(got), src, sizeof(src) - 1,
-                                STR_ESCAPE_JSON);
+    const size_t n =
+        str_escape(got, sizeof(got), src, sizeof(src) - 1, STR_ESCAPE_JSON);
 
     assert_int_equal(n, sizeof(want) - 1);
     assert_memory_equal(got, want, n);
@@ -136,7 +134,7 @@ test_json_examples(void **state)
 static void
 test_truncation(void **state)
 {
-    (void) state;
+    (void)state;
     const char src[] = "a\"b";
     char got[8];
 
@@ -163,7 +161,7 @@ test_truncation(void **state)
 static void
 test_sni_log_injection(void **state)
 {
-    (void) state;
+    (void)state;
     /* An SNI trying to forge a second log line and close a quoted field. */
     const char sni[] = "\n2026 ALLOWED evil\"";
     char line[128];
@@ -177,8 +175,8 @@ test_sni_log_injection(void **state)
     assert_null(memchr(line, '"', n));
 
     /* JSON mode keeps it on one line and inside its string as well. */
-    const size_t j = str_escape(line, sizeof(line), sni, sizeof(sni) - 1,
-                                STR_ESCAPE_JSON);
+    const size_t j =
+        str_escape(line, sizeof(line), sni, sizeof(sni) - 1, STR_ESCAPE_JSON);
 
     assert_int_equal(j, sizeof("\\n2026 ALLOWED evil\\\"") - 1);
     assert_memory_equal(line, "\\n2026 ALLOWED evil\\\"", j);
@@ -189,18 +187,18 @@ test_sni_log_injection(void **state)
 static void
 test_lower(void **state)
 {
-    (void) state;
+    (void)state;
     char src[256];
     char got[256];
 
     for (unsigned b = 0; b < 256; b++) {
-        src[b] = (char) b;
+        src[b] = (char)b;
     }
     str_lower(got, src, sizeof(src));
     for (unsigned b = 0; b < 256; b++) {
         const unsigned want = b >= 'A' && b <= 'Z' ? b + 32 : b;
 
-        assert_int_equal((unsigned char) got[b], want);
+        assert_int_equal((unsigned char)got[b], want);
     }
 
     char inplace[] = "WWW.Example.COM\xc4";

@@ -93,8 +93,7 @@ compile(struct arena *a, const char *text, struct tmpl *t, char *err,
 {
     int calls = 0;
 
-    return tmpl_compile(a, text, strlen(text), resolve, &calls, t, err,
-                        errcap);
+    return tmpl_compile(a, text, strlen(text), resolve, &calls, t, err, errcap);
 }
 
 
@@ -141,14 +140,12 @@ test_literal_only(void **state)
     assert_int_equal(t.parts[0].kind, TMPL_LITERAL);
     assert_int_equal(t.parts[0].len, 19);
     assert_memory_equal(t.parts[0].text, "backend.example:443", 19);
-    assert_int_equal(render(&t, &v, STR_ESCAPE_DEFAULT, out, sizeof(out)),
-                     19);
+    assert_int_equal(render(&t, &v, STR_ESCAPE_DEFAULT, out, sizeof(out)), 19);
     assert_string_equal(out, "backend.example:443");
     assert_int_equal(v.calls, 0);
 
     /* Constant templates render without a value function. */
-    assert_int_equal(tmpl_render(&t, NULL, NULL, STR_ESCAPE_NONE, out, 64),
-                     19);
+    assert_int_equal(tmpl_render(&t, NULL, NULL, STR_ESCAPE_NONE, out, 64), 19);
 
     /* A literal with an unsafe byte is not escaped: only values are. */
     assert_null(compile(a, "a\"b", &t, err, sizeof(err)));
@@ -158,8 +155,7 @@ test_literal_only(void **state)
     assert_null(compile(a, "", &t, err, sizeof(err)));
     assert_int_equal(t.nparts, 0);
     assert_false(t.has_vars);
-    assert_int_equal(tmpl_render(&t, NULL, NULL, STR_ESCAPE_NONE, NULL, 0),
-                     0);
+    assert_int_equal(tmpl_render(&t, NULL, NULL, STR_ESCAPE_NONE, NULL, 0), 0);
 }
 
 
@@ -172,8 +168,8 @@ test_var(void **state)
     char out[64];
     struct values v = {.sni = "www.example.com"};
 
-    assert_null(compile(a, "$ssl_preread_server_name:443", &t, err,
-                        sizeof(err)));
+    assert_null(
+        compile(a, "$ssl_preread_server_name:443", &t, err, sizeof(err)));
     assert_int_equal(t.nparts, 2);
     assert_true(t.has_vars);
     assert_int_equal(t.parts[0].kind, TMPL_VAR);
@@ -182,13 +178,12 @@ test_var(void **state)
     assert_string_equal(t.parts[0].text, "ssl_preread_server_name");
     assert_int_equal(t.parts[1].kind, TMPL_LITERAL);
     assert_string_equal(t.parts[1].text, ":443");
-    assert_int_equal(render(&t, &v, STR_ESCAPE_DEFAULT, out, sizeof(out)),
-                     19);
+    assert_int_equal(render(&t, &v, STR_ESCAPE_DEFAULT, out, sizeof(out)), 19);
     assert_string_equal(out, "www.example.com:443");
 
     /* A name ends at the first non-name byte. */
-    assert_null(compile(a, "[$remote_addr]-$ssl_preread_server_name", &t,
-                        err, sizeof(err)));
+    assert_null(compile(a, "[$remote_addr]-$ssl_preread_server_name", &t, err,
+                        sizeof(err)));
     assert_int_equal(t.nparts, 4);
     assert_int_equal(render(&t, &v, STR_ESCAPE_DEFAULT, out, sizeof(out)),
                      strlen("[192.0.2.1]-www.example.com"));
@@ -227,12 +222,12 @@ test_captures(void **state)
     char err[128];
     char out[64];
     int calls = 0;
-    struct values v = {.sni = "", .caps = {[1] = "one", [2] = "two",
-                                           [4] = "named"}};
+    struct values v = {.sni = "",
+                       .caps = {[1] = "one", [2] = "two", [4] = "named"}};
 
     /* "$12" is capture 1 then the literal "2", as in nginx. */
-    assert_null(tmpl_compile(a, "$1.$2:$12-${3}|$host", 20, resolve, &calls,
-                             &t, err, sizeof(err)));
+    assert_null(tmpl_compile(a, "$1.$2:$12-${3}|$host", 20, resolve, &calls, &t,
+                             err, sizeof(err)));
     assert_int_equal(calls, 1); /* only "host" went to the resolver */
     assert_int_equal(t.nparts, 9);
     assert_int_equal(t.parts[0].kind, TMPL_CAPTURE);
@@ -272,9 +267,9 @@ test_unknown_var(void **state)
                         "unknown \"0\" variable");
 
     /* Without a resolver every name is unknown. */
-    assert_string_equal(tmpl_compile(a, "$remote_addr", 12, NULL, NULL, &t,
-                                     err, sizeof(err)),
-                        "unknown \"remote_addr\" variable");
+    assert_string_equal(
+        tmpl_compile(a, "$remote_addr", 12, NULL, NULL, &t, err, sizeof(err)),
+        "unknown \"remote_addr\" variable");
 }
 
 
@@ -366,8 +361,8 @@ test_render_truncation(void **state)
     assert_null(compile(a, "<$ssl_preread_server_name>:$remote_addr", &t, err,
                         sizeof(err)));
 
-    const size_t need = tmpl_render(&t, value, &v, STR_ESCAPE_DEFAULT, full,
-                                    sizeof(full));
+    const size_t need =
+        tmpl_render(&t, value, &v, STR_ESCAPE_DEFAULT, full, sizeof(full));
     const char want[] = "<a\\x22b>:192.0.2.1";
 
     assert_int_equal(need, sizeof(want) - 1);
@@ -397,10 +392,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_captures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_var, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_bracket, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_render_escaping, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_bracket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_render_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_truncation, setup,
                                         teardown),
     };

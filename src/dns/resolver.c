@@ -1,0 +1,512 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * c-ares driven by our loop. c-ares tells us which sockets it wants watched
+ * (sock_state_cb) and when it wants a timeout; we call ares_process_fd().
+ * Each name has one cache entry: pending (with its waiters) or answered
+ * (with an expiry). A pending entry has our own deadline too, because
+ * c-ares' retries add up to more than resolver_timeout.
+ */
+
+#include <ares.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "dns/resolver.h"
+#include "event/loop.h"
+
+
+#define RESOLVER_BUCKETS 1024     /* hash buckets; chains grow beyond */
+#define RESOLVER_MAX_ENTRIES 65536 /* beyond: answers are not cached */
+#define RESOLVER_NEGATIVE_MS 5000 /* how long failures are remembered */
+#define RESOLVER_MAX_SOCKS 16     /* c-ares sockets watched at once */
+#define RESOLVER_SWEEP_MS 60000   /* expired entries are freed this often */
+
+
+struct resolver_entry {
+    struct resolver_entry *next;   /* hash chain */
+    struct resolver *r;
+    char name[RESOLVER_NAME_MAX + 1];
+    size_t len;
+    bool pending;                  /* a query is in flight */
+    bool orphan;                   /* unlinked; freed when c-ares calls back */
+    int64_t expires_ms;            /* answered: when to ask again */
+    struct resolver_result result;
+    struct resolver_wait *waiters; /* sessions waiting for this name */
+    struct loop_timer deadline;    /* resolver_timeout of the lookup */
+};
+
+struct resolver_sock {
+    struct loop_io io;
+    struct resolver *r;
+};
+
+struct resolver {
+    struct loop *loop;
+    ares_channel channel;
+    struct resolver_conf conf;
+    struct resolver_entry *buckets[RESOLVER_BUCKETS];
+    size_t nentries;
+    struct resolver_sock socks[RESOLVER_MAX_SOCKS];
+    struct loop_timer ares_timer;  /* c-ares' own retransmit timeouts */
+    struct loop_timer sweep;
+    uint64_t queries;
+};
+
+
+static void resolver_sock_state(void *data, ares_socket_t fd, int readable,
+                                int writable);
+static void resolver_sock_io(struct loop_io *io, uint32_t events);
+static void resolver_ares_timer(struct loop_timer *t);
+static void resolver_rearm(struct resolver *r);
+static void resolver_answer(void *arg, int status, int timeouts,
+                            struct ares_addrinfo *ai);
+static void resolver_deadline(struct loop_timer *t);
+static void resolver_complete(struct resolver_entry *e);
+static void resolver_sweep(struct loop_timer *t);
+static uint32_t resolver_hash(const char *name, size_t len);
+static void resolver_unlink(struct resolver_entry *e);
+
+
+static uint32_t
+resolver_hash(const char *name, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    }
+    return h;
+}
+
+
+struct resolver *
+resolver_new(struct loop *l, const struct resolver_conf *c, char *err,
+             size_t errcap)
+{
+    struct resolver *r = calloc(1, sizeof(*r));
+    struct ares_options o;
+    int rc;
+    char lookups[] = "b"; /* DNS only: never the hosts file */
+
+    if (r == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    rc = ares_library_init(ARES_LIB_INIT_ALL);
+    if (rc != ARES_SUCCESS) {
+        snprintf(err, errcap, "ares_library_init() failed: %s",
+                 ares_strerror(rc));
+        free(r);
+        return NULL;
+    }
+    r->loop = l;
+    r->conf = *c;
+    for (size_t i = 0; i < RESOLVER_MAX_SOCKS; i++) {
+        loop_io_init(&r->socks[i].io, -1, resolver_sock_io, &r->socks[i]);
+        r->socks[i].r = r;
+    }
+    memset(&o, 0, sizeof(o));
+    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
+    o.timeout = (int)(c->timeout_ms < 2000 ? (c->timeout_ms + 1) / 2 : 1000);
+    o.tries = 2;
+    o.ndots = 0;
+    o.ndomains = 0;
+    o.domains = NULL;
+    o.lookups = lookups;
+    o.sock_state_cb = resolver_sock_state;
+    o.sock_state_cb_data = r;
+    rc = ares_init_options(&r->channel, &o,
+                           ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS |
+                               ARES_OPT_TRIES | ARES_OPT_NDOTS |
+                               ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS |
+                               ARES_OPT_SOCK_STATE_CB);
+    if (rc != ARES_SUCCESS) {
+        snprintf(err, errcap, "ares_init_options() failed: %s",
+                 ares_strerror(rc));
+        free(r);
+        return NULL;
+    }
+    rc = ares_set_servers_ports_csv(r->channel, c->servers);
+    if (rc != ARES_SUCCESS) {
+        snprintf(err, errcap, "invalid resolver address \"%s\": %s",
+                 c->servers, ares_strerror(rc));
+        ares_destroy(r->channel);
+        free(r);
+        return NULL;
+    }
+    loop_timer_init(&r->ares_timer, resolver_ares_timer, r);
+    loop_timer_init(&r->sweep, resolver_sweep, r);
+    loop_timer_set(l, &r->sweep, RESOLVER_SWEEP_MS);
+    return r;
+}
+
+
+void
+resolver_free(struct resolver *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    /* Waiters are dropped: their owners are going away with r. */
+    for (size_t b = 0; b < RESOLVER_BUCKETS; b++) {
+        for (struct resolver_entry *e = r->buckets[b]; e != NULL; e = e->next) {
+            for (struct resolver_wait *w = e->waiters; w != NULL; w = w->next) {
+                w->entry = NULL;
+            }
+            e->waiters = NULL;
+        }
+    }
+    /* Calls resolver_answer() with ARES_EDESTRUCTION for pending ones. */
+    ares_destroy(r->channel);
+    for (size_t b = 0; b < RESOLVER_BUCKETS; b++) {
+        struct resolver_entry *e = r->buckets[b];
+        while (e != NULL) {
+            struct resolver_entry *next = e->next;
+            loop_timer_cancel(r->loop, &e->deadline);
+            free(e);
+            e = next;
+        }
+    }
+    for (size_t i = 0; i < RESOLVER_MAX_SOCKS; i++) {
+        if (r->socks[i].io.fd >= 0) {
+            loop_io_del(r->loop, &r->socks[i].io);
+        }
+    }
+    loop_timer_cancel(r->loop, &r->ares_timer);
+    loop_timer_cancel(r->loop, &r->sweep);
+    free(r);
+}
+
+
+/* c-ares opened, changed or closed a socket. */
+static void
+resolver_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+    struct resolver *r = data;
+    struct resolver_sock *free_slot = NULL;
+    const uint32_t mask = (readable ? LOOP_READ : 0) |
+                          (writable ? LOOP_WRITE : 0);
+
+    for (size_t i = 0; i < RESOLVER_MAX_SOCKS; i++) {
+        struct resolver_sock *rs = &r->socks[i];
+        if (rs->io.fd == fd) {
+            if (mask == 0) {
+                loop_io_del(r->loop, &rs->io);
+            } else {
+                loop_io_set(r->loop, &rs->io, mask);
+            }
+            return;
+        }
+        if (rs->io.fd < 0 && free_slot == NULL) {
+            free_slot = rs;
+        }
+    }
+    if (mask != 0 && free_slot != NULL) {
+        loop_io_init(&free_slot->io, fd, resolver_sock_io, free_slot);
+        loop_io_set(r->loop, &free_slot->io, mask);
+    }
+    /* No free slot: c-ares' timeouts still end the queries on it. */
+}
+
+
+static void
+resolver_sock_io(struct loop_io *io, uint32_t events)
+{
+    struct resolver_sock *rs = io->data;
+    struct resolver *r = rs->r;
+    const ares_socket_t fd = io->fd;
+
+    ares_process_fd(r->channel,
+                    events & (LOOP_READ | LOOP_ERROR) ? fd : ARES_SOCKET_BAD,
+                    events & LOOP_WRITE ? fd : ARES_SOCKET_BAD);
+    resolver_rearm(r);
+}
+
+
+static void
+resolver_ares_timer(struct loop_timer *t)
+{
+    struct resolver *r = t->data;
+
+    ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    resolver_rearm(r);
+}
+
+
+/* Arms our timer for c-ares' next retransmit or timeout. */
+static void
+resolver_rearm(struct resolver *r)
+{
+    struct timeval tv;
+    struct timeval *next = ares_timeout(r->channel, NULL, &tv);
+
+    if (next == NULL) {
+        loop_timer_cancel(r->loop, &r->ares_timer);
+        return;
+    }
+    loop_timer_set(r->loop, &r->ares_timer,
+                   (int64_t)next->tv_sec * 1000 + next->tv_usec / 1000 + 1);
+}
+
+
+static void
+resolver_unlink(struct resolver_entry *e)
+{
+    struct resolver *r = e->r;
+    struct resolver_entry **p = &r->buckets[resolver_hash(e->name, e->len) %
+                                            RESOLVER_BUCKETS];
+
+    while (*p != NULL && *p != e) {
+        p = &(*p)->next;
+    }
+    if (*p == e) {
+        *p = e->next;
+        r->nentries--;
+    }
+    e->next = NULL;
+}
+
+
+/* Hands e's result to every waiter; each is unlinked before its call. */
+static void
+resolver_complete(struct resolver_entry *e)
+{
+    struct resolver_result res = e->result;
+
+    /* A waiter's callback may cancel others or start new lookups. */
+    while (e->waiters != NULL) {
+        struct resolver_wait *w = e->waiters;
+        e->waiters = w->next;
+        if (e->waiters != NULL) {
+            e->waiters->prev = NULL;
+        }
+        w->entry = NULL;
+        w->next = w->prev = NULL;
+        w->fn(w->data, &res);
+    }
+}
+
+
+static void
+resolver_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+    struct resolver_entry *e = arg;
+    struct resolver *r = e->r;
+    int64_t ttl_ms = -1;
+
+    (void)timeouts;
+    if (e->orphan) {
+        /* Our deadline already answered the waiters and let it go. */
+        ares_freeaddrinfo(ai);
+        free(e);
+        return;
+    }
+    if (status == ARES_EDESTRUCTION) {
+        ares_freeaddrinfo(ai);
+        return; /* resolver_free() frees the entry */
+    }
+    loop_timer_cancel(r->loop, &e->deadline);
+    e->pending = false;
+    e->result.naddrs = 0;
+    switch (status) {
+    case ARES_SUCCESS:
+        for (struct ares_addrinfo_node *n = ai ? ai->nodes : NULL;
+             n != NULL && e->result.naddrs < RESOLVER_MAX_ADDRS;
+             n = n->ai_next) {
+            const size_t i = e->result.naddrs;
+            if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
+                n->ai_addrlen > sizeof(e->result.addrs[0])) {
+                continue;
+            }
+            memcpy(&e->result.addrs[i], n->ai_addr, n->ai_addrlen);
+            e->result.addrlens[i] = n->ai_addrlen;
+            e->result.naddrs++;
+            if (ttl_ms == -1 || (int64_t)n->ai_ttl * 1000 < ttl_ms) {
+                ttl_ms = (int64_t)(n->ai_ttl < 0 ? 0 : n->ai_ttl) * 1000;
+            }
+        }
+        e->result.status = e->result.naddrs > 0 ? RESOLVER_OK
+                                                : RESOLVER_NXDOMAIN;
+        break;
+    case ARES_ENOTFOUND:
+    case ARES_ENODATA:
+    case ARES_ENONAME:
+        e->result.status = RESOLVER_NXDOMAIN;
+        break;
+    case ARES_ESERVFAIL:
+    case ARES_EREFUSED:
+        e->result.status = RESOLVER_SERVFAIL;
+        break;
+    case ARES_ETIMEOUT:
+        e->result.status = RESOLVER_TIMEOUT;
+        break;
+    default:
+        e->result.status = RESOLVER_ERROR;
+        break;
+    }
+    ares_freeaddrinfo(ai);
+    if (e->result.status == RESOLVER_OK) {
+        e->expires_ms = clock_now_ms() +
+                        (r->conf.valid_ms >= 0 ? r->conf.valid_ms : ttl_ms);
+    } else if (e->result.status == RESOLVER_NXDOMAIN) {
+        e->expires_ms = clock_now_ms() + RESOLVER_NEGATIVE_MS;
+    } else {
+        e->expires_ms = clock_now_ms(); /* not cached: ask again */
+    }
+    resolver_complete(e);
+}
+
+
+static void
+resolver_deadline(struct loop_timer *t)
+{
+    struct resolver_entry *e = t->data;
+
+    /*
+     * c-ares still holds e as its callback argument: unlink it so the next
+     * lookup asks again, answer the waiters, free it when c-ares is done.
+     */
+    resolver_unlink(e);
+    e->orphan = true;
+    e->pending = false;
+    e->result.status = RESOLVER_TIMEOUT;
+    e->result.naddrs = 0;
+    resolver_complete(e);
+}
+
+
+const struct resolver_result *
+resolver_lookup(struct resolver *r, const char *name, size_t len,
+                struct resolver_wait *w, resolver_fn fn, void *data)
+{
+    const uint32_t b = resolver_hash(name, len) % RESOLVER_BUCKETS;
+    struct resolver_entry *e;
+    struct ares_addrinfo_hints hints;
+
+    if (len > RESOLVER_NAME_MAX) {
+        return NULL;
+    }
+    for (e = r->buckets[b]; e != NULL; e = e->next) {
+        if (e->len == len && memcmp(e->name, name, len) == 0) {
+            break;
+        }
+    }
+    if (e != NULL && !e->pending) {
+        if (clock_now_ms() < e->expires_ms) {
+            return &e->result;
+        }
+        /* Expired: ask again in place. */
+    }
+    if (e == NULL) {
+        e = calloc(1, sizeof(*e));
+        if (e == NULL) {
+            static struct resolver_result oom = {RESOLVER_ERROR, 0, {{0}}, {0}};
+            return &oom;
+        }
+        e->r = r;
+        memcpy(e->name, name, len);
+        e->len = len;
+        loop_timer_init(&e->deadline, resolver_deadline, e);
+        e->next = r->buckets[b];
+        r->buckets[b] = e;
+        r->nentries++;
+    }
+    w->fn = fn;
+    w->data = data;
+    w->entry = e;
+    w->prev = NULL;
+    w->next = e->waiters;
+    if (e->waiters != NULL) {
+        e->waiters->prev = w;
+    }
+    e->waiters = w;
+    if (e->pending) {
+        return NULL; /* coalesced with the query in flight */
+    }
+    e->pending = true;
+    r->queries++;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = r->conf.ipv4 && r->conf.ipv6 ? AF_UNSPEC
+                      : r->conf.ipv6               ? AF_INET6
+                                                   : AF_INET;
+    hints.ai_flags = ARES_AI_NOSORT;
+    loop_timer_set(r->loop, &e->deadline, r->conf.timeout_ms);
+    /* May call resolver_answer() at once (e.g. a bad name). */
+    ares_getaddrinfo(r->channel, e->name, NULL, &hints, resolver_answer, e);
+    resolver_rearm(r);
+    return NULL;
+}
+
+
+void
+resolver_cancel(struct resolver_wait *w)
+{
+    struct resolver_entry *e = w->entry;
+
+    if (e == NULL) {
+        return;
+    }
+    if (w->prev != NULL) {
+        w->prev->next = w->next;
+    } else {
+        e->waiters = w->next;
+    }
+    if (w->next != NULL) {
+        w->next->prev = w->prev;
+    }
+    w->entry = NULL;
+    w->next = w->prev = NULL;
+}
+
+
+static void
+resolver_sweep(struct loop_timer *t)
+{
+    struct resolver *r = t->data;
+    const int64_t now = clock_now_ms();
+
+    for (size_t b = 0; b < RESOLVER_BUCKETS; b++) {
+        struct resolver_entry **p = &r->buckets[b];
+        while (*p != NULL) {
+            struct resolver_entry *e = *p;
+            if (!e->pending && e->waiters == NULL && e->expires_ms <= now) {
+                *p = e->next;
+                r->nentries--;
+                free(e);
+                continue;
+            }
+            p = &e->next;
+        }
+    }
+    loop_timer_set(r->loop, &r->sweep, RESOLVER_SWEEP_MS);
+}
+
+
+const char *
+resolver_status_text(enum resolver_status st)
+{
+    switch (st) {
+    case RESOLVER_OK:
+        return "ok";
+    case RESOLVER_NXDOMAIN:
+        return "Host not found";
+    case RESOLVER_SERVFAIL:
+        return "Server failure";
+    case RESOLVER_TIMEOUT:
+        return "Operation timed out";
+    case RESOLVER_ERROR:
+        break;
+    }
+    return "Resolver error";
+}
+
+
+uint64_t
+resolver_queries(const struct resolver *r)
+{
+    return r->queries;
+}

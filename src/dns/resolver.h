@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Asynchronous DNS on our event loop, through c-ares: one query in flight
+ * per name however many sessions ask, answers cached for their TTL (or
+ * `valid=`), failures for a short while. Only DNS is asked: never
+ * /etc/hosts, never a search domain (on a proxy for hosts-file users the
+ * hosts file invites forwarding loops).
+ */
+#ifndef SNIRELAY_DNS_RESOLVER_H
+#define SNIRELAY_DNS_RESOLVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct loop;
+struct resolver;
+struct resolver_entry;
+
+#define RESOLVER_MAX_ADDRS 16   /* addresses kept per name */
+#define RESOLVER_NAME_MAX 253
+
+enum resolver_status {
+    RESOLVER_OK,
+    RESOLVER_NXDOMAIN,   /* the name does not exist, or has no address */
+    RESOLVER_SERVFAIL,   /* the server failed or refused */
+    RESOLVER_TIMEOUT,    /* no answer within resolver_timeout */
+    RESOLVER_ERROR,      /* anything else (a malformed answer, no memory) */
+};
+
+struct resolver_conf {
+    const char *servers;  /* "127.0.0.1:5353,[::1]:53" (c-ares CSV form) */
+    int64_t valid_ms;     /* cache time overriding TTLs; -1: use TTLs */
+    bool ipv4;            /* ask A */
+    bool ipv6;            /* ask AAAA */
+    int64_t timeout_ms;   /* resolver_timeout: a whole lookup's deadline */
+};
+
+/* What a lookup found; valid during a callback, or until the next loop batch. */
+struct resolver_result {
+    enum resolver_status status;
+    size_t naddrs;
+    struct sockaddr_storage addrs[RESOLVER_MAX_ADDRS]; /* port 0 */
+    socklen_t addrlens[RESOLVER_MAX_ADDRS];
+};
+
+typedef void (*resolver_fn)(void *data, const struct resolver_result *res);
+
+/* A session's place in a pending lookup's waiter list; owned by the caller. */
+struct resolver_wait {
+    struct resolver_wait *prev;
+    struct resolver_wait *next;
+    struct resolver_entry *entry; /* NULL when not waiting */
+    resolver_fn fn;
+    void *data;
+};
+
+/*
+ * Starts a resolver for c on loop l. Returns it, or NULL with a message in
+ * err (e.g. a bad server address).
+ */
+struct resolver *resolver_new(struct loop *l, const struct resolver_conf *c,
+                              char *err, size_t errcap);
+
+/* Stops every lookup (waiters are dropped without a call) and frees r. */
+void resolver_free(struct resolver *r);
+
+/*
+ * Looks up name (already validated and lower-cased, len bytes). When the
+ * answer is cached, returns it (valid until the next loop batch) and w is
+ * unused. Otherwise queues w (calling fn(data, result) once later, unless
+ * resolver_cancel(w) comes first) and returns NULL; a query is sent only if
+ * none is in flight for the name. *queried tells whether one was sent.
+ */
+const struct resolver_result *resolver_lookup(struct resolver *r,
+                                              const char *name, size_t len,
+                                              struct resolver_wait *w,
+                                              resolver_fn fn, void *data);
+
+/* Removes w from its lookup; a no-op when w is not waiting. */
+void resolver_cancel(struct resolver_wait *w);
+
+/* Text for a status, as nginx's resolver prints it ("Host not found"). */
+const char *resolver_status_text(enum resolver_status st);
+
+/* Queries sent since start (for tests and statistics). */
+uint64_t resolver_queries(const struct resolver *r);
+
+#endif
