@@ -13,7 +13,9 @@
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "process/worker.h"
+#include "stream/guard.h"
 #include "stream/log.h"
+#include "stream/resolve.h"
 #include "stream/session.h"
 #include "stream/stream.h"
 
@@ -57,6 +59,7 @@ worker_run(struct stream_conf *conf)
     sigset_t set;
     int sfd;
     int rc = 0;
+    char err[256];
 
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -77,6 +80,12 @@ worker_run(struct stream_conf *conf)
     log_start(w.loop);
     loop_io_init(&w.sig, sfd, worker_signal, &w);
     loop_io_set(w.loop, &w.sig, LOOP_READ);
+    guard_init(conf);
+    if (resolve_open_all(conf, w.loop, err, sizeof(err)) == -1) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "%s", err);
+        rc = 1;
+        goto done;
+    }
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
         if (session_listen_start(w.loop, ls) == -1) {
             errlog_write(NULL, ERRLOG_EMERG, 0, "listening on %s failed",
@@ -96,6 +105,7 @@ done:
         session_listen_stop(w.loop, ls);
     }
     session_close_all();
+    resolve_close_all(conf);
     log_flush_all(conf);
     loop_io_del(w.loop, &w.sig);
     close(sfd);

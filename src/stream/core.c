@@ -22,11 +22,14 @@
 #include "core/units.h"
 #include "log/errlog.h"
 #include "net/sock.h"
+#include "stream/access.h"
 #include "stream/core.h"
+#include "stream/guard.h"
 #include "stream/hostmatch.h"
 #include "stream/log.h"
 #include "stream/map.h"
 #include "stream/proxy.h"
+#include "stream/resolve.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
 #include "stream/vars.h"
@@ -62,6 +65,8 @@ static const char *core_server_name(struct conf_ctx *cf,
                                     const struct conf_cmd *cmd, void *conf);
 static const char *core_map(struct conf_ctx *cf, const struct conf_node *n,
                             const struct conf_cmd *cmd, void *conf);
+static void core_check_names(struct stream_conf *conf,
+                            struct stream_server *srv);
 static void core_settings_init(struct stream_settings *set);
 static void core_settings_merge(struct stream_settings *child,
                                 const struct stream_settings *parent);
@@ -126,6 +131,12 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"proxy_half_close", SS, CONF_FLAG, conf_set_flag,
      CORE_SETTING(proxy_half_close)},
     {"tcp_nodelay", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(tcp_nodelay)},
+    {"http_preread", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(http_preread)},
+    {"resolver", SS, CONF_1MORE, resolve_resolver_set, 0},
+    {"resolver_timeout", SS, CONF_TAKE1, conf_set_msec,
+     CORE_SETTING(resolver_timeout_ms)},
+    {"deny_if", SS, CONF_TAKE1, access_deny_if_set, 0},
+    {"proxy_target_allow", SS, CONF_1MORE, guard_target_allow_set, 0},
     /* nginx sizes its hash tables with these; ours need no tuning. */
     {"map_hash_bucket_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
     {"map_hash_max_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
@@ -324,6 +335,8 @@ core_settings_init(struct stream_settings *set)
     set->proxy_next_upstream_timeout_ms = CONF_UNSET;
     set->proxy_half_close = CONF_UNSET;
     set->tcp_nodelay = CONF_UNSET;
+    set->http_preread = CONF_UNSET;
+    set->resolver_timeout_ms = CONF_UNSET;
 }
 
 
@@ -356,6 +369,14 @@ core_settings_merge(struct stream_settings *child,
     }
     if (child->errlog == NULL) {
         child->errlog = parent->errlog;
+    }
+    CONF_MERGE(child->http_preread, parent->http_preread, 0);
+    CONF_MERGE(child->resolver_timeout_ms, parent->resolver_timeout_ms, 30000);
+    CONF_MERGE_PTR(child->resolver, parent->resolver, NULL);
+    CONF_MERGE_PTR(child->deny_if, parent->deny_if, NULL);
+    if (!child->target_allow_set) {
+        child->target_allow = parent->target_allow;
+        child->ntarget_allow = parent->ntarget_allow;
     }
 }
 
@@ -573,6 +594,34 @@ core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
 }
 
 
+/*
+ * -t (and every start) warns where a server forwards to names it would
+ * resolve with no resolver, or to names the client chooses with no
+ * allow-list: the open-proxy configuration.
+ */
+static void
+core_check_names(struct stream_conf *conf, struct stream_server *srv)
+{
+    if (srv->pass_kind != PASS_VALUE) {
+        return;
+    }
+    srv->pass_is_client = vars_is_client(conf, &srv->pass_value);
+    if (srv->set.resolver == NULL) {
+        errlog_write(NULL, ERRLOG_WARN, 0,
+                     "\"proxy_pass %s\" may need a resolver, but no "
+                     "\"resolver\" is defined in %s:%u",
+                     srv->pass_text, srv->file, srv->pass_line);
+    }
+    if (srv->pass_is_client && srv->set.deny_if == NULL) {
+        errlog_write(NULL, ERRLOG_WARN, 0,
+                     "\"proxy_pass %s\" forwards to names the client "
+                     "chooses, and no \"deny_if\" allow-list restricts them "
+                     "(an open proxy) in %s:%u",
+                     srv->pass_text, srv->file, srv->pass_line);
+    }
+}
+
+
 static const char *
 core_finish(struct conf_ctx *cf, struct stream_conf *conf,
             struct conf_err *err)
@@ -592,6 +641,8 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf,
                                             CONF_UNSET,
                                         .proxy_half_close = CONF_UNSET,
                                         .tcp_nodelay = CONF_UNSET,
+                                        .http_preread = CONF_UNSET,
+                                        .resolver_timeout_ms = CONF_UNSET,
                                     });
     CONF_MERGE(conf->daemon, CONF_UNSET, 0);
     CONF_MERGE(conf->worker_processes, CONF_UNSET, 1);
@@ -616,6 +667,7 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf,
         if (rv != NULL) {
             return rv;
         }
+        core_check_names(conf, srv);
     }
     rv = upstream_finish(cf, conf);
     if (rv != NULL) {

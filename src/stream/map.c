@@ -173,10 +173,13 @@ map_compile(struct conf_ctx *cf, struct stream_conf *conf,
          * The value is compiled after its key is added, so that it can name
          * the key's capture groups; the key holds the value's address.
          */
-        value = arena_alloc(cf->arena, sizeof(*value));
-        if (value == NULL) {
+        struct stream_map_value *mv = arena_alloc(cf->arena, sizeof(*mv));
+        if (mv == NULL) {
             return "out of memory";
         }
+        mv->next = m->values;
+        m->values = mv;
+        value = &mv->t;
         if (hostmatch_add(m->keys, key, strlen(key), value, err,
                           sizeof(err)) == -1) {
             return map_located(cf, c, "%s", err);

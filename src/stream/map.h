@@ -15,12 +15,19 @@ struct conf_node;
 struct hostmatch;
 struct stream_conf;
 
+/* A key's value; listed so the whole map can be inspected. */
+struct stream_map_value {
+    struct tmpl t;
+    struct stream_map_value *next;
+};
+
 struct stream_map {
     const char *var_name;      /* the variable it defines, without '$' */
     int var_id;                /* its id in the registry */
     struct tmpl source;        /* the value looked up */
     struct hostmatch *keys;    /* key -> struct tmpl * value */
     struct tmpl default_value; /* empty unless `default` */
+    struct stream_map_value *values; /* every key's value */
     bool hostnames;
     bool is_volatile;          /* accepted; values are never cached anyway */
     const struct conf_node *node; /* compiled in a second pass */

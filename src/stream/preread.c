@@ -18,7 +18,9 @@
 
 #include "event/loop.h"
 #include "log/errlog.h"
+#include "proto/http_head.h"
 #include "proto/tls_hello.h"
+#include "stream/access.h"
 #include "stream/hostmatch.h"
 #include "stream/session.h"
 #include "stream/stream.h"
@@ -29,8 +31,15 @@
 
 static void preread_io(struct loop_io *io, uint32_t events);
 static void preread_timer(struct loop_timer *t);
-static void preread_done(struct session *s, enum preread_status status);
+static void preread_done(struct session *s);
+static int preread_feed(struct session *s, const unsigned char *data,
+                        size_t len);
+static enum preread_status preread_tls_status(enum tls_hello_rc rc,
+                                              const struct tls_hello *h);
+static enum preread_status preread_http_status(enum http_head_rc rc,
+                                               const struct http_head *h);
 static int preread_grow(struct session *s, size_t max);
+static void preread_mark(struct session *s, enum preread_status status);
 
 
 void
@@ -38,6 +47,7 @@ preread_start(struct session *s)
 {
     s->action = "prereading client data";
     tls_hello_init(&s->hello);
+    http_head_init(&s->http);
     s->client.fn = preread_io;
     s->timer.fn = preread_timer;
     loop_timer_set(s->loop, &s->timer, s->server->set.preread_timeout_ms);
@@ -45,6 +55,19 @@ preread_start(struct session *s)
         session_log(s, ERRLOG_ALERT, errno, "epoll_ctl() failed (%d: %s)",
                     errno, strerror(errno));
         session_finalize(s, 500);
+    }
+}
+
+
+/* Sets how preread ended for the kinds still running. */
+static void
+preread_mark(struct session *s, enum preread_status status)
+{
+    if (s->server->set.ssl_preread && s->preread == PREREAD_NONE) {
+        s->preread = status;
+    }
+    if (s->server->set.http_preread && s->http_preread == PREREAD_NONE) {
+        s->http_preread = status;
     }
 }
 
@@ -77,13 +100,12 @@ preread_io(struct loop_io *io, uint32_t events)
     (void)events;
     /* Bounded by max: each round reads at least one byte or returns. */
     for (;;) {
-        enum tls_hello_rc rc;
         ssize_t n;
 
         if (s->pre_len == s->pre_cap) {
             if (s->pre_cap >= max) {
                 session_log(s, ERRLOG_ERR, 0, "preread buffer full");
-                s->preread = PREREAD_TOO_LARGE;
+                preread_mark(s, PREREAD_TOO_LARGE);
                 session_finalize(s, 400);
                 return;
             }
@@ -102,57 +124,130 @@ preread_io(struct loop_io *io, uint32_t events)
             }
             session_log(s, ERRLOG_INFO, errno, "recv() failed (%d: %s)",
                         errno, strerror(errno));
-            s->preread = PREREAD_MALFORMED;
+            preread_mark(s, PREREAD_MALFORMED);
             session_finalize(s, 200);
             return;
         }
         if (n == 0) {
             /* nginx closes such a session with 200 and no upstream. */
             session_log(s, ERRLOG_INFO, 0, "client closed connection");
-            s->preread = PREREAD_MALFORMED;
+            preread_mark(s, PREREAD_MALFORMED);
             session_finalize(s, 200);
             return;
         }
         s->bytes_received += (uint64_t)n;
-        rc = tls_hello_feed(&s->hello, s->pre_buf + s->pre_len, (size_t)n);
+        const int over = preread_feed(s, s->pre_buf + s->pre_len, (size_t)n);
         s->pre_len += (size_t)n;
-        switch (rc) {
-        case TLS_HELLO_NEED_MORE:
-            continue;
-        case TLS_HELLO_DONE:
-            preread_done(s, s->hello.has_sni ? PREREAD_OK : PREREAD_NO_SNI);
-            return;
-        case TLS_HELLO_NOT_TLS:
-            preread_done(s, PREREAD_NOT_TLS);
-            return;
-        case TLS_HELLO_MALFORMED:
-            session_log(s, ERRLOG_INFO, 0, "malformed ClientHello: %s",
-                        s->hello.reason);
-            preread_done(s, PREREAD_MALFORMED);
+        if (over) {
+            preread_done(s);
             return;
         }
     }
 }
 
 
-static void
-preread_done(struct session *s, enum preread_status status)
+/* Status of a finished HTTP head, in $ssl_preread_status's words. */
+static enum preread_status
+preread_http_status(enum http_head_rc rc, const struct http_head *h)
 {
-    s->preread = status;
+    switch (rc) {
+    case HTTP_HEAD_DONE:
+        return h->has_host ? PREREAD_OK : PREREAD_NO_SNI;
+    case HTTP_HEAD_NOT_HTTP:
+        return PREREAD_NOT_TLS;
+    case HTTP_HEAD_MALFORMED:
+        return PREREAD_MALFORMED;
+    case HTTP_HEAD_NEED_MORE:
+        break;
+    }
+    return PREREAD_NONE;
+}
+
+
+static enum preread_status
+preread_tls_status(enum tls_hello_rc rc, const struct tls_hello *h)
+{
+    switch (rc) {
+    case TLS_HELLO_DONE:
+        return h->has_sni ? PREREAD_OK : PREREAD_NO_SNI;
+    case TLS_HELLO_NOT_TLS:
+        return PREREAD_NOT_TLS;
+    case TLS_HELLO_MALFORMED:
+        return PREREAD_MALFORMED;
+    case TLS_HELLO_NEED_MORE:
+        break;
+    }
+    return PREREAD_NONE;
+}
+
+
+/*
+ * Feeds new bytes to the parsers the server enabled. Both may be on: the
+ * first bytes tell TLS from HTTP, so one of them gives up at once. Returns
+ * 1 when preread is over, 0 when more bytes are needed.
+ */
+static int
+preread_feed(struct session *s, const unsigned char *data, size_t len)
+{
+    const struct stream_settings *set = &s->server->set;
+    bool tls_open = false;
+    bool http_open = false;
+
+    if (set->ssl_preread && s->preread == PREREAD_NONE) {
+        const enum tls_hello_rc rc = tls_hello_feed(&s->hello, data, len);
+        s->preread = preread_tls_status(rc, &s->hello);
+        tls_open = s->preread == PREREAD_NONE;
+        if (rc == TLS_HELLO_MALFORMED) {
+            session_log(s, ERRLOG_INFO, 0, "malformed ClientHello: %s",
+                        s->hello.reason);
+        }
+    }
+    if (set->http_preread && s->http_preread == PREREAD_NONE) {
+        const enum http_head_rc rc = http_head_feed(&s->http, data, len);
+        s->http_preread = preread_http_status(rc, &s->http);
+        http_open = s->http_preread == PREREAD_NONE;
+        if (rc == HTTP_HEAD_MALFORMED) {
+            session_log(s, ERRLOG_INFO, 0, "malformed HTTP request head: %s",
+                        s->http.reason);
+        }
+    }
+    if (s->preread == PREREAD_OK || s->preread == PREREAD_NO_SNI ||
+        s->http_preread == PREREAD_OK || s->http_preread == PREREAD_NO_SNI) {
+        return 1; /* one protocol recognised: the other does not matter */
+    }
+    return tls_open || http_open ? 0 : 1;
+}
+
+
+static void
+preread_done(struct session *s)
+{
+    const char *name = NULL;
+    size_t len = 0;
+
     loop_timer_cancel(s->loop, &s->timer);
     if (loop_io_set(s->loop, &s->client, 0) == -1) {
         session_finalize(s, 500);
         return;
     }
-    if (status == PREREAD_OK && s->listen->names != NULL) {
-        struct stream_server *srv =
-            hostmatch_find(s->listen->names, s->hello.server_name,
-                           s->hello.server_name_len, NULL);
+    if (s->preread == PREREAD_OK) {
+        name = s->hello.server_name;
+        len = s->hello.server_name_len;
+    } else if (s->http_preread == PREREAD_OK) {
+        name = s->http.host;
+        len = s->http.host_len;
+    }
+    /* nginx 1.25.5: the preread name picks among the listen's servers. */
+    if (name != NULL && s->listen->names != NULL) {
+        struct stream_server *srv = hostmatch_find(s->listen->names, name,
+                                                   len, NULL);
         if (srv != NULL) {
             s->server = srv;
         }
     }
-    proxy_start(s);
+    if (access_check(s)) {
+        proxy_start(s);
+    }
 }
 
 
@@ -162,6 +257,6 @@ preread_timer(struct loop_timer *t)
     struct session *s = t->data;
 
     session_log(s, ERRLOG_INFO, ETIMEDOUT, "preread timed out");
-    s->preread = PREREAD_TIMEOUT;
+    preread_mark(s, PREREAD_TIMEOUT);
     session_finalize(s, 200);
 }

@@ -10,8 +10,11 @@
  * proxy_next_upstream, _tries and _timeout allow; then 502.
  */
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,7 +23,11 @@
 #include "core/clock.h"
 #include "log/errlog.h"
 #include "net/sock.h"
+#include "core/units.h"
+#include "proto/hostname.h"
 #include "stream/balance.h"
+#include "stream/guard.h"
+#include "stream/resolve.h"
 #include "stream/core.h"
 #include "stream/proxy.h"
 #include "stream/session.h"
@@ -35,6 +42,12 @@ static void proxy_connect_timer(struct loop_timer *t);
 static void proxy_failed(struct session *s, int err, const char *what);
 static void proxy_note(char *dst, size_t cap, const char *text);
 static int proxy_choose(struct session *s);
+static void proxy_connect_first(struct session *s);
+static int proxy_use_peers(struct session *s, struct balance_peer *peers,
+                           size_t n);
+static int proxy_name(struct session *s, const char *value, size_t len);
+static void proxy_refuse(struct session *s, int status, const char *fmt,
+                         const char *value, size_t len);
 
 
 const char *
@@ -132,49 +145,177 @@ proxy_choose(struct session *s)
     s->up = NULL;
     if (sock_parse_addr(value, len, 0, &s->single_peer.addr,
                         &s->single_peer.addrlen) == 0) {
+        if (srv->pass_is_client) {
+            /* A client could name any address: only names are taken. */
+            proxy_refuse(s, 403, "the client-supplied value \"%s\" is an "
+                         "address, not a name", value, len);
+            return -1;
+        }
         balance_peer_defaults(&s->single_peer);
         sock_addr_text((struct sockaddr *)&s->single_peer.addr, s->single_name,
                        sizeof(s->single_name));
         s->single_peer.name = s->single_name;
-        s->single_bal.method = BALANCE_RR;
-        s->single_bal.peers = &s->single_peer;
-        s->single_bal.npeers = 1;
-        if (balance_init(&s->single_bal) != NULL) {
-            session_finalize(s, 500);
-            return -1;
-        }
-        s->bal = &s->single_bal;
-        return 0;
+        return proxy_use_peers(s, &s->single_peer, 1);
     }
-    {
-        /* The value may hold client bytes: escaped, and cut. */
-        char shown[512];
-        const size_t n = str_escape(shown, sizeof(shown) - 1, value,
-                                    len > 120 ? 120 : len, STR_ESCAPE_DEFAULT);
-        shown[n < sizeof(shown) - 1 ? n : sizeof(shown) - 1] = '\0';
-        if (memchr(value, ':', len) == NULL) {
-            session_log(s, ERRLOG_ERR, 0, "no port in upstream \"%s\"",
-                        shown);
+    return proxy_name(s, value, len);
+}
+
+
+/*
+ * Logs why s is refused, with the value (which may hold client bytes)
+ * escaped and cut, and ends s with status.
+ */
+static void
+proxy_refuse(struct session *s, int status, const char *fmt, const char *value,
+             size_t len)
+{
+    char shown[512];
+    const size_t n = str_escape(shown, sizeof(shown) - 1, value,
+                                len > 120 ? 120 : len, STR_ESCAPE_DEFAULT);
+
+    shown[n < sizeof(shown) - 1 ? n : sizeof(shown) - 1] = '\0';
+    session_log(s, ERRLOG_ERR, 0, fmt, shown);
+    session_finalize(s, status);
+}
+
+
+/* Balances over peers (owned by s) as a one-off upstream. 0 or -1. */
+static int
+proxy_use_peers(struct session *s, struct balance_peer *peers, size_t n)
+{
+    s->single_bal.method = BALANCE_RR;
+    s->single_bal.peers = peers;
+    s->single_bal.npeers = n;
+    if (balance_init(&s->single_bal) != NULL) {
+        session_finalize(s, 500);
+        return -1;
+    }
+    s->bal = &s->single_bal;
+    return 0;
+}
+
+
+/*
+ * value is "name:port": validates the name (it may come from the client),
+ * then resolves it; the port is the config's, after the last ':'.
+ * Returns 1 when resolution is under way, -1 after finalizing s.
+ */
+static int
+proxy_name(struct session *s, const char *value, size_t len)
+{
+    const bool is_client = s->server->pass_is_client;
+    const char *colon = memrchr(value, ':', len);
+    const char *reason = NULL;
+    size_t name_len = 0;
+    int port;
+
+    if (colon == NULL) {
+        proxy_refuse(s, 500, "no port in upstream \"%s\"", value, len);
+        return -1;
+    }
+    if (units_parse_int(colon + 1, len - (size_t)(colon + 1 - value), &port) ==
+            -1 ||
+        port < 1 || port > 65535) {
+        proxy_refuse(s, 500, "invalid port in upstream \"%s\"", value, len);
+        return -1;
+    }
+    switch (hostname_normalize(value, (size_t)(colon - value), s->target,
+                               sizeof(s->target), &name_len, &reason)) {
+    case HOSTNAME_OK:
+        break;
+    case HOSTNAME_IP_LITERAL:
+        proxy_refuse(s, is_client ? 403 : 500,
+                     "\"%s\" is an address in a form that is never "
+                     "resolved", value, len);
+        return -1;
+    case HOSTNAME_INVALID:
+        proxy_refuse(s, is_client ? 403 : 500, "invalid host name in \"%s\"",
+                     value, len);
+        return -1;
+    }
+    s->target_port = port;
+    resolve_start(s);
+    return 1;
+}
+
+
+void
+proxy_resolved(struct session *s, const struct resolver_result *res)
+{
+    const struct stream_settings *set = &s->server->set;
+    size_t n = 0;
+    unsigned loops = 0;
+
+    s->dyn_peers = calloc(res->naddrs, sizeof(*s->dyn_peers) +
+                                           SOCK_ADDR_TEXT_MAX);
+    if (s->dyn_peers == NULL) {
+        session_finalize(s, 500);
+        return;
+    }
+    char (*names)[SOCK_ADDR_TEXT_MAX] = (void *)(s->dyn_peers + res->naddrs);
+    for (size_t i = 0; i < res->naddrs; i++) {
+        struct balance_peer *p = &s->dyn_peers[n];
+        struct sockaddr *sa = (struct sockaddr *)&p->addr;
+        const char *why;
+
+        balance_peer_defaults(p);
+        memcpy(&p->addr, &res->addrs[i], res->addrlens[i]);
+        p->addrlen = res->addrlens[i];
+        if (sa->sa_family == AF_INET) {
+            ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)s->target_port);
         } else {
-            session_log(s, ERRLOG_ERR, 0, "no resolver defined to resolve "
-                        "\"%s\"", shown);
+            ((struct sockaddr_in6 *)sa)->sin6_port =
+                htons((uint16_t)s->target_port);
         }
+        sock_addr_text(sa, names[n], SOCK_ADDR_TEXT_MAX);
+        p->name = names[n];
+        if (guard_is_loop(sa)) {
+            session_log(s, ERRLOG_ERR, 0, "forwarding loop: %s resolved to "
+                        "%s, which is this proxy", s->target, p->name);
+            loops++;
+            continue;
+        }
+        why = s->server->pass_is_client
+                  ? guard_ssrf_reason(sa, set->target_allow,
+                                      set->ntarget_allow)
+                  : NULL;
+        if (why != NULL) {
+            session_log(s, ERRLOG_ERR, 0, "%s resolved to %s, a %s address: "
+                        "denied", s->target, p->name, why);
+            continue;
+        }
+        n++;
     }
-    session_finalize(s, 500);
-    return -1;
+    if (n == 0) {
+        session_finalize(s, loops > 0 ? 502 : 403);
+        return;
+    }
+    if (proxy_use_peers(s, s->dyn_peers, n) == -1) {
+        return;
+    }
+    proxy_connect_first(s);
 }
 
 
 void
 proxy_start(struct session *s)
 {
+    const int rc = proxy_choose(s);
+
+    if (rc == 0) {
+        proxy_connect_first(s);
+    }
+    /* -1: finalized; 1: proxy_resolved() goes on. */
+}
+
+
+static void
+proxy_connect_first(struct session *s)
+{
     char key[1024];
     size_t key_len = 0;
 
     s->action = "connecting to upstream";
-    if (proxy_choose(s) == -1) {
-        return;
-    }
     if (s->up != NULL && s->up->hash_key.nparts > 0) {
         vars_reset();
         key_len = vars_render(s, &s->up->hash_key, false, STR_ESCAPE_NONE, key,
@@ -219,6 +360,14 @@ proxy_connect_next(struct session *s)
         s->tries++;
         s->connect_start_ms = now;
         proxy_note(s->upstream_addrs, sizeof(s->upstream_addrs), p->name);
+        if (guard_is_loop((struct sockaddr *)&p->addr)) {
+            session_log(s, ERRLOG_ERR, 0, "forwarding loop: %s is this proxy",
+                        p->name);
+            proxy_note(s->connect_times, sizeof(s->connect_times), "-");
+            balance_done(s->bal, p, false, now);
+            s->peer = NULL;
+            continue;
+        }
         fd = sock_connect((struct sockaddr *)&p->addr, p->addrlen);
         if (fd == -1) {
             proxy_failed(s, errno, "connect()");

@@ -15,6 +15,12 @@ struct stream_server;
 const char *proxy_pass_set(struct conf_ctx *cf, const struct conf_node *n,
                            const struct conf_cmd *cmd, void *conf);
 
+struct resolver_result;
+struct session;
+
+/* Goes on with s once its name resolved (res->status is RESOLVER_OK). */
+void proxy_resolved(struct session *s, const struct resolver_result *res);
+
 /* Resolves srv's proxy_pass name to an upstream. NULL or a message. */
 const char *proxy_finish(struct conf_ctx *cf, struct stream_conf *conf,
                          struct stream_server *srv);

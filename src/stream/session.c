@@ -17,6 +17,7 @@
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "net/sock.h"
+#include "stream/access.h"
 #include "stream/log.h"
 #include "stream/session.h"
 #include "stream/stream.h"
@@ -145,9 +146,9 @@ session_accept(struct loop_io *io, uint32_t events)
         if (s->server->set.tcp_nodelay) {
             sock_nodelay(fd);
         }
-        if (s->server->set.ssl_preread) {
+        if (s->server->set.ssl_preread || s->server->set.http_preread) {
             preread_start(s);
-        } else {
+        } else if (access_check(s)) {
             proxy_start(s);
         }
     }
@@ -185,9 +186,12 @@ session_finalize(struct session *s, int status)
         loop_io_del(s->loop, &s->upstream);
         close(fd);
     }
+    resolver_cancel(&s->rwait);
     if (s->bal == &s->single_bal) {
         balance_free(&s->single_bal);
     }
+    free(s->dyn_peers);
+    s->dyn_peers = NULL;
     free(s->pre_buf);
     s->pre_buf = NULL;
     free(s->c2u.buf);

@@ -15,6 +15,7 @@
 
 #include "event/loop.h"
 #include "net/sock.h"
+#include "proto/http_head.h"
 #include "proto/tls_hello.h"
 #include "stream/balance.h"
 #include "stream/stream.h"
@@ -66,7 +67,9 @@ struct session {
 
     /* preread */
     struct tls_hello hello;
-    enum preread_status preread;
+    enum preread_status preread;      /* TLS preread: $ssl_preread_status */
+    struct http_head http;
+    enum preread_status http_preread; /* HTTP preread (PREREAD_OK: a Host) */
     unsigned char *pre_buf;           /* client bytes read during preread */
     size_t pre_len;
     size_t pre_cap;
@@ -78,6 +81,11 @@ struct session {
     struct balance_peer single_peer;
     char single_name[SOCK_ADDR_TEXT_MAX]; /* single_peer's name */
     struct balance_peer *peer;        /* peer being connected/used */
+    struct resolver_wait rwait;       /* while a name is being resolved */
+    struct stream_resolver *resolver; /* the one rwait waits on */
+    struct balance_peer *dyn_peers;   /* malloc'd: a resolved name's addresses */
+    char target[RESOLVER_NAME_MAX + 8]; /* the name being resolved, ":port" */
+    int target_port;
     struct balance_try try;
     unsigned tries;                   /* connect attempts made */
     int64_t start_ms;                 /* accept time */

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "core/str.h"
+#include "dns/resolver.h"
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "net/sock.h"
@@ -23,6 +24,7 @@ struct arena;
 struct conf_node;
 struct conf_err;
 struct conf_tree;
+struct cidr;
 struct hostmatch;
 struct stream_server;
 struct upstream_build;
@@ -95,6 +97,20 @@ struct stream_settings {
     bool access_log_off;                   /* access_log off */
     bool access_log_set;
     struct errlog *errlog;                 /* NULL: inherit */
+    int http_preread;
+    struct stream_resolver *resolver;      /* NULL: inherit / none */
+    int64_t resolver_timeout_ms;
+    struct tmpl *deny_if;                  /* NULL: inherit / none */
+    struct cidr *target_allow;             /* proxy_target_allow networks */
+    size_t ntarget_allow;
+    bool target_allow_set;
+};
+
+/* One `resolver` line; its c-ares instance exists while serving. */
+struct stream_resolver {
+    struct resolver_conf rc;               /* rc.timeout_ms set per use */
+    struct resolver *r;                    /* NULL until opened */
+    struct stream_resolver *next;
 };
 
 /* One `listen` line of a server{}. */
@@ -121,6 +137,8 @@ struct stream_server {
     struct stream_upstream *pass_upstream; /* PASS_UPSTREAM */
     struct tmpl pass_value;                /* PASS_VALUE: evaluated per session */
     const char *pass_text;                 /* the proxy_pass argument */
+    bool pass_is_client;                   /* the value can carry a name the
+                                              client chose (SNI, Host) */
     unsigned pass_line;
     const char *file;
     unsigned line;
@@ -153,6 +171,7 @@ struct stream_conf {
     struct stream_log_format *formats;
     struct stream_log_file *log_files;
     struct errlog *errlogs;       /* stream/server error_logs, for closing */
+    struct stream_resolver *resolvers;
     const char *conf_path;        /* the main file, for messages */
 };
 

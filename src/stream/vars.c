@@ -72,6 +72,7 @@ static const char *const vars_names[VAR_BUILTIN_COUNT] = {
     [VAR_SSL_PREREAD_ECH] = "ssl_preread_ech",
     [VAR_PROXY_PROTOCOL_ADDR] = "proxy_protocol_addr",
     [VAR_PROXY_PROTOCOL_PORT] = "proxy_protocol_port",
+    [VAR_HTTP_PREREAD_HOST] = "http_preread_host",
 };
 
 static const char *const vars_preread_names[] = {
@@ -118,6 +119,57 @@ vars_resolve(void *data, const char *name, size_t len, bool *is_capture)
         }
     }
     return -1;
+}
+
+
+static bool
+vars_is_client_depth(const struct stream_conf *conf, const struct tmpl *t,
+                     unsigned depth)
+{
+    if (depth > VARS_MAX_DEPTH) {
+        return true; /* cannot tell: assume the worst */
+    }
+    for (size_t i = 0; i < t->nparts; i++) {
+        const struct tmpl_part *p = &t->parts[i];
+        if (p->kind == TMPL_CAPTURE) {
+            return true;
+        }
+        if (p->kind != TMPL_VAR) {
+            continue;
+        }
+        switch (p->id) {
+        case VAR_SSL_PREREAD_SERVER_NAME:
+        case VAR_SSL_PREREAD_ALPN_PROTOCOLS:
+        case VAR_HTTP_PREREAD_HOST:
+        case VAR_PROXY_PROTOCOL_ADDR:
+        case VAR_PROXY_PROTOCOL_PORT:
+            return true;
+        default:
+            break;
+        }
+        if (p->id >= VAR_BUILTIN_COUNT &&
+            (size_t)(p->id - VAR_BUILTIN_COUNT) < conf->nmaps) {
+            const struct stream_map *m =
+                conf->maps[p->id - VAR_BUILTIN_COUNT];
+            if (vars_is_client_depth(conf, &m->default_value, depth + 1)) {
+                return true;
+            }
+            for (const struct stream_map_value *v = m->values; v != NULL;
+                 v = v->next) {
+                if (vars_is_client_depth(conf, &v->t, depth + 1)) {
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+
+bool
+vars_is_client(const struct stream_conf *conf, const struct tmpl *t)
+{
+    return vars_is_client_depth(conf, t, 0);
 }
 
 
@@ -376,6 +428,13 @@ vars_value(void *data, const struct tmpl_part *p, const char **val,
         }
         *val = s->hello.has_ech ? "1" : "";
         *len = s->hello.has_ech ? 1 : 0;
+        return 0;
+    case VAR_HTTP_PREREAD_HOST:
+        if (s->http_preread == PREREAD_NONE) {
+            return -1;
+        }
+        *val = s->http_preread == PREREAD_OK ? s->http.host : "";
+        *len = s->http_preread == PREREAD_OK ? s->http.host_len : 0;
         return 0;
     case VAR_PROXY_PROTOCOL_ADDR:
     case VAR_PROXY_PROTOCOL_PORT:

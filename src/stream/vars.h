@@ -44,6 +44,7 @@ enum var_id {
     VAR_SSL_PREREAD_ECH,
     VAR_PROXY_PROTOCOL_ADDR,
     VAR_PROXY_PROTOCOL_PORT,
+    VAR_HTTP_PREREAD_HOST,
     VAR_BUILTIN_COUNT,
 };
 
@@ -69,6 +70,13 @@ const char *vars_eval(struct session *s, const struct tmpl *t, size_t *len);
 
 /* Ends an evaluation: scratch memory from vars_eval() is reused. */
 void vars_reset(void);
+
+/*
+ * True when t's value can carry bytes the client chose: the preread names,
+ * a regex capture, or a map whose value does. Such a value is never used as
+ * an address, and what its name resolves to passes the SSRF guard.
+ */
+bool vars_is_client(const struct stream_conf *conf, const struct tmpl *t);
 
 /* The text of enum preread_status values ("ok", "no_sni", ...). */
 const char *vars_preread_status_text(int status);

@@ -140,6 +140,7 @@ def spawn():
 
     def make(argv, **kw):
         kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("preexec_fn", util._die_with_parent)
         p = subprocess.Popen(argv, **kw)
         procs.append(p)
         return p
@@ -153,3 +154,12 @@ def spawn():
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Safety net: stop any snirelay a test left running."""
+    for r in list(util.LIVE):
+        try:
+            r.stop(timeout=5)
+        except AssertionError:
+            pass

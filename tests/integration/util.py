@@ -476,6 +476,21 @@ def server_context(certfile, keyfile, alpn=None, sni_log=None):
 # snirelay
 
 
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL if the test runner dies first."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+# Every Snirelay started and not yet stopped; the session hook in conftest.py
+# stops leftovers, so no test (or helper misuse) can leak a process.
+LIVE = set()
+
+
 class Snirelay:
     """One snirelay process on a generated config."""
 
@@ -502,7 +517,8 @@ class Snirelay:
         self.proc = subprocess.Popen([self.binary, "-c", self.conf],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err,
-                                     cwd=self.dir)
+                                     cwd=self.dir, preexec_fn=_die_with_parent)
+        LIVE.add(self)
         if wait:
             self.wait_ready()
         return self
@@ -559,6 +575,7 @@ class Snirelay:
         """Send `sig` and wait; kill -9 after `timeout` and raise.  Returns the exit code."""
         if self.proc is None:
             return None
+        LIVE.discard(self)
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(sig)

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Forwarding-loop and SSRF guards. Addresses are compared, never spellings
+ * (ROBUSTNESS.md §3.4): the host's own addresses come from getifaddrs() and
+ * all of 127/8 and ::1 count as local; a listener on a wildcard address
+ * listens on every local address.
+ */
+
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "conf/parser.h"
+#include "core/arena.h"
+#include "core/cidr.h"
+#include "net/sock.h"
+#include "stream/guard.h"
+#include "stream/stream.h"
+
+
+#define GUARD_MAX_LOCAL 64
+#define GUARD_MAX_PORTS 64
+
+
+static bool guard_is_local(const struct sockaddr *sa);
+
+
+static struct sockaddr_storage guard_local[GUARD_MAX_LOCAL];
+static size_t guard_nlocal;
+static int guard_ports[GUARD_MAX_PORTS];
+static size_t guard_nports;
+
+
+void
+guard_init(const struct stream_conf *conf)
+{
+    struct ifaddrs *ifa = NULL;
+
+    guard_nlocal = 0;
+    guard_nports = 0;
+    if (getifaddrs(&ifa) == 0) {
+        for (struct ifaddrs *i = ifa; i != NULL && guard_nlocal < GUARD_MAX_LOCAL;
+             i = i->ifa_next) {
+            if (i->ifa_addr == NULL) {
+                continue;
+            }
+            if (i->ifa_addr->sa_family == AF_INET) {
+                memcpy(&guard_local[guard_nlocal++], i->ifa_addr,
+                       sizeof(struct sockaddr_in));
+            } else if (i->ifa_addr->sa_family == AF_INET6) {
+                memcpy(&guard_local[guard_nlocal++], i->ifa_addr,
+                       sizeof(struct sockaddr_in6));
+            }
+        }
+        freeifaddrs(ifa);
+    }
+    for (const struct stream_listen *ls = conf->listens;
+         ls != NULL && guard_nports < GUARD_MAX_PORTS; ls = ls->next) {
+        guard_ports[guard_nports++] =
+            sock_addr_port((const struct sockaddr *)&ls->addr);
+    }
+}
+
+
+static bool
+guard_is_local(const struct sockaddr *sa)
+{
+    const enum cidr_class c = cidr_classify(sa);
+
+    if (c == CIDR_LOOPBACK || c == CIDR_UNSPECIFIED) {
+        return true;
+    }
+    for (size_t i = 0; i < guard_nlocal; i++) {
+        const struct sockaddr *l = (const struct sockaddr *)&guard_local[i];
+        if (l->sa_family != sa->sa_family) {
+            continue;
+        }
+        if (sa->sa_family == AF_INET &&
+            ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
+                ((const struct sockaddr_in *)sa)->sin_addr.s_addr) {
+            return true;
+        }
+        if (sa->sa_family == AF_INET6 &&
+            memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
+                   &((const struct sockaddr_in6 *)sa)->sin6_addr, 16) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
+bool
+guard_is_loop(const struct sockaddr *sa)
+{
+    const int port = sock_addr_port(sa);
+    bool listened = false;
+
+    for (size_t i = 0; i < guard_nports; i++) {
+        if (guard_ports[i] == port) {
+            listened = true;
+            break;
+        }
+    }
+    return listened && guard_is_local(sa);
+}
+
+
+const char *
+guard_ssrf_reason(const struct sockaddr *sa, const struct cidr *allow,
+                  size_t n)
+{
+    const enum cidr_class c = cidr_classify(sa);
+
+    if (c == CIDR_PUBLIC) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (cidr_match(&allow[i], sa)) {
+            return NULL;
+        }
+    }
+    return cidr_class_name(c);
+}
+
+
+const char *
+guard_target_allow_set(struct conf_ctx *cf, const struct conf_node *n,
+                       const struct conf_cmd *cmd, void *conf)
+{
+    struct stream_settings *set = conf;
+    struct cidr *nets;
+
+    (void)cmd;
+    if (set->target_allow_set) {
+        return "\"proxy_target_allow\" directive is duplicate";
+    }
+    nets = arena_alloc(cf->arena, sizeof(*nets) * (n->nargs - 1) * 2);
+    if (nets == NULL) {
+        return "out of memory";
+    }
+    set->ntarget_allow = 0;
+    for (size_t i = 1; i < n->nargs; i++) {
+        const char *a = n->args[i];
+        if (strcmp(a, "all") == 0) {
+            /* Every address: 0.0.0.0/0 and ::/0. */
+            cidr_parse("0.0.0.0/0", 9, &nets[set->ntarget_allow++]);
+            cidr_parse("::/0", 4, &nets[set->ntarget_allow++]);
+            continue;
+        }
+        if (cidr_parse(a, strlen(a), &nets[set->ntarget_allow]) == -1) {
+            return conf_msg(cf, "invalid network \"%s\" in "
+                            "\"proxy_target_allow\"", a);
+        }
+        set->ntarget_allow++;
+    }
+    set->target_allow = nets;
+    set->target_allow_set = true;
+    return NULL;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guards on where a session may connect: forwarding loops (a target that is
+ * this host on a port we listen on) and SSRF (an address resolved from a
+ * client-supplied name that is loopback, private, link-local, ...).
+ */
+#ifndef SNIRELAY_STREAM_GUARD_H
+#define SNIRELAY_STREAM_GUARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct cidr;
+struct stream_conf;
+
+/* Reads this host's addresses (getifaddrs) and conf's listen ports. */
+void guard_init(const struct stream_conf *conf);
+
+/* True when sa is one of this host's addresses and a port we listen on. */
+bool guard_is_loop(const struct sockaddr *sa);
+
+/*
+ * Why an address resolved from a client-supplied name is refused, as a
+ * static text ("loopback", "private", ...), or NULL when it may be used:
+ * public, or inside one of the n allowed networks.
+ */
+const char *guard_ssrf_reason(const struct sockaddr *sa,
+                              const struct cidr *allow, size_t n);
+
+/*
+ * `proxy_target_allow CIDR|all ...;`: networks that names from clients may
+ * resolve to after all (e.g. an intranet's own 10/8 services).
+ */
+struct conf_cmd;
+struct conf_ctx;
+struct conf_node;
+const char *guard_target_allow_set(struct conf_ctx *cf,
+                                   const struct conf_node *n,
+                                   const struct conf_cmd *cmd, void *conf);
+
+#endif
