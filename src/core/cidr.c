@@ -114,10 +114,10 @@ static const uint8_t v4_mapped_prefix[12] = {[10] = 0xff, [11] = 0xff};
  *   96 |prefix                                    |    v4(32)   |
  */
 static const struct nat64_layout local_nat64_layouts[] = {
-    {{12, 13, 14, 15}, 16, false}, /* /96 first: the common choice */
-    {{9, 10, 11, 12}, 13, true},   /* /64 */
-    {{7, 9, 10, 11}, 12, true},    /* /56 */
     {{6, 7, 9, 10}, 11, true},     /* /48 */
+    {{7, 9, 10, 11}, 12, true},    /* /56 */
+    {{9, 10, 11, 12}, 13, true},   /* /64 */
+    {{12, 13, 14, 15}, 16, false}, /* /96: fits every address */
 };
 
 
@@ -380,10 +380,13 @@ classify_embedded(const uint8_t a[16])
 /*
  * 64:ff9b:1::/48 is for NAT64 prefixes of the operator's choosing, of
  * length 48 to 96, and the address does not say which. Each layout that
- * the address is consistent with (zero u octet and suffix) is decoded, and
- * the first refused class is returned. This can refuse a public address
- * whose other decoding looks private (for example a /96 address of an
- * x.0.0.0 network); erring that way is the safe side.
+ * the address is consistent with (zero u octet and suffix) is decoded, the
+ * most constrained first so that the class names the address the sender
+ * most likely meant, and the first refused class is returned. Erring on
+ * the safe side has a cost: an address in the /48 or /56 layout always
+ * reads as 0.0.0.0 in the /96 layout and is refused, and so is a /96
+ * address of an x.0.0.0 network (it reads as 0.0.0.x in the /64 layout).
+ * An operator with such a prefix must allow it explicitly.
  */
 static enum cidr_class
 classify_local_nat64(const uint8_t a[16])

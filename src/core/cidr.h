@@ -75,9 +75,11 @@ enum cidr_class {
  *   64:ff9b::a.b.c.d        NAT64 well-known prefix (RFC 6052 §2.1)
  *   64:ff9b:1::/48          local-use NAT64 (RFC 8215); the operator's
  *                           prefix length is unknown, so every RFC 6052
- *                           §2.2 position that fits is tried (/96, and
- *                           /64, /56, /48 when the u octet and suffix are
- *                           zero) and the first refused class wins
+ *                           §2.2 position that fits is tried (/48, /56,
+ *                           /64 when the u octet and suffix are zero, then
+ *                           /96) and the first refused class wins; so an
+ *                           address in the /48 or /56 layout is always
+ *                           refused (its /96 reading is 0.0.0.0)
  *   2002:AABB:CCDD::/48     6to4 (RFC 3056 §2), v4 in bits 16-47
  *   2001:0:S:S:F:P:C:C      Teredo (RFC 4380 §4): the client (last 32 bits
  *                           XOR 0xffffffff) and the server (bits 32-63)
