@@ -73,12 +73,14 @@ asan-build:
 asan: asan-build
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="$(SAN_FLAGS)" unit integration
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard src/proto/*.[ch])
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all -o $@ $< $(filter-out %/main.c,$(FUZZ_DEPS_$*))
 
 FUZZ_DEPS_fuzz_tls_hello := src/proto/tls_hello.c
+FUZZ_DEPS_fuzz_http_head := src/proto/http_head.c
+FUZZ_DEPS_fuzz_hostname := src/proto/hostname.c
 
 fuzz: $(FUZZERS)
 
