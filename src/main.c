@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 #include "conf/conf.h"
 #include "conf/parser.h"
 #include "log/errlog.h"
-#include "process/worker.h"
+#include "process/master.h"
 #include "stream/core.h"
 #include "stream/stream.h"
 
@@ -29,6 +30,7 @@ extern const char default_conf_text[];
 
 static void main_usage(FILE *out);
 static int main_write_pid(const char *path);
+static int main_signal(const struct stream_conf *conf, const char *name);
 
 
 static void
@@ -36,13 +38,15 @@ main_usage(FILE *out)
 {
     fprintf(out,
             "snirelay version: snirelay/" SNIRELAY_VERSION "\n"
-            "Usage: snirelay [-hvVtT] [-c filename]\n\n"
+            "Usage: snirelay [-hvVtT] [-s signal] [-c filename]\n\n"
             "Options:\n"
             "  -?,-h         : this help\n"
             "  -v            : show version and exit\n"
             "  -V            : show version and build options and exit\n"
             "  -t            : test configuration and exit\n"
             "  -T            : test configuration, dump it and exit\n"
+            "  -s signal     : send signal to the master process: stop, "
+            "quit, reopen, reload\n"
             "  -c filename   : set configuration file (default: the "
             "embedded default config)\n");
 }
@@ -68,16 +72,73 @@ main_write_pid(const char *path)
 }
 
 
+/* -s reload|quit|stop|reopen: signals the master named by the pid file. */
+static int
+main_signal(const struct stream_conf *conf, const char *name)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } sigs[] = {
+        {"reload", SIGHUP},
+        {"quit", SIGQUIT},
+        {"stop", SIGTERM},
+        {"reopen", SIGUSR1},
+    };
+    char text[32] = "";
+    FILE *f;
+    long pid;
+
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if (strcmp(name, sigs[i].name) != 0) {
+            continue;
+        }
+        if (conf->pid_path == NULL) {
+            fprintf(stderr, "snirelay: [error] no \"pid\" file in the "
+                            "configuration: cannot find the master\n");
+            return 1;
+        }
+        f = fopen(conf->pid_path, "r");
+        if (f == NULL || fgets(text, sizeof(text), f) == NULL) {
+            fprintf(stderr, "snirelay: [error] open() \"%s\" failed "
+                            "(%d: %s)\n",
+                    conf->pid_path, errno, strerror(errno));
+            if (f != NULL) {
+                fclose(f);
+            }
+            return 1;
+        }
+        fclose(f);
+        pid = strtol(text, NULL, 10);
+        if (pid <= 0) {
+            fprintf(stderr, "snirelay: [error] invalid PID number \"%s\" in "
+                            "\"%s\"\n", text, conf->pid_path);
+            return 1;
+        }
+        if (kill((pid_t)pid, sigs[i].sig) == -1) {
+            fprintf(stderr, "snirelay: [error] kill(%ld, %d) failed (%d: %s)\n",
+                    pid, sigs[i].sig, errno, strerror(errno));
+            return 1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "snirelay: invalid option: \"-s %s\"\n", name);
+    return 1;
+}
+
+
 int
 main(int argc, char **argv)
 {
     const char *path = NULL;
     bool test = false;
     bool dump = false;
+    const char *signal_name = NULL;
     struct conf_err err = {{0}};
     struct conf_tree *tree;
     struct stream_conf *conf;
     int rc;
+    char *pid_path;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -103,10 +164,8 @@ main(int argc, char **argv)
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "-?") == 0) {
             main_usage(stdout);
             return 0;
-        } else if (strcmp(a, "-s") == 0) {
-            fprintf(stderr, "snirelay: [emerg] \"-s\" is not supported yet "
-                            "(it comes with the master process)\n");
-            return 1;
+        } else if (strcmp(a, "-s") == 0 && i + 1 < argc) {
+            signal_name = argv[++i];
         } else {
             fprintf(stderr, "snirelay: invalid option: \"%s\"\n", a);
             main_usage(stderr);
@@ -129,6 +188,11 @@ main(int argc, char **argv)
                     path);
         }
         return 1;
+    }
+    if (signal_name != NULL) {
+        rc = main_signal(conf, signal_name);
+        stream_conf_free(conf);
+        return rc;
     }
     if (test) {
         fprintf(stderr,
@@ -161,11 +225,12 @@ main(int argc, char **argv)
         return 1;
     }
     errlog_set_default(&conf->errlog);
-    rc = worker_run(conf);
-    if (conf->pid_path != NULL) {
-        unlink(conf->pid_path);
+    /* The pid file outlives conf: the master may reload into another. */
+    pid_path = conf->pid_path != NULL ? strdup(conf->pid_path) : NULL;
+    rc = master_run(path, conf);
+    if (pid_path != NULL) {
+        unlink(pid_path);
+        free(pid_path);
     }
-    errlog_set_default(NULL);
-    stream_conf_free(conf);
     return rc;
 }

@@ -105,6 +105,14 @@ loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask)
     }
     ev.events = (mask & LOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) |
                 (mask & LOOP_WRITE ? EPOLLOUT : 0);
+    if (mask & LOOP_EXCLUSIVE) {
+        /* EPOLLEXCLUSIVE cannot be modified: delete and add again. */
+        ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+        if (io->in_epoll) {
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+            io->in_epoll = false;
+        }
+    }
     ev.data.ptr = io;
     if (epoll_ctl(l->epfd, io->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
                   io->fd, &ev) == -1) {

@@ -27,6 +27,8 @@ typedef void (*loop_defer_fn)(void *data);
 #define LOOP_READ 0x1u
 #define LOOP_WRITE 0x4u /* EPOLLOUT */
 #define LOOP_ERROR 0x8u /* EPOLLERR; EPOLLHUP is reported as READ */
+#define LOOP_EXCLUSIVE 0x10u /* with READ: wake one of the processes
+                                waiting on a shared listening socket */
 
 struct loop_io {
     int fd;         /* -1 once deleted */

@@ -5,6 +5,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -110,4 +111,25 @@ errlog_write(struct errlog *log, enum errlog_level level, uint64_t conn_id,
         errno = saved_errno;
     }
     errno = saved_errno;
+}
+
+
+int
+errlog_reopen(struct errlog *log)
+{
+    const int fd = open(log->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                        0644);
+
+    if (fd == -1) {
+        errlog_write(log, ERRLOG_ALERT, 0, "open() \"%s\" failed (%d: %s)",
+                     log->path, errno, strerror(errno));
+        return -1;
+    }
+    /* Same descriptor number: every holder of it writes to the new file. */
+    if (dup2(fd, log->fd) == -1) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
 }

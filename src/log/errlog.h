@@ -48,4 +48,10 @@ void errlog_write(struct errlog *log, enum errlog_level level,
 /* True when log (NULL: default) would write a line at level. */
 int errlog_enabled(const struct errlog *log, enum errlog_level level);
 
+/*
+ * Reopens log's file at its path onto the same descriptor (SIGUSR1, after
+ * logrotate renamed it). Returns 0, or -1 (logged to the old file).
+ */
+int errlog_reopen(struct errlog *log);
+
 #endif

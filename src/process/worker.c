@@ -1,18 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One process, one loop. Signals arrive through a signalfd read by the loop,
- * so no handler runs inside library code.
+ * Worker process. Signals arrive through a signalfd read by the loop, so no
+ * handler runs inside library code:
+ *   TERM, INT  stop now (sessions are closed and logged);
+ *   QUIT       stop accepting, finish the sessions, then exit; after
+ *              worker_shutdown_timeout the rest are closed;
+ *   USR1       reopen log files.
  */
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "process/worker.h"
+#include "stream/core.h"
 #include "stream/guard.h"
 #include "stream/log.h"
 #include "stream/resolve.h"
@@ -20,13 +30,42 @@
 #include "stream/stream.h"
 
 
-static void worker_signal(struct loop_io *io, uint32_t events);
-
-
 struct worker {
     struct loop *loop;
+    struct stream_conf *conf;
     struct loop_io sig;
+    struct loop_timer shutdown; /* worker_shutdown_timeout */
+    bool draining;
 };
+
+
+static void worker_signal(struct loop_io *io, uint32_t events);
+static void worker_idle(void *data);
+static void worker_shutdown_timer(struct loop_timer *t);
+static int worker_drop_privileges(const struct stream_conf *conf);
+static void worker_pick_sockets(struct stream_conf *conf, int slot);
+
+
+static void
+worker_idle(void *data)
+{
+    struct worker *w = data;
+
+    if (w->draining) {
+        loop_stop(w->loop);
+    }
+}
+
+
+static void
+worker_shutdown_timer(struct loop_timer *t)
+{
+    struct worker *w = t->data;
+
+    errlog_write(NULL, ERRLOG_NOTICE, 0, "worker_shutdown_timeout: closing "
+                 "%llu session(s)", (unsigned long long)session_count());
+    loop_stop(w->loop);
+}
 
 
 static void
@@ -40,10 +79,25 @@ worker_signal(struct loop_io *io, uint32_t events)
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
-        case SIGQUIT:
-            errlog_write(NULL, ERRLOG_NOTICE, 0, "signal %u received, exiting",
-                         si.ssi_signo);
             loop_stop(w->loop);
+            break;
+        case SIGQUIT:
+            if (w->draining) {
+                break;
+            }
+            w->draining = true;
+            errlog_write(NULL, ERRLOG_NOTICE, 0, "gracefully shutting down");
+            session_stop_accepting();
+            stream_conf_close_listeners(w->conf);
+            if (session_count() == 0) {
+                loop_stop(w->loop);
+            } else if (w->conf->worker_shutdown_timeout_ms > 0) {
+                loop_timer_set(w->loop, &w->shutdown,
+                               w->conf->worker_shutdown_timeout_ms);
+            }
+            break;
+        case SIGUSR1:
+            stream_conf_reopen_logs(w->conf);
             break;
         default:
             break;
@@ -52,15 +106,85 @@ worker_signal(struct loop_io *io, uint32_t events)
 }
 
 
+/* Keeps this worker's socket of each listener and closes the others. */
+static void
+worker_pick_sockets(struct stream_conf *conf, int slot)
+{
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        const size_t mine = (size_t)slot % ls->nfds;
+        for (size_t i = 0; i < ls->nfds; i++) {
+            if (i != mine && ls->fds[i] >= 0) {
+                close(ls->fds[i]);
+                ls->fds[i] = -1;
+            }
+        }
+        ls->fd = ls->fds[mine];
+    }
+}
+
+
+static int
+worker_drop_privileges(const struct stream_conf *conf)
+{
+    const struct passwd *pw;
+    const struct group *gr = NULL;
+
+    if (conf->worker_rlimit_nofile > 0) {
+        const struct rlimit rl = {(rlim_t)conf->worker_rlimit_nofile,
+                                  (rlim_t)conf->worker_rlimit_nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+            errlog_write(NULL, ERRLOG_ALERT, 0, "setrlimit(RLIMIT_NOFILE, %d) "
+                         "failed (%d: %s)", conf->worker_rlimit_nofile, errno,
+                         strerror(errno));
+        }
+    }
+    if (conf->user == NULL || geteuid() != 0) {
+        return 0;
+    }
+    pw = getpwnam(conf->user);
+    if (pw == NULL) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "getpwnam(\"%s\") failed",
+                     conf->user);
+        return -1;
+    }
+    if (conf->group != NULL) {
+        gr = getgrnam(conf->group);
+        if (gr == NULL) {
+            errlog_write(NULL, ERRLOG_EMERG, 0, "getgrnam(\"%s\") failed",
+                         conf->group);
+            return -1;
+        }
+    }
+    if (setgroups(0, NULL) == -1 ||
+        setgid(gr != NULL ? gr->gr_gid : pw->pw_gid) == -1 ||
+        setuid(pw->pw_uid) == -1) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "dropping privileges to \"%s\" "
+                     "failed (%d: %s)", conf->user, errno, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) != -1) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "privileges could be regained");
+        return -1;
+    }
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    return 0;
+}
+
+
 int
-worker_run(struct stream_conf *conf)
+worker_run(struct stream_conf *conf, int slot)
 {
     struct worker w = {0};
     sigset_t set;
     int sfd;
     int rc = 0;
     char err[256];
+    /* nginx counts both of a session's connections in worker_connections. */
+    const uint64_t max = conf->worker_connections > 1
+                             ? (uint64_t)conf->worker_connections / 2
+                             : 1;
 
+    w.conf = conf;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -69,47 +193,50 @@ worker_run(struct stream_conf *conf)
     sigaddset(&set, SIGUSR1);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    worker_pick_sockets(conf, slot);
+    if (worker_drop_privileges(conf) == -1) {
+        return 2;
+    }
     sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     w.loop = loop_new();
     if (sfd == -1 || w.loop == NULL) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "event loop set-up failed (%d: %s)",
                      errno, strerror(errno));
-        return 1;
+        return 2;
     }
-    session_set_loop(w.loop);
     log_start(w.loop);
     loop_io_init(&w.sig, sfd, worker_signal, &w);
     loop_io_set(w.loop, &w.sig, LOOP_READ);
+    loop_timer_init(&w.shutdown, worker_shutdown_timer, &w);
+    session_on_idle(worker_idle, &w);
     guard_init(conf);
     if (resolve_open_all(conf, w.loop, err, sizeof(err)) == -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "%s", err);
-        rc = 1;
+        rc = 2;
         goto done;
     }
-    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
-        if (session_listen_start(w.loop, ls) == -1) {
-            errlog_write(NULL, ERRLOG_EMERG, 0, "listening on %s failed",
-                         ls->text);
-            rc = 1;
-            goto done;
-        }
+    if (session_serve(w.loop, conf, max) == -1) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "accepting failed (%d: %s)", errno,
+                     strerror(errno));
+        rc = 2;
+        goto done;
     }
-    errlog_write(NULL, ERRLOG_NOTICE, 0, "snirelay started");
     if (loop_run(w.loop) == -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "epoll_wait() failed (%d: %s)",
                      errno, strerror(errno));
-        rc = 1;
+        rc = 2;
     }
 done:
-    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
-        session_listen_stop(w.loop, ls);
-    }
+    session_on_idle(NULL, NULL);
     session_close_all();
+    loop_timer_cancel(w.loop, &w.shutdown);
     resolve_close_all(conf);
     log_flush_all(conf);
     loop_io_del(w.loop, &w.sig);
     close(sfd);
     loop_free(w.loop);
     log_start(NULL);
+    stream_conf_free(conf);
     return rc;
 }

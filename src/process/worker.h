@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Serving a generation in this process: one event loop, the listeners, and
- * the stop signals. (Master and workers come with the process-model issue.)
+ * A worker process: one event loop serving one generation's listeners
+ * until the master tells it to stop (TERM: now; QUIT: after its sessions).
  */
 #ifndef SNIRELAY_PROCESS_WORKER_H
 #define SNIRELAY_PROCESS_WORKER_H
@@ -9,9 +9,10 @@
 struct stream_conf;
 
 /*
- * Serves conf until SIGTERM, SIGINT or SIGQUIT. Listeners must be open.
- * Returns the process exit status.
+ * Serves conf as worker number slot (which reuseport socket is its own).
+ * Drops privileges to conf's `user` when running as root. Returns the
+ * process exit status.
  */
-int worker_run(struct stream_conf *conf);
+int worker_run(struct stream_conf *conf, int slot);
 
 #endif

@@ -65,22 +65,22 @@
 
 /* Line-layer states, in wire order. */
 enum head_state {
-    ST_LEAD = 0,    /* before the request line: empty lines or a method */
-    ST_LEAD_LF,     /* CR of a leading empty line read; LF must follow */
-    ST_METHOD,      /* method token, up to SP */
-    ST_TARGET,      /* request-target, up to SP */
-    ST_PROTO,       /* "HTTP/", h->match bytes of it read */
-    ST_MAJOR,       /* major version digit */
-    ST_DOT,         /* "." */
-    ST_MINOR,       /* minor version digit */
-    ST_RL_END,      /* CR or LF ending the request line */
-    ST_RL_LF,       /* LF after the request line's CR */
-    ST_LINE_START,  /* first byte of a header line or of the empty line */
-    ST_END_LF,      /* LF after the empty line's CR */
-    ST_NAME,        /* field name, up to ":" */
-    ST_OWS,         /* whitespace after ":" */
-    ST_VALUE,       /* field value, up to CR or LF */
-    ST_VALUE_LF,    /* LF after a header line's CR */
+    ST_LEAD = 0,   /* before the request line: empty lines or a method */
+    ST_LEAD_LF,    /* CR of a leading empty line read; LF must follow */
+    ST_METHOD,     /* method token, up to SP */
+    ST_TARGET,     /* request-target, up to SP */
+    ST_PROTO,      /* "HTTP/", h->match bytes of it read */
+    ST_MAJOR,      /* major version digit */
+    ST_DOT,        /* "." */
+    ST_MINOR,      /* minor version digit */
+    ST_RL_END,     /* CR or LF ending the request line */
+    ST_RL_LF,      /* LF after the request line's CR */
+    ST_LINE_START, /* first byte of a header line or of the empty line */
+    ST_END_LF,     /* LF after the empty line's CR */
+    ST_NAME,       /* field name, up to ":" */
+    ST_OWS,        /* whitespace after ":" */
+    ST_VALUE,      /* field value, up to CR or LF */
+    ST_VALUE_LF,   /* LF after a header line's CR */
 };
 
 /* Request-target states: only an absolute-form authority is read. */
@@ -233,6 +233,7 @@ head_request_line_byte(struct http_head *h, uint8_t b)
             head_fail(h, HTTP_HEAD_NOT_HTTP,
                       "request line without an HTTP version (HTTP/0.9)");
         } else if (b < 0x20 || b == 0x7f) {
+            /* Bytes 0x80-0xff pass: routing never looks at the path. */
             head_fail(h, HTTP_HEAD_NOT_HTTP, "control byte in request-target");
         } else {
             head_target_byte(h, b);
@@ -558,18 +559,18 @@ head_target_byte(struct http_head *h, uint8_t b)
         return;
 
     case T_AUTH:
+        /*
+         * After an error the authority is still scanned to its end, so
+         * that "user:pass@" is reported as userinfo, not as a bad port.
+         */
         if (b == '/' || b == '?' || b == '#') {
             head_target_auth_done(h);
         } else if (b == '@') {
             /* RFC 9110 §4.2.4: userinfo in an http(s) URI is an error. */
             h->target_err = "userinfo in request-target";
             h->target_state = T_REST;
-        } else {
-            const char *const reason = head_auth_byte(h, b);
-            if (reason != NULL) {
-                h->target_err = reason;
-                h->target_state = T_REST;
-            }
+        } else if (h->target_err == NULL) {
+            h->target_err = head_auth_byte(h, b);
         }
         return;
 
@@ -593,9 +594,11 @@ head_target_end(struct http_head *h)
 static void
 head_target_auth_done(struct http_head *h)
 {
-    const char *const reason = head_auth_finish(h);
-
     h->target_state = T_REST;
+    if (h->target_err != NULL) {
+        return;
+    }
+    const char *const reason = head_auth_finish(h);
     if (reason != NULL) {
         h->target_err = reason;
         return;

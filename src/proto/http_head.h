@@ -55,11 +55,11 @@ struct http_head {
                                           brackets; NUL-terminated; "" if
                                           none */
     size_t host_len;                   /* bytes in host */
-    bool has_host;          /* host came from the target or a non-empty Host */
-    unsigned version;       /* 10 or 11 (HTTP/1.0, HTTP/1.1) */
-    size_t head_len;        /* bytes consumed: the whole head, leading empty
-                               lines and the final empty line included */
-    const char *reason;     /* static text: why NOT_HTTP/MALFORMED, else "ok" */
+    bool has_host;      /* host came from the target or a non-empty Host */
+    unsigned version;   /* 10 or 11 (HTTP/1.0, HTTP/1.1) */
+    size_t head_len;    /* bytes consumed: the whole head, leading empty
+                           lines and the final empty line included */
+    const char *reason; /* static text: why NOT_HTTP/MALFORMED, else "ok" */
 
     /* private scanner state: read and written by http_head.c only */
     enum http_head_rc rc;   /* sticky outcome; NEED_MORE while scanning */

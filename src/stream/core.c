@@ -8,6 +8,8 @@
  */
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -85,6 +87,8 @@ static const struct conf_cmd core_main_cmds[] = {
     {"user", CONF_MAIN, CONF_TAKE12, core_user, 0},
     {"worker_rlimit_nofile", CONF_MAIN, CONF_TAKE1, conf_set_num,
      CORE_MAIN(worker_rlimit_nofile)},
+    {"worker_shutdown_timeout", CONF_MAIN, CONF_TAKE1, conf_set_msec,
+     CORE_MAIN(worker_shutdown_timeout_ms)},
     {"events", CONF_MAIN, CONF_BLOCK | CONF_NOARGS, core_events, 0},
     {"stream", CONF_MAIN, CONF_BLOCK | CONF_NOARGS, core_stream, 0},
     {"http", CONF_MAIN, CONF_BLOCK | CONF_NOARGS, core_http, 0},
@@ -220,6 +224,20 @@ core_user(struct conf_ctx *cf, const struct conf_node *n,
     (void)conf;
     st->conf->user = n->args[1];
     st->conf->group = n->nargs > 2 ? n->args[2] : NULL;
+    if (geteuid() != 0) {
+        errlog_write(NULL, ERRLOG_WARN, 0, "the \"user\" directive makes "
+                     "sense only if the master process runs with super-user "
+                     "privileges, ignored in %s:%u", n->file, n->line);
+        st->conf->user = NULL;
+        st->conf->group = NULL;
+        return NULL;
+    }
+    if (getpwnam(n->args[1]) == NULL) {
+        return conf_msg(cf, "getpwnam(\"%s\") failed", n->args[1]);
+    }
+    if (n->nargs > 2 && getgrnam(n->args[2]) == NULL) {
+        return conf_msg(cf, "getgrnam(\"%s\") failed", n->args[2]);
+    }
     return NULL;
 }
 
@@ -549,6 +567,7 @@ core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
             ls->addrlen = ref->addrlen;
             ls->opts = ref->opts;
             ls->fd = -1;
+            ls->fds = NULL;
             sock_addr_text((struct sockaddr *)&ref->addr, ls->text,
                            sizeof(ls->text));
             ls->default_server = srv;
@@ -648,6 +667,7 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf,
     CONF_MERGE(conf->worker_processes, CONF_UNSET, 1);
     CONF_MERGE(conf->worker_rlimit_nofile, CONF_UNSET, 0);
     CONF_MERGE(conf->worker_connections, CONF_UNSET, 512);
+    CONF_MERGE(conf->worker_shutdown_timeout_ms, CONF_UNSET, 0);
     for (struct stream_server *srv = conf->servers; srv != NULL;
          srv = srv->next) {
         core_settings_merge(&srv->set, &conf->set);
@@ -705,6 +725,7 @@ stream_conf_build(struct conf_tree *tree, const char *path, bool test_only,
     conf->worker_processes = CONF_UNSET;
     conf->worker_rlimit_nofile = CONF_UNSET;
     conf->worker_connections = CONF_UNSET;
+    conf->worker_shutdown_timeout_ms = CONF_UNSET;
     conf->errlog.fd = 2;
     conf->errlog.level = ERRLOG_ERR;
     conf->errlog.path = "stderr";
@@ -728,15 +749,35 @@ stream_conf_build(struct conf_tree *tree, const char *path, bool test_only,
 }
 
 
-int
-stream_conf_open_listeners(struct stream_conf *conf, struct conf_err *err)
+/* How many sockets ls needs: one per worker with reuseport. */
+static size_t
+core_listen_nfds(const struct stream_conf *conf, const struct stream_listen *ls)
 {
-    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+    long n = conf->worker_processes;
+
+    if (!ls->opts.reuseport) {
+        return 1;
+    }
+    if (n == 0) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    }
+    return n < 1 ? 1 : n > 256 ? 256 : (size_t)n;
+}
+
+
+/* Opens the sockets of ls still missing (-1). 0, or -1 with err set. */
+static int
+core_open_listen(struct stream_listen *ls, struct conf_err *err)
+{
+    for (size_t i = 0; i < ls->nfds; i++) {
         const char *what;
 
-        ls->fd = sock_listen((struct sockaddr *)&ls->addr, ls->addrlen,
-                             &ls->opts, &what);
-        if (ls->fd == -1) {
+        if (ls->fds[i] >= 0) {
+            continue;
+        }
+        ls->fds[i] = sock_listen((struct sockaddr *)&ls->addr, ls->addrlen,
+                                 &ls->opts, &what);
+        if (ls->fds[i] == -1) {
             snprintf(err->msg, sizeof(err->msg), "%s to %s failed (%d: %s)",
                      what, ls->text, errno, strerror(errno));
             return -1;
@@ -746,17 +787,140 @@ stream_conf_open_listeners(struct stream_conf *conf, struct conf_err *err)
 }
 
 
+/* Gives every listener its socket array, all -1. */
+static int
+core_alloc_fds(struct stream_conf *conf)
+{
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        if (ls->fds != NULL) {
+            continue;
+        }
+        ls->nfds = core_listen_nfds(conf, ls);
+        ls->fds = arena_alloc(conf->arena, ls->nfds * sizeof(int));
+        if (ls->fds == NULL) {
+            return -1;
+        }
+        for (size_t i = 0; i < ls->nfds; i++) {
+            ls->fds[i] = -1;
+        }
+        ls->fd = -1;
+    }
+    return 0;
+}
+
+
+int
+stream_conf_open_listeners(struct stream_conf *conf, struct conf_err *err)
+{
+    if (core_alloc_fds(conf) == -1) {
+        snprintf(err->msg, sizeof(err->msg), "out of memory");
+        return -1;
+    }
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        if (core_open_listen(ls, err) == -1) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+/* The old listener with conf's address and socket kind, or NULL. */
+static struct stream_listen *
+core_same_listen(struct stream_conf *old, const struct stream_listen *ls)
+{
+    for (struct stream_listen *o = old->listens; o != NULL; o = o->next) {
+        if (sock_addr_equal((struct sockaddr *)&o->addr,
+                            (struct sockaddr *)&ls->addr) &&
+            o->opts.reuseport == ls->opts.reuseport) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+
+int
+stream_conf_take_listeners(struct stream_conf *conf, struct stream_conf *old,
+                           struct conf_err *err)
+{
+    if (core_alloc_fds(conf) == -1) {
+        snprintf(err->msg, sizeof(err->msg), "out of memory");
+        return -1;
+    }
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        struct stream_listen *o = core_same_listen(old, ls);
+        for (size_t i = 0; o != NULL && i < ls->nfds && i < o->nfds; i++) {
+            ls->fds[i] = o->fds[i];
+            o->fds[i] = -1;
+        }
+    }
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        if (core_open_listen(ls, err) == -1) {
+            stream_conf_give_back_listeners(conf, old);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+void
+stream_conf_give_back_listeners(struct stream_conf *conf,
+                                struct stream_conf *old)
+{
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        struct stream_listen *o = core_same_listen(old, ls);
+        for (size_t i = 0; i < ls->nfds; i++) {
+            if (o != NULL && i < o->nfds && o->fds[i] == -1) {
+                o->fds[i] = ls->fds[i];
+            } else if (ls->fds[i] >= 0) {
+                close(ls->fds[i]);
+            }
+            ls->fds[i] = -1;
+        }
+    }
+}
+
+
+void
+stream_conf_close_listeners(struct stream_conf *conf)
+{
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        for (size_t i = 0; i < ls->nfds; i++) {
+            if (ls->fds[i] >= 0) {
+                close(ls->fds[i]);
+                ls->fds[i] = -1;
+            }
+        }
+        ls->fd = -1;
+    }
+}
+
+
+void
+stream_conf_reopen_logs(struct stream_conf *conf)
+{
+    log_files_reopen(conf);
+    if (conf->has_errlog && conf->errlog.fd > 2) {
+        errlog_reopen(&conf->errlog);
+    }
+    for (struct errlog *log = conf->errlogs; log != NULL; log = log->next) {
+        if (log->fd > 2) {
+            errlog_reopen(log);
+        }
+    }
+}
+
+
 void
 stream_conf_free(struct stream_conf *conf)
 {
     if (conf == NULL) {
         return;
     }
+    stream_conf_close_listeners(conf);
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
-        if (ls->fd >= 0) {
-            close(ls->fd);
-            ls->fd = -1;
-        }
         hostmatch_free(ls->names);
         ls->names = NULL;
     }

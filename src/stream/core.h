@@ -41,4 +41,22 @@ void stream_conf_free(struct stream_conf *conf);
 int stream_conf_open_listeners(struct stream_conf *conf,
                                struct conf_err *err);
 
+/*
+ * Reload: moves the sockets of old's listeners that conf keeps (same
+ * address and kind) into conf and opens the rest. On failure everything
+ * moved goes back and -1 is returned with err filled.
+ */
+int stream_conf_take_listeners(struct stream_conf *conf,
+                               struct stream_conf *old, struct conf_err *err);
+
+/* Undoes stream_conf_take_listeners(): a reload that is given up. */
+void stream_conf_give_back_listeners(struct stream_conf *conf,
+                                     struct stream_conf *old);
+
+/* Closes conf's listening sockets (this process's copies). */
+void stream_conf_close_listeners(struct stream_conf *conf);
+
+/* Reopens conf's error and access log files (SIGUSR1). */
+void stream_conf_reopen_logs(struct stream_conf *conf);
+
 #endif

@@ -351,3 +351,28 @@ log_files_close(struct stream_conf *conf)
         }
     }
 }
+
+
+void
+log_files_reopen(struct stream_conf *conf)
+{
+    for (struct stream_log_file *f = conf->log_files; f != NULL; f = f->next) {
+        int fd;
+
+        if (f->len > 0) {
+            log_file_flush(f);
+        }
+        fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd == -1) {
+            errlog_write(NULL, ERRLOG_ALERT, 0, "open() \"%s\" failed (%d: %s)",
+                         f->path, errno, strerror(errno));
+            continue;
+        }
+        /* Same descriptor number, so nothing else needs to change. */
+        if (dup2(fd, f->fd) == -1) {
+            errlog_write(NULL, ERRLOG_ALERT, 0, "dup2() for \"%s\" failed "
+                         "(%d: %s)", f->path, errno, strerror(errno));
+        }
+        close(fd);
+    }
+}

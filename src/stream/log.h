@@ -28,6 +28,9 @@ void log_session(struct session *s);
 /* Writes out every buffered line of conf's files. */
 void log_flush_all(struct stream_conf *conf);
 
+/* Reopens every access-log file at its path (SIGUSR1). */
+void log_files_reopen(struct stream_conf *conf);
+
 /* Flushes and closes conf's access-log files. */
 void log_files_close(struct stream_conf *conf);
 

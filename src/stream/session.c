@@ -25,16 +25,30 @@
 
 #define SESSION_ACCEPT_BATCH 64     /* accepts per wake-up, for fairness */
 #define SESSION_ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
+#define SESSION_EMFILE_LOG_MS 1000  /* at most one such line a second */
 
 
 static void session_accept(struct loop_io *io, uint32_t events);
 static void session_free(void *data);
-static void session_resume_accept(struct loop_timer *t);
+static void session_resume_timer(struct loop_timer *t);
+static void session_pause(void);
+static void session_resume(void);
 
 
 static uint64_t session_next_id = 1;
 static uint64_t session_alive;
 static struct session *session_list; /* live sessions, newest first */
+
+/* Accepting, for the whole process. */
+static struct loop *session_loop;
+static struct stream_conf *session_conf;  /* listeners being served */
+static uint64_t session_max;              /* from worker_connections */
+static bool session_paused;               /* at the limit, or EMFILE */
+static bool session_accepting;            /* false once draining */
+static struct loop_timer session_resume_t;
+static int64_t session_emfile_logged_ms;
+static void (*session_idle_fn)(void *);
+static void *session_idle_data;
 
 
 uint64_t
@@ -45,56 +59,97 @@ session_count(void)
 
 
 int
-session_listen_start(struct loop *l, struct stream_listen *ls)
+session_serve(struct loop *l, struct stream_conf *conf, uint64_t max)
 {
-    struct loop_timer *pause = calloc(1, sizeof(*pause));
-
-    if (pause == NULL) {
-        return -1;
+    session_loop = l;
+    session_conf = conf;
+    session_max = max > 0 ? max : 1;
+    session_paused = false;
+    session_accepting = true;
+    loop_timer_init(&session_resume_t, session_resume_timer, NULL);
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        loop_io_init(&ls->io, ls->fd, session_accept, ls);
+        /* Shared sockets wake one worker; reuseport ones are ours alone. */
+        if (loop_io_set(l, &ls->io,
+                        LOOP_READ | (ls->nfds > 1 ? 0 : LOOP_EXCLUSIVE)) ==
+            -1) {
+            return -1;
+        }
     }
-    loop_timer_init(pause, session_resume_accept, ls);
-    loop_io_init(&ls->io, ls->fd, session_accept, pause);
-    ls->io.data = pause;
-    return loop_io_set(l, &ls->io, LOOP_READ);
+    return 0;
 }
 
 
 void
-session_listen_stop(struct loop *l, struct stream_listen *ls)
+session_stop_accepting(void)
 {
-    struct loop_timer *pause = ls->io.data;
-
-    if (ls->io.fd >= 0) {
-        loop_io_del(l, &ls->io);
-    }
-    if (pause != NULL) {
-        loop_timer_cancel(l, pause);
-        free(pause);
-        ls->io.data = NULL;
+    session_accepting = false;
+    loop_timer_cancel(session_loop, &session_resume_t);
+    for (struct stream_listen *ls = session_conf->listens; ls != NULL;
+         ls = ls->next) {
+        if (ls->io.fd >= 0) {
+            loop_io_del(session_loop, &ls->io);
+        }
     }
 }
 
 
-/* The loop the listeners run on; one per process. */
-static struct loop *session_loop;
+void
+session_on_idle(void (*fn)(void *), void *data)
+{
+    session_idle_fn = fn;
+    session_idle_data = data;
+}
+
+
+/* Stops asking for connections: no busy loop at a limit. */
+static void
+session_pause(void)
+{
+    if (session_paused) {
+        return;
+    }
+    session_paused = true;
+    for (struct stream_listen *ls = session_conf->listens; ls != NULL;
+         ls = ls->next) {
+        if (ls->io.fd >= 0) {
+            loop_io_set(session_loop, &ls->io, 0);
+        }
+    }
+}
 
 
 static void
-session_resume_accept(struct loop_timer *t)
+session_resume(void)
 {
-    struct stream_listen *ls = t->data;
-
-    if (ls->io.fd >= 0) {
-        loop_io_set(session_loop, &ls->io, LOOP_READ);
+    if (!session_paused || !session_accepting ||
+        session_alive >= session_max) {
+        return;
     }
+    session_paused = false;
+    loop_timer_cancel(session_loop, &session_resume_t);
+    for (struct stream_listen *ls = session_conf->listens; ls != NULL;
+         ls = ls->next) {
+        if (ls->io.fd >= 0) {
+            loop_io_set(session_loop, &ls->io,
+                        LOOP_READ | (ls->nfds > 1 ? 0 : LOOP_EXCLUSIVE));
+        }
+    }
+}
+
+
+static void
+session_resume_timer(struct loop_timer *t)
+{
+    (void)t;
+    session_resume();
 }
 
 
 static void
 session_accept(struct loop_io *io, uint32_t events)
 {
-    struct loop_timer *pause = io->data;
-    struct stream_listen *ls = pause->data;
+    struct stream_listen *ls = io->data;
 
     (void)events;
     for (int i = 0; i < SESSION_ACCEPT_BATCH; i++) {
@@ -102,19 +157,34 @@ session_accept(struct loop_io *io, uint32_t events)
         socklen_t peer_len = sizeof(peer);
         socklen_t local_len = sizeof(peer);
         struct session *s;
-        const int fd = accept4(io->fd, (struct sockaddr *)&peer, &peer_len,
-                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd;
 
+        if (session_alive >= session_max) {
+            errlog_write(NULL, ERRLOG_WARN, 0, "%llu worker_connections are "
+                         "not enough: not accepting until sessions end",
+                         (unsigned long long)session_max * 2);
+            session_pause();
+            return;
+        }
+        fd = accept4(io->fd, (struct sockaddr *)&peer, &peer_len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             if (errno == EINTR || errno == ECONNABORTED) {
                 continue;
             }
-            if (errno == EMFILE || errno == ENFILE) {
-                /* Stop asking until sessions end: no busy loop. */
-                errlog_write(NULL, ERRLOG_CRIT, 0, "accept4() failed (%d: %s)",
-                             errno, strerror(errno));
-                loop_io_set(session_loop, io, 0);
-                loop_timer_set(session_loop, pause, SESSION_ACCEPT_PAUSE_MS);
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                const int64_t now = clock_now_ms();
+                if (now - session_emfile_logged_ms >= SESSION_EMFILE_LOG_MS) {
+                    session_emfile_logged_ms = now;
+                    errlog_write(NULL, ERRLOG_CRIT, 0,
+                                 "accept4() failed (%d: %s)", errno,
+                                 strerror(errno));
+                }
+                /* Until a session ends, or a while has passed. */
+                session_pause();
+                loop_timer_set(session_loop, &session_resume_t,
+                               SESSION_ACCEPT_PAUSE_MS);
             }
             return;
         }
@@ -152,13 +222,6 @@ session_accept(struct loop_io *io, uint32_t events)
             proxy_start(s);
         }
     }
-}
-
-
-void
-session_set_loop(struct loop *l)
-{
-    session_loop = l;
 }
 
 
@@ -206,6 +269,12 @@ session_finalize(struct session *s, int status)
     }
     if (s->next != NULL) {
         s->next->prev = s->prev;
+    }
+    if (session_paused) {
+        session_resume();
+    }
+    if (session_alive == 0 && session_idle_fn != NULL) {
+        session_idle_fn(session_idle_data);
     }
     if (loop_defer(s->loop, session_free, s) == -1) {
         /* Nothing can still point at s after its ios are gone but the

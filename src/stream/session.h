@@ -109,20 +109,24 @@ struct session {
     int status;                       /* $status: 200 400 403 500 502 503 */
 };
 
-/* Starts serving listener ls's sockets on loop l. Returns 0 or -1. */
-int session_listen_start(struct loop *l, struct stream_listen *ls);
+/*
+ * Accepts on conf's listeners (each one's fd) on loop l, at most max
+ * sessions at once: at the limit, or when descriptors run out, accepting
+ * pauses until a session ends. Returns 0 or -1.
+ */
+int session_serve(struct loop *l, struct stream_conf *conf, uint64_t max);
 
-/* Stops accepting on ls (the socket stays open). */
-void session_listen_stop(struct loop *l, struct stream_listen *ls);
+/* Stops accepting for good (graceful stop); the sockets stay open. */
+void session_stop_accepting(void);
+
+/* Calls fn(data) whenever the last live session ends. */
+void session_on_idle(void (*fn)(void *), void *data);
 
 /*
  * Ends s with status: writes the access log, cancels the timer, closes both
  * sockets and frees s after the current loop batch.
  */
 void session_finalize(struct session *s, int status);
-
-/* Sets the loop that accepted sessions run on. */
-void session_set_loop(struct loop *l);
 
 /* Ends every live session (fast stop). */
 void session_close_all(void);

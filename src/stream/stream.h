@@ -38,7 +38,11 @@ struct stream_listen {
     struct stream_server *default_server; /* default_server, else the first */
     struct hostmatch *names;              /* server_name → server, or NULL */
     bool has_default_flag;                /* some listen line said default_server */
-    int fd;                               /* -1 until opened */
+    int *fds;                             /* nfds sockets, -1 until opened:
+                                             one per worker with reuseport,
+                                             else one shared by all */
+    size_t nfds;
+    int fd;                               /* the one this worker accepts on */
     struct loop_io io;                    /* accept events */
     struct stream_conf *conf;             /* generation it belongs to */
     struct stream_listen *next;
@@ -158,6 +162,7 @@ struct stream_conf {
     const char *group;
     int worker_rlimit_nofile;
     int worker_connections;
+    int64_t worker_shutdown_timeout_ms; /* 0: wait for every session */
     struct errlog errlog;         /* main error_log */
     bool has_errlog;
     bool has_stream;

@@ -163,3 +163,48 @@ def pytest_sessionfinish(session, exitstatus):
             r.stop(timeout=5)
         except AssertionError:
             pass
+
+
+# --------------------------------------------------------------------------
+# DNS (appended for the resolver tests; see dns.py)
+
+import dns as _dns  # noqa: E402
+
+
+@pytest.fixture
+def dnsmasq(workdir):
+    """Factory: dnsmasq(records, ttl=0, **kw) -> started dns.Dnsmasq, stopped at teardown."""
+    made = []
+
+    def make(records=None, ttl=0, **kw):
+        d = _dns.Dnsmasq(os.path.join(workdir, "dns%d" % len(made)), records, ttl=ttl, **kw)
+        made.append(d)
+        return d.start()
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+@pytest.fixture
+def silent_resolver():
+    """A UDP 'DNS server' on loopback that never answers (dns.SilentResolver)."""
+    s = _dns.SilentResolver()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def same_port_backends():
+    """Factory: same_port_backends(hosts, handler_for, ssl_for=None, port=None)
+    -> (port, {host: backend}): one backend per 127.0.0.x address in `hosts`,
+    all on one port number (dns.backends_on_one_port); stopped at teardown."""
+    made = []
+
+    def make(hosts, handler_for, ssl_for=None, port=None):
+        return _dns.backends_on_one_port(hosts, handler_for, port=port, ssl_for=ssl_for,
+                                         made=made)
+
+    yield make
+    for b in made:
+        b.stop()

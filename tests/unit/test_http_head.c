@@ -49,7 +49,7 @@ struct expect {
 
 /* A head that must be refused, and why. */
 struct bad_case {
-    const char *head;
+    const uint8_t *head;
     size_t len; /* bytes in head (it may hold NULs) */
     enum http_head_rc rc;
     const char *reason;
@@ -64,31 +64,29 @@ static enum http_head_rc feed_guarded(struct http_head *h, struct guardpage *g,
                                       const uint8_t *data, size_t len);
 static enum http_head_rc parse_whole(struct http_head *h, struct guardpage *g,
                                      const uint8_t *data, size_t len);
-static enum http_head_rc parse_chunked(struct http_head *h,
-                                       struct guardpage *g,
+static enum http_head_rc parse_chunked(struct http_head *h, struct guardpage *g,
                                        const uint8_t *data, size_t len,
                                        size_t chunk);
 static void assert_expect(const struct http_head *h, const struct expect *e,
                           size_t len);
 static void assert_same_results(const struct http_head *a,
                                 const struct http_head *b);
-static void check_all_ways(struct guardpage *g, const uint8_t *data,
-                           size_t len, const struct expect *e);
+static void check_all_ways(struct guardpage *g, const uint8_t *data, size_t len,
+                           const struct expect *e);
 static void check_rc(struct guardpage *g, const uint8_t *data, size_t len,
                      enum http_head_rc want, const char *reason);
 static void check_bad_cases(struct guardpage *g, const struct bad_case *c,
                             size_t n);
-static void check_host(struct guardpage *g, const char *head,
-                       const char *host);
+static void check_host(struct guardpage *g, const char *head, const char *host);
 
 
 /* What curl 7.88.1 sends for `curl http://example.com/`. */
 static const char curl_head[] =
-    "GET / HTTP/1.1\r\n"           /* request line, origin-form target */
-    "Host: example.com\r\n"        /* Host (RFC 9110 §7.2) */
-    "User-Agent: curl/7.88.1\r\n"  /* other fields are only checked */
+    "GET / HTTP/1.1\r\n"          /* request line, origin-form target */
+    "Host: example.com\r\n"       /* Host (RFC 9110 §7.2) */
+    "User-Agent: curl/7.88.1\r\n" /* other fields are only checked */
     "Accept: */*\r\n"
-    "\r\n";                        /* empty line: the head ends here */
+    "\r\n"; /* empty line: the head ends here */
 
 /* A browser-like head: many fields, mixed case, Host in the middle. */
 static const char browser_head[] =
@@ -99,11 +97,11 @@ static const char browser_head[] =
     "HOST: WWW.Example.ORG.:8443\r\n" /* upper case, trailing dot, port */
     "Content-Type: application/json\r\n"
     "Content-Length: 2\r\n"
-    "X-Empty:\r\n"                    /* empty value */
-    "X-Tabs:\t a\tb \t\r\n"            /* HTAB inside and around */
-    "X-Obs-Text: caf\xc3\xa9\r\n"      /* obs-text is kept */
+    "X-Empty:\r\n"                /* empty value */
+    "X-Tabs:\t a\tb \t\r\n"       /* HTAB inside and around */
+    "X-Obs-Text: caf\xc3\xa9\r\n" /* obs-text is kept */
     "\r\n"
-    "{}";                              /* body: not part of the head */
+    "{}"; /* body: not part of the head */
 
 /* A proxy request: absolute-form target (RFC 9112 §3.2.2). */
 static const char proxy_head[] =
@@ -113,10 +111,9 @@ static const char proxy_head[] =
     "\r\n";
 
 /* HTTP/1.0 with LF-only line endings and no Host at all. */
-static const char lf_http10_head[] =
-    "GET /index.html HTTP/1.0\n"
-    "Accept: */*\n"
-    "\n";
+static const char lf_http10_head[] = "GET /index.html HTTP/1.0\n"
+                                     "Accept: */*\n"
+                                     "\n";
 
 
 /* ---- fixtures and helpers ----------------------------------------- */
@@ -309,20 +306,26 @@ check_rc(struct guardpage *g, const uint8_t *data, size_t len,
     for (size_t split = 0; split <= len; split++) {
         http_head_init(&h);
         (void)feed_guarded(&h, g, data, split);
-        assert_int_equal(feed_guarded(&h, g, data + split, len - split),
-                         want);
+        assert_int_equal(feed_guarded(&h, g, data + split, len - split), want);
         assert_same_results(&h, &whole);
     }
 }
 
 
+/* Names the failing case before check_rc() runs the full recipe on it. */
 static void
 check_bad_cases(struct guardpage *g, const struct bad_case *c, size_t n)
 {
+    struct http_head h;
+
     for (size_t i = 0; i < n; i++) {
-        print_message("case %zu\n", i);
-        check_rc(g, (const uint8_t *)c[i].head, c[i].len, c[i].rc,
-                 c[i].reason);
+        const uint8_t *const head = c[i].head;
+        const enum http_head_rc rc = parse_whole(&h, g, head, c[i].len);
+        if (rc != c[i].rc || strcmp(h.reason, c[i].reason) != 0) {
+            fail_msg("case %zu: want %d \"%s\", got %d \"%s\"", i, (int)c[i].rc,
+                     c[i].reason, (int)rc, h.reason);
+        }
+        check_rc(g, head, c[i].len, c[i].rc, c[i].reason);
     }
 }
 
@@ -408,7 +411,6 @@ test_host_normalized(void **state)
     };
 
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
-        print_message("case %zu\n", i);
         check_host(*state, cases[i][0], cases[i][1]);
     }
 }
@@ -419,7 +421,6 @@ test_host_length_limit(void **state)
 {
     struct builder b = {0};
     struct http_head h;
-    const struct expect e = {.host = NULL, .version = 11};
 
     b_str(&b, "GET / HTTP/1.1\r\nHost: ");
     b_fill(&b, 'A', HTTP_HEAD_HOST_MAX);
@@ -460,7 +461,6 @@ test_host_length_limit(void **state)
     b_str(&b, "/ HTTP/1.1\r\n\r\n");
     check_rc(*state, b.buf, b.len, HTTP_HEAD_MALFORMED,
              "host longer than 255 bytes");
-    (void)e;
 }
 
 
@@ -498,13 +498,11 @@ test_absolute_form(void **state)
     };
 
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
-        print_message("case %zu\n", i);
         check_host(*state, cases[i][0], cases[i][1]);
     }
 
     const struct expect e10 = {.host = "a.example", .version = 10};
-    check_all_ways(*state, LIT("GET http://a.example/ HTTP/1.0\r\n\r\n"),
-                   &e10);
+    check_all_ways(*state, LIT("GET http://a.example/ HTTP/1.0\r\n\r\n"), &e10);
 }
 
 
@@ -521,28 +519,34 @@ test_absolute_form_malformed(void **state)
         {LIT("GET http://a.example/ HTTP/1.1\r\nHost: a.exampl\r\n\r\n"),
          HTTP_HEAD_MALFORMED,
          "Host header differs from the request-target host"},
-        {LIT("GET http://u:p@a.example/ HTTP/1.1\r\n\r\n"),
-         HTTP_HEAD_MALFORMED, "userinfo in request-target"},
+        {LIT("GET http://u:p@a.example/ HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
+         "userinfo in request-target"},
         {LIT("GET http://a.example@b.example/ HTTP/1.1\r\n\r\n"),
          HTTP_HEAD_MALFORMED, "userinfo in request-target"},
+        {LIT("GET http://a%20b\"c@b.example/ HTTP/1.1\r\n\r\n"),
+         HTTP_HEAD_MALFORMED, "userinfo in request-target"},
+        {LIT("GET http://a\"b/@c HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
+         "invalid byte in host"},
         {LIT("GET http:///x HTTP/1.1\r\nHost: a.example\r\n\r\n"),
          HTTP_HEAD_MALFORMED, "empty host in request-target"},
         {LIT("GET http:// HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
          "empty host in request-target"},
-        {LIT("GET http://a\x80.example/ HTTP/1.1\r\n\r\n"),
-         HTTP_HEAD_MALFORMED, "invalid byte in host"},
+        {LIT("GET http://a\x80.example/ HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
+         "invalid byte in host"},
         {LIT("GET http://a.example:/ HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
          "port is not 1 to 5 digits"},
-        {LIT("GET http://[::1/ HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
-         "invalid byte in host"},
+        {LIT("GET http://[::1]x/ HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
+         "bytes after an IP literal"},
         {LIT("GET http://[::1 HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
+         "unclosed IP literal"},
+        {LIT("GET http://[::1/ HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
          "unclosed IP literal"},
         {LIT("GET http://./ HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
          "host is a lone dot"},
         /* The target error waits for the version: not HTTP/1.x wins. */
         {LIT("GET http://u@a.example/ HTTP/2.0\r\n\r\n"), HTTP_HEAD_NOT_HTTP,
          "HTTP major version is not 1"},
-        /* The first Host conflicts; a second one is a duplicate anyway. */
+        /* A second Host is a duplicate even when both agree. */
         {LIT("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\n"
              "Host: a.example\r\n\r\n"),
          HTTP_HEAD_MALFORMED, "duplicate Host header"},
@@ -578,18 +582,15 @@ test_host_malformed(void **state)
          HTTP_HEAD_MALFORMED, "duplicate Host header"},
         {LIT("GET / HTTP/1.1\r\nHost:\r\nHost: a.example\r\n\r\n"),
          HTTP_HEAD_MALFORMED, "duplicate Host header"},
-        {LIT("GET / HTTP/1.1\r\nHost : a.example\r\n\r\n"),
-         HTTP_HEAD_MALFORMED, "whitespace between header name and colon"},
+        {LIT("GET / HTTP/1.1\r\nHost : a.example\r\n\r\n"), HTTP_HEAD_MALFORMED,
+         "whitespace between header name and colon"},
         {LIT("GET / HTTP/1.1\r\nHost\t: a.example\r\n\r\n"),
          HTTP_HEAD_MALFORMED, "whitespace between header name and colon"},
         {LIT("GET / HTTP/1.1\r\nHost: a\r\n .example\r\n\r\n"),
-         HTTP_HEAD_MALFORMED,
-         "header line starts with whitespace (obs-fold)"},
+         HTTP_HEAD_MALFORMED, "header line starts with whitespace (obs-fold)"},
         {LIT("GET / HTTP/1.1\r\nHost:\r\n\ta.example\r\n\r\n"),
-         HTTP_HEAD_MALFORMED,
-         "header line starts with whitespace (obs-fold)"},
-        {LIT("GET / HTTP/1.1\r\n Host: a.example\r\n\r\n"),
-         HTTP_HEAD_MALFORMED,
+         HTTP_HEAD_MALFORMED, "header line starts with whitespace (obs-fold)"},
+        {LIT("GET / HTTP/1.1\r\n Host: a.example\r\n\r\n"), HTTP_HEAD_MALFORMED,
          "header line starts with whitespace (obs-fold)"},
         {H("a example"), "whitespace inside the Host value"},
         {H("a.example :80"), "whitespace inside the Host value"},
@@ -738,8 +739,7 @@ test_method_length(void **state)
              "method longer than 32 bytes");
 
     /* Any token is a method, even an odd one. */
-    check_host(*state, "m!#$%&'*+-.^_`|~0: / HTTP/1.1\r\nHost: a\r\n\r\n",
-               NULL);
+    check_host(*state, "m!#$%&'*+-.^_`|~0 / HTTP/1.1\r\nHost: a\r\n\r\n", "a");
 }
 
 
@@ -918,8 +918,7 @@ test_sticky_and_null(void **state)
     assert_int_equal(http_head_feed(&h, NULL, 0), HTTP_HEAD_DONE);
     assert_int_equal(feed_guarded(&h, *state, LIT("X: y\r\n\r\n")),
                      HTTP_HEAD_DONE);
-    assert_int_equal(feed_guarded(&h, *state, LIT("\x16\x03")),
-                     HTTP_HEAD_DONE);
+    assert_int_equal(feed_guarded(&h, *state, LIT("\x16\x03")), HTTP_HEAD_DONE);
     assert_same_results(&h, &copy);
 
     assert_int_equal(parse_whole(&h, *state, LIT("\x16\x03\x01")),

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Master process. It never touches a session: it waits for signals with
+ * sigtimedwait() and acts on them.
+ *
+ *   HUP   reload: build the new generation beside the old; if it fails the
+ *         old one keeps serving. Listening sockets whose address stays are
+ *         handed over as they are (the same descriptors), so no connection
+ *         is refused; new workers start, then old ones are told to finish
+ *         their sessions (QUIT) and exit.
+ *   QUIT  graceful stop: workers finish their sessions, then all exit.
+ *   TERM, INT  fast stop.
+ *   USR1  reopen log files (logrotate), in the master and every worker.
+ *   CHLD  a worker that exits unasked is logged and replaced.
+ */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "conf/parser.h"
+#include "core/clock.h"
+#include "log/errlog.h"
+#include "process/master.h"
+#include "process/worker.h"
+#include "stream/core.h"
+#include "stream/log.h"
+#include "stream/stream.h"
+
+
+#define MASTER_MAX_WORKERS 256
+#define MASTER_STOP_GRACE_MS 10000 /* fast stop: then SIGKILL */
+#define MASTER_RESPAWN_DELAY_MS 1000 /* a worker that died young waits */
+
+
+struct master_worker {
+    pid_t pid;                   /* 0: free slot */
+    int slot;                    /* index in its generation */
+    struct stream_conf *conf;    /* generation it serves */
+    bool retiring;               /* told to quit (reload or stop) */
+    int64_t started_ms;
+    int64_t respawn_at_ms;       /* >0: slot waits to be respawned */
+};
+
+struct master {
+    const char *path;
+    struct stream_conf *conf;        /* current generation */
+    struct stream_conf *old[16];     /* generations still draining */
+    size_t nold;
+    struct master_worker workers[MASTER_MAX_WORKERS];
+    bool stopping;
+    int stop_signal;
+    int64_t stop_deadline_ms;
+};
+
+
+static int master_spawn(struct master *m, struct master_worker *w,
+                        struct stream_conf *conf, int slot);
+static void master_start_workers(struct master *m);
+static void master_reap(struct master *m);
+static void master_reload(struct master *m);
+static void master_signal_workers(struct master *m, int sig, bool all);
+static int master_live_workers(const struct master *m);
+static void master_release_old(struct master *m);
+static int master_worker_count(const struct stream_conf *conf);
+
+
+static int
+master_worker_count(const struct stream_conf *conf)
+{
+    int n = conf->worker_processes;
+
+    if (n == 0) {
+        const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (int)cpus : 1;
+    }
+    return n > MASTER_MAX_WORKERS ? MASTER_MAX_WORKERS : n;
+}
+
+
+static int
+master_spawn(struct master *m, struct master_worker *w,
+             struct stream_conf *conf, int slot)
+{
+    const pid_t pid = fork();
+
+    if (pid == -1) {
+        errlog_write(NULL, ERRLOG_ALERT, 0, "fork() failed (%d: %s)", errno,
+                     strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Only this worker's generation stays open in the child. */
+        for (size_t i = 0; i < m->nold; i++) {
+            if (m->old[i] != conf) {
+                stream_conf_close_listeners(m->old[i]);
+            }
+        }
+        if (m->conf != conf) {
+            stream_conf_close_listeners(m->conf);
+        }
+        _exit(worker_run(conf, slot));
+    }
+    w->pid = pid;
+    w->slot = slot;
+    w->conf = conf;
+    w->retiring = false;
+    w->started_ms = clock_now_ms();
+    w->respawn_at_ms = 0;
+    errlog_write(NULL, ERRLOG_NOTICE, 0, "start worker process %d",
+                 (int)pid);
+    return 0;
+}
+
+
+static void
+master_start_workers(struct master *m)
+{
+    const int n = master_worker_count(m->conf);
+    int slot = 0;
+
+    for (size_t i = 0; i < MASTER_MAX_WORKERS && slot < n; i++) {
+        if (m->workers[i].pid == 0 && m->workers[i].respawn_at_ms == 0) {
+            if (master_spawn(m, &m->workers[i], m->conf, slot) == 0) {
+                slot++;
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+
+static int
+master_live_workers(const struct master *m)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+        n += m->workers[i].pid != 0;
+    }
+    return n;
+}
+
+
+static void
+master_signal_workers(struct master *m, int sig, bool all)
+{
+    for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+        struct master_worker *w = &m->workers[i];
+        if (w->pid != 0 && (all || !w->retiring)) {
+            kill(w->pid, sig);
+        }
+    }
+}
+
+
+/* Frees drained generations: those no worker serves any more. */
+static void
+master_release_old(struct master *m)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < m->nold; i++) {
+        bool used = false;
+        for (size_t k = 0; k < MASTER_MAX_WORKERS; k++) {
+            used = used || (m->workers[k].pid != 0 &&
+                            m->workers[k].conf == m->old[i]);
+        }
+        if (used) {
+            m->old[kept++] = m->old[i];
+        } else {
+            stream_conf_free(m->old[i]);
+        }
+    }
+    m->nold = kept;
+}
+
+
+static void
+master_reap(struct master *m)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+            struct master_worker *w = &m->workers[i];
+            if (w->pid != pid) {
+                continue;
+            }
+            w->pid = 0;
+            if (WIFSIGNALED(status)) {
+                errlog_write(NULL, w->retiring ? ERRLOG_NOTICE : ERRLOG_ALERT,
+                             0, "worker process %d exited on signal %d",
+                             (int)pid, WTERMSIG(status));
+            } else {
+                errlog_write(NULL, ERRLOG_NOTICE, 0,
+                             "worker process %d exited with code %d",
+                             (int)pid, WEXITSTATUS(status));
+            }
+            if (!w->retiring && !m->stopping && w->conf == m->conf) {
+                /* Unasked: replace it (later if it died young). */
+                const int64_t now = clock_now_ms();
+                if (now - w->started_ms < MASTER_RESPAWN_DELAY_MS) {
+                    w->respawn_at_ms = now + MASTER_RESPAWN_DELAY_MS;
+                } else if (master_spawn(m, w, m->conf, w->slot) == -1) {
+                    w->respawn_at_ms = now + MASTER_RESPAWN_DELAY_MS;
+                }
+            }
+            break;
+        }
+    }
+    master_release_old(m);
+}
+
+
+static void
+master_reload(struct master *m)
+{
+    struct conf_err err = {{0}};
+    struct conf_tree *tree;
+    struct stream_conf *conf;
+
+    errlog_write(NULL, ERRLOG_NOTICE, 0, "reconfiguring");
+    tree = conf_tree_load(m->path, &err);
+    conf = tree != NULL ? stream_conf_build(tree, m->path, false, &err) : NULL;
+    if (conf == NULL) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "%s", err.msg);
+        errlog_write(NULL, ERRLOG_ALERT, 0, "reload failed: the old "
+                     "configuration keeps serving");
+        return;
+    }
+    if (stream_conf_take_listeners(conf, m->conf, &err) == -1) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "%s", err.msg);
+        errlog_write(NULL, ERRLOG_ALERT, 0, "reload failed: the old "
+                     "configuration keeps serving");
+        stream_conf_free(conf);
+        return;
+    }
+    if (m->nold == sizeof(m->old) / sizeof(m->old[0])) {
+        errlog_write(NULL, ERRLOG_ALERT, 0, "too many generations draining; "
+                     "reload refused");
+        stream_conf_give_back_listeners(conf, m->conf);
+        stream_conf_free(conf);
+        return;
+    }
+    /* Old workers retire after the new ones exist: no gap in accepting. */
+    for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+        if (m->workers[i].pid != 0) {
+            m->workers[i].retiring = true;
+        }
+        m->workers[i].respawn_at_ms = 0;
+    }
+    m->old[m->nold++] = m->conf;
+    m->conf = conf;
+    errlog_set_default(&conf->errlog);
+    master_start_workers(m);
+    for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+        struct master_worker *w = &m->workers[i];
+        if (w->pid != 0 && w->retiring) {
+            kill(w->pid, SIGQUIT);
+        }
+    }
+    /* The old generation's master copies of listeners that went away. */
+    stream_conf_close_listeners(m->old[m->nold - 1]);
+    master_release_old(m);
+}
+
+
+int
+master_run(const char *path, struct stream_conf *conf)
+{
+    struct master *m = calloc(1, sizeof(*m));
+    sigset_t set;
+    int rc = 0;
+
+    if (m == NULL) {
+        return 1;
+    }
+    m->path = path;
+    m->conf = conf;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    clock_update();
+    master_start_workers(m);
+    if (master_live_workers(m) == 0) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "no worker process could start");
+        stream_conf_free(m->conf);
+        free(m);
+        return 1;
+    }
+
+    for (;;) {
+        const struct timespec tick = {0, 200 * 1000 * 1000};
+        siginfo_t si;
+        const int sig = sigtimedwait(&set, &si, &tick);
+
+        clock_update();
+        switch (sig) {
+        case SIGCHLD:
+            master_reap(m);
+            break;
+        case SIGHUP:
+            if (!m->stopping) {
+                master_reload(m);
+            }
+            break;
+        case SIGUSR1:
+            errlog_write(NULL, ERRLOG_NOTICE, 0, "reopening logs");
+            stream_conf_reopen_logs(m->conf);
+            master_signal_workers(m, SIGUSR1, false);
+            break;
+        case SIGQUIT:
+        case SIGTERM:
+        case SIGINT:
+            if (!m->stopping) {
+                errlog_write(NULL, ERRLOG_NOTICE, 0, "signal %d received, "
+                             "%s", sig, sig == SIGQUIT ? "shutting down"
+                                                       : "exiting");
+                m->stopping = true;
+                m->stop_signal = sig;
+                m->stop_deadline_ms = clock_now_ms() + MASTER_STOP_GRACE_MS;
+            }
+            master_signal_workers(m, sig == SIGQUIT ? SIGQUIT : SIGTERM,
+                                  true);
+            break;
+        default:
+            break;
+        }
+        master_reap(m);
+        if (m->stopping) {
+            if (master_live_workers(m) == 0) {
+                break;
+            }
+            if (m->stop_signal != SIGQUIT &&
+                clock_now_ms() > m->stop_deadline_ms) {
+                master_signal_workers(m, SIGKILL, true);
+            }
+            continue;
+        }
+        /* Slots waiting after a young death. */
+        for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
+            struct master_worker *w = &m->workers[i];
+            if (w->pid == 0 && w->respawn_at_ms > 0 &&
+                clock_now_ms() >= w->respawn_at_ms) {
+                if (master_spawn(m, w, m->conf, w->slot) == -1) {
+                    w->respawn_at_ms = clock_now_ms() +
+                                       MASTER_RESPAWN_DELAY_MS;
+                }
+            }
+        }
+    }
+    errlog_write(NULL, ERRLOG_NOTICE, 0, "exit");
+    for (size_t i = 0; i < m->nold; i++) {
+        stream_conf_free(m->old[i]);
+    }
+    errlog_set_default(NULL);
+    stream_conf_free(m->conf);
+    free(m);
+    return rc;
+}

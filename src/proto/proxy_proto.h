@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * PROXY protocol (HAProxy doc/proxy-protocol.txt, versions 1 and 2): an
+ * incremental parser for the header a trusted proxy puts in front of a
+ * connection, and a builder for the header we send to a backend. Pure: no
+ * allocation, no I/O, no globals; all state lives in struct proxy_proto,
+ * owned by the caller. Whether a listener expects the header at all, and
+ * from which sources, is the caller's decision (spec §5: never guess).
+ */
+#ifndef SNIRELAY_PROTO_PROXY_PROTO_H
+#define SNIRELAY_PROTO_PROXY_PROTO_H
+
+#include <sys/socket.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum proxy_proto_rc {
+    PROXY_PROTO_NEED_MORE, /* all input consumed, header not complete */
+    PROXY_PROTO_DONE,      /* a complete valid header; results valid;
+                              `consumed` bytes belong to it */
+    PROXY_PROTO_MALFORMED, /* not a valid v1/v2 header (including no
+                              signature at all): the caller closes */
+};
+
+/* Longest v1 line, CRLF included (spec §2.1: the UNKNOWN worst case). */
+#define PROXY_PROTO_V1_MAX_LEN 107
+
+/* The fixed part of a v2 header: signature, ver_cmd, fam, len (§2.2). */
+#define PROXY_PROTO_V2_HDR_LEN 16
+
+/*
+ * Largest v2 length field accepted. nginx caps the whole header at 4096
+ * bytes (NGX_PROXY_PROTOCOL_MAX_HEADER), so we accept 16 + 4080 at most;
+ * a larger length is MALFORMED as soon as the length field is read, which
+ * bounds how long a peer can keep us waiting inside the header.
+ */
+#define PROXY_PROTO_V2_MAX_LEN (4096 - PROXY_PROTO_V2_HDR_LEN)
+
+/* Longest PP2_TYPE_AUTHORITY value kept; a longer one is MALFORMED. */
+#define PROXY_PROTO_AUTHORITY_MAX 255
+
+/*
+ * Bytes proxy_proto_build() may write at most: a v2 TCP6 header with a
+ * 255-byte AUTHORITY TLV (16 + 36 + 3 + 255); a v1 line is shorter.
+ */
+#define PROXY_PROTO_BUILD_MAX 310
+
+/*
+ * One connection's parser state and results. The caller owns it (usually
+ * inside its session object). It holds no pointers into caller buffers,
+ * so input buffers may be reused or freed between calls. The v2 TLV area
+ * is parsed as it streams by, so the object stays small (about 650 bytes)
+ * whatever the length field says.
+ */
+struct proxy_proto {
+    /* results, valid after PROXY_PROTO_DONE */
+    unsigned version;             /* 1 or 2 (set once the first byte
+                                     decides; 0 before) */
+    bool is_local;                /* v2 LOCAL command or AF_UNSPEC, or v1
+                                     UNKNOWN: no addresses, use the
+                                     socket's own */
+    struct sockaddr_storage src;  /* client address and port (AF_INET or
+                                     AF_INET6) when !is_local; all zero
+                                     (AF_UNSPEC) when is_local */
+    struct sockaddr_storage dst;  /* the address the client connected to,
+                                     same family as src */
+    char authority[PROXY_PROTO_AUTHORITY_MAX + 1]; /* v2 AUTHORITY TLV
+                                     (0x02): raw bytes sent, NUL-ended,
+                                     "" if none; untrusted, may hold any
+                                     byte: validate before any use */
+    size_t authority_len;         /* bytes in authority */
+    size_t consumed;              /* header bytes read so far; after DONE
+                                     the header length, i.e. the bytes to
+                                     skip before the payload */
+    const char *reason;           /* static text: why MALFORMED, else "ok" */
+
+    /* private parser state: read and written by proxy_proto.c only */
+    enum proxy_proto_rc rc;       /* sticky outcome; NEED_MORE while
+                                     parsing */
+    uint8_t state;                /* parser state (enum in .c) */
+    uint8_t v1_proto;             /* v1 protocol token (enum in .c) */
+    uint8_t buf[PROXY_PROTO_V1_MAX_LEN]; /* the v1 line so far, or the
+                                     v2 fixed header + address block */
+    size_t buf_len;               /* bytes used in buf */
+    size_t left;                  /* v2: bytes of the length-field block
+                                     not read yet */
+    uint8_t tlv_hdr[3];           /* v2 TLV type + length being read */
+    uint8_t tlv_hdr_len;          /* 0..3 bytes of tlv_hdr collected */
+    size_t tlv_left;              /* value bytes left in the current TLV */
+    bool tlv_is_authority;        /* the current TLV is copied */
+    bool has_authority;           /* an AUTHORITY TLV was seen */
+};
+
+/* Prepares p for a new connection; p must not be NULL. */
+void proxy_proto_init(struct proxy_proto *p);
+
+/*
+ * Feeds the next len bytes the peer sent; data may be NULL when len is 0.
+ * Resumable at any split down to one byte per call; earlier bytes are
+ * never re-read. Never reads past the header: on PROXY_PROTO_DONE,
+ * p->consumed says how many of all the bytes fed since proxy_proto_init()
+ * are the header; the rest of this call's bytes are payload the caller
+ * must keep. Returns PROXY_PROTO_NEED_MORE when every byte was taken and
+ * the header is not complete, PROXY_PROTO_DONE when the results are
+ * valid, or PROXY_PROTO_MALFORMED (see p->reason) as soon as a byte shows
+ * the input is not a valid header. Once the result is not NEED_MORE,
+ * later calls return it again and read nothing.
+ *
+ * Accepted (everything else is MALFORMED):
+ *  - v1: "PROXY TCP4 a b p q\r\n", "PROXY TCP6 ...", with single spaces,
+ *    addresses valid for the family (inet_pton rules: dotted quads
+ *    without leading zeros; IPv6 may end in a dotted quad), ports 0..65535
+ *    in decimal without sign or leading zero; "PROXY UNKNOWN" followed by
+ *    CRLF or by a space and anything up to CRLF. CRLF must end the line
+ *    within PROXY_PROTO_V1_MAX_LEN bytes; a CR not followed by LF, or an
+ *    LF not preceded by CR, is MALFORMED at once.
+ *  - v2: the signature, version 2, command LOCAL (family byte ignored,
+ *    is_local) or PROXY with family/transport 0x11 (TCP4), 0x21 (TCP6) or
+ *    0x00 (UNSPEC: is_local). UDP and UNIX families are MALFORMED: this is
+ *    a TCP proxy. The length field must be at most PROXY_PROTO_V2_MAX_LEN
+ *    and at least the address block (12 or 36). After the addresses, the
+ *    rest must be whole TLVs; an AUTHORITY TLV (at most one, at most 255
+ *    bytes) is kept, other TLVs (CRC32C included) are skipped unchecked.
+ *    For is_local headers the whole block is skipped unparsed.
+ */
+enum proxy_proto_rc proxy_proto_feed(struct proxy_proto *p,
+                                     const uint8_t *data, size_t len);
+
+/*
+ * Builds a header into buf (cap bytes; PROXY_PROTO_BUILD_MAX always
+ * suffices). src and dst are sockaddr_in or sockaddr_in6 of the same
+ * family (read by sa_family), or src NULL for "no addresses": then dst is
+ * ignored. version 1: "PROXY TCP4 src dst sport dport\r\n" (TCP6 for
+ * IPv6), or "PROXY UNKNOWN\r\n" when src is NULL; v1 has no TLVs, so
+ * authority must be NULL or empty. version 2: command PROXY, family AF_INET or AF_INET6
+ * over STREAM, the addresses, then an AUTHORITY TLV when authority is
+ * non-NULL and authority_len > 0 (at most 255 bytes, copied as is); with
+ * src NULL, a LOCAL header with family UNSPEC and length 0, and authority
+ * must be NULL or empty. Returns the bytes written, or 0 (buf untouched)
+ * if cap is too small or an input is invalid.
+ */
+size_t proxy_proto_build(unsigned version, const struct sockaddr *src,
+                         const struct sockaddr *dst, const char *authority,
+                         size_t authority_len, uint8_t *buf, size_t cap);
+
+#endif

@@ -1,0 +1,461 @@
+"""A real DNS server for the resolver tests: dnsmasq on a loopback port.
+
+Dnsmasq answers only from an addn-hosts file the test writes; it never
+forwards (no upstream servers, --no-resolv, --no-hosts, no config file), so
+no query leaves the machine.  The zone `test` is local: a .test name that is
+not in the file gets NXDOMAIN; any other unknown name gets REFUSED.
+
+    d = Dnsmasq(directory, {"a.test": ["127.0.0.21"]}, ttl=1).start()
+    d.addr                      # "127.0.0.1:PORT", for `resolver`
+    d.set_records({...})        # rewrite the file, SIGHUP, wait for the re-read
+    d.count("a.test", "A")      # queries for a name seen so far (query log)
+    d.stop()
+
+SilentResolver is a UDP socket that reads queries and never answers.
+
+Also here: an access-log format for the forwarding tests (FWD_FORMAT,
+parsed by fwd_line()) and small helpers to send a ClientHello or an HTTP
+head and to bind several backends on one port number on different
+127.0.0.x addresses (proxy_pass NAME:PORT uses one port for all names).
+"""
+
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+
+import hello
+import util
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+
+# A name the readiness probe asks for; count()/queries() leave it out.
+PROBE_NAME = "ready.probe.test"
+
+_QUERY_RX = re.compile(r"query\[(\w+)\] (\S+) from ")
+
+FWD_FIELDS = ["status", "bytes_sent", "bytes_received", "upstream_addr",
+              "ssl_preread_server_name", "http_preread_host",
+              "ssl_preread_status"]
+FWD_FORMAT = "|".join("$" + f for f in FWD_FIELDS)
+
+
+def fwd_line(line):
+    """Parse an access-log line written with FWD_FORMAT."""
+    return util.parse_line(line, FWD_FIELDS)
+
+
+def free_udp_tcp_port(host="127.0.0.1"):
+    """A port free for both UDP and TCP on `host` (dnsmasq binds both)."""
+    for _ in range(50):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            u.bind((host, 0))
+            p = u.getsockname()[1]
+            try:
+                t.bind((host, p))
+            except OSError:
+                continue
+            with util._port_lock:
+                if p in util._handed_out:
+                    continue
+                util._handed_out.add(p)
+            return p
+        finally:
+            u.close()
+            t.close()
+    raise RuntimeError("no free UDP+TCP port")
+
+
+def build_query(name, qtype=1, qid=0x5151):
+    """A DNS query packet (RD set) for `name`, type `qtype` (1 A, 28 AAAA)."""
+    qname = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".") if l)
+    return (struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + b"\0"
+            + struct.pack("!HH", qtype, 1))
+
+
+def ask(port, name, qtype=1, timeout=1.0):
+    """Send one query to 127.0.0.1:port; return the rcode, or None on no answer."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(build_query(name, qtype), ("127.0.0.1", port))
+        r = s.recv(4096)
+        return r[3] & 0x0F
+    except (socket.timeout, ConnectionRefusedError):
+        return None
+    finally:
+        s.close()
+
+
+def _hosts_text(records):
+    """records: {name: [addr, ...]} or [(addr, name), ...] -> hosts-file text."""
+    if isinstance(records, dict):
+        pairs = [(a, n) for n, addrs in records.items()
+                 for a in ([addrs] if isinstance(addrs, str) else addrs)]
+    else:
+        pairs = list(records)
+    return "".join("%s %s\n" % (a, n) for a, n in pairs)
+
+
+class Dnsmasq:
+    """One dnsmasq process answering from a hosts file (see module doc)."""
+
+    def __init__(self, directory, records=None, ttl=0, local_zone="test",
+                 extra=()):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.hosts = os.path.join(directory, "dns.hosts")
+        self.log = os.path.join(directory, "dnsmasq.log")
+        self.pid_file = os.path.join(directory, "dnsmasq.pid")
+        self.out = os.path.join(directory, "dnsmasq.out")
+        self.ttl = ttl
+        self.local_zone = local_zone
+        self.extra = list(extra)
+        self.port = None
+        self.proc = None
+        with open(self.hosts, "w") as f:
+            f.write(_hosts_text(records or {}))
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def argv(self):
+        a = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null",
+             "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
+             "--listen-address=127.0.0.1", "--port=%d" % self.port,
+             "--addn-hosts=%s" % self.hosts, "--local-ttl=%d" % self.ttl,
+             "--log-queries", "--log-facility=%s" % self.log,
+             "--pid-file=%s" % self.pid_file, "--user=root", "--group=root",
+             "--cache-size=0"]
+        if self.local_zone:
+            a.append("--local=/%s/" % self.local_zone)
+        return a + self.extra
+
+    def start(self):
+        last = ""
+        for _ in range(5):          # retry if the port was taken meanwhile
+            self.port = free_udp_tcp_port()
+            with open(self.out, "wb") as out:
+                self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                             stdout=out, stderr=subprocess.STDOUT,
+                                             preexec_fn=util._die_with_parent)
+            try:
+                util.wait_for(self._ready, "dnsmasq to answer on port %d" % self.port)
+                return self
+            except _Exited:
+                last = self._out_text()
+                self.proc = None
+        raise AssertionError("dnsmasq would not start:\n" + last)
+
+    def _out_text(self):
+        try:
+            with open(self.out, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise _Exited()
+        return ask(self.port, PROBE_NAME, timeout=0.2) is not None
+
+    def log_text(self):
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def queries(self):
+        """[(qtype, name)] of every query logged, the readiness probes left out."""
+        return [(m.group(1), m.group(2).lower())
+                for m in _QUERY_RX.finditer(self.log_text())
+                if m.group(2).lower() != PROBE_NAME]
+
+    def count(self, name, qtype="A"):
+        """How many `qtype` queries for `name` dnsmasq has logged."""
+        name = name.lower().rstrip(".")
+        return sum(1 for t, n in self.queries() if t == qtype and n == name)
+
+    def _reads(self):
+        return self.log_text().count("read %s - " % self.hosts)
+
+    def set_records(self, records):
+        """Replace every record; returns once dnsmasq has re-read the file."""
+        before = self._reads()
+        tmp = self.hosts + ".new"
+        with open(tmp, "w") as f:
+            f.write(_hosts_text(records))
+        os.replace(tmp, self.hosts)
+        self.proc.send_signal(signal.SIGHUP)
+        util.wait_for(lambda: self._reads() > before, "dnsmasq to re-read its hosts file")
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class _Exited(Exception):
+    pass
+
+
+class SilentResolver:
+    """A UDP socket on a loopback port that reads DNS queries and never answers.
+
+    self.names lists the names asked, in order.
+    """
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.names = []
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name="silent-dns")
+        self._thread.start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _loop(self):
+        while not self._stopped:
+            try:
+                pkt, _ = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            with self._lock:
+                self.names.append(_qname(pkt))
+
+    def asked(self, name):
+        with self._lock:
+            return sum(1 for n in self.names if n == name)
+
+    def stop(self):
+        self._stopped = True
+        # A datagram to ourselves wakes recvfrom(); then close.
+        try:
+            w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            w.sendto(b"", ("127.0.0.1", self.port))
+            w.close()
+        except OSError:
+            pass
+        self._thread.join(5)
+        self.sock.close()
+
+
+def _qname(pkt):
+    """The question name of a DNS packet, lower-cased ('' if unparsable)."""
+    labels = []
+    i = 12
+    try:
+        while pkt[i]:
+            n = pkt[i]
+            labels.append(pkt[i + 1:i + 1 + n].decode("ascii", "replace"))
+            i += 1 + n
+    except IndexError:
+        return ""
+    return ".".join(labels).lower()
+
+
+# --------------------------------------------------------------------------
+# clients and backends for the forwarding tests
+
+
+def send_hello(port, name):
+    """Connect to the proxy and send a ClientHello with SNI `name`; return (sock, bytes)."""
+    data = hello.records(hello.build_client_hello(server_name=name))
+    s = util.connect(port)
+    s.sendall(data)
+    return s, data
+
+
+def http_head(host, path="/", extra=b""):
+    h = host.encode() if isinstance(host, str) else host
+    return (b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + h +
+            b"\r\nUser-Agent: t\r\n" + extra + b"\r\n")
+
+
+def send_http(port, data):
+    s = util.connect(port)
+    s.sendall(data)
+    return s
+
+
+def _listening_on(host, port):
+    """True when some socket listens on IPv4 host:port (read from /proc)."""
+    want = "%s:%04X" % ("".join("%02X" % int(x) for x in reversed(host.split("."))), port)
+    with open("/proc/net/tcp") as f:
+        next(f)
+        return any(l.split()[1] == want and l.split()[3] == "0A" for l in f)
+
+
+class AddrBackend(util.Backend):
+    """util.Backend whose stop waits for its own address:port only, so that
+    several of them may share one port number on different addresses."""
+
+    def stop_listening(self):
+        for op in (lambda: self.sock.shutdown(socket.SHUT_RDWR), self.sock.close):
+            try:
+                op()
+            except OSError:
+                pass
+        util.wait_for(lambda: not _listening_on(self.host, self.port),
+                      "%s to stop listening" % self.addr)
+
+
+def backends_on_one_port(hosts, handler_for, port=None, ssl_for=None, made=None):
+    """Start one AddrBackend per address in `hosts`, all on one port number.
+
+    handler_for(host) -> handler; ssl_for(host) -> server SSLContext or None.
+    Every backend started is appended to `made` (the caller stops them).
+    Returns (port, {host: backend}).
+    """
+    made = made if made is not None else []
+    for _ in range(30):
+        p = port or util.free_port(hosts[0])
+        these = {}
+        try:
+            for h in hosts:
+                these[h] = AddrBackend(handler_for(h), name=h, host=h, port=p,
+                                       ssl_context=ssl_for(h) if ssl_for else None)
+                made.append(these[h])
+            return p, these
+        except OSError:
+            for b in these.values():
+                b.stop()
+            if port:
+                raise
+    raise RuntimeError("no port free on all of %s" % (hosts,))
+
+
+class GatedForwarder:
+    """A UDP DNS relay in front of a real server that holds queries until open().
+
+    Used to keep a lookup in flight while many sessions pile onto it.  Each
+    distinct query (by id, type and name) is counted in self.queries and
+    forwarded once; a retransmission of a held query is not forwarded again.
+    """
+
+    def __init__(self, upstream_port):
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.queries = []          # (qid, qtype, name), distinct
+        self.packets = 0
+        self._held = []
+        self._open = False
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._threads = []
+        t = threading.Thread(target=self._loop, daemon=True, name="dns-gate")
+        t.start()
+        self._threads.append(t)
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _loop(self):
+        while not self._stopped:
+            try:
+                pkt, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            if self._stopped or len(pkt) < 12:
+                continue
+            key = (struct.unpack("!H", pkt[:2])[0], _qtype(pkt), _qname(pkt))
+            with self._lock:
+                self.packets += 1
+                if key in self.queries:
+                    continue
+                self.queries.append(key)
+                if not self._open:
+                    self._held.append((pkt, peer))
+                    continue
+            self._relay(pkt, peer)
+
+    def _relay(self, pkt, peer):
+        def run():
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.settimeout(5)
+            try:
+                u.sendto(pkt, self.upstream)
+                ans = u.recv(4096)
+                self.sock.sendto(ans, peer)
+            except OSError:
+                pass
+            finally:
+                u.close()
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def held(self):
+        with self._lock:
+            return len(self._held)
+
+    def open(self):
+        with self._lock:
+            self._open = True
+            held, self._held = self._held, []
+        for pkt, peer in held:
+            self._relay(pkt, peer)
+
+    def stop(self):
+        self._stopped = True
+        try:
+            w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            w.sendto(b"", ("127.0.0.1", self.port))
+            w.close()
+        except OSError:
+            pass
+        for t in self._threads:
+            t.join(6)
+        self.sock.close()
+
+
+def _qtype(pkt):
+    i = 12
+    try:
+        while pkt[i]:
+            i += 1 + pkt[i]
+        return struct.unpack("!H", pkt[i + 1:i + 3])[0]
+    except (IndexError, struct.error):
+        return 0
+
+
+def proxy_has_read_all(port, n):
+    """True when at least n connections were accepted on local `port` (or
+    wait in its accept queue) and every one of them has an empty receive
+    queue: the proxy has read all the bytes its clients sent."""
+    rows = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if len(parts) > 4 and parts[3] == "01" and \
+                            int(parts[1].rsplit(":", 1)[1], 16) == port:
+                        rows.append(int(parts[4].split(":")[1], 16))
+        except FileNotFoundError:
+            pass
+    return len(rows) >= n and all(q == 0 for q in rows)
