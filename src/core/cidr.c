@@ -38,9 +38,9 @@ struct range {
 
 /* One RFC 6052 §2.2 position of an IPv4 address inside an IPv6 address. */
 struct nat64_layout {
-    uint8_t at[4];      /* byte offsets of the four IPv4 bytes */
-    size_t zero_from;   /* bytes zero_from..15 must be zero (suffix) */
-    bool has_u_octet;   /* byte 8 (bits 64-71) must be zero */
+    uint8_t at[4];    /* byte offsets of the four IPv4 bytes */
+    size_t zero_from; /* bytes zero_from..15 must be zero (suffix) */
+    bool has_u_octet; /* byte 8 (bits 64-71) must be zero */
 };
 
 
@@ -63,19 +63,19 @@ static bool all_zero(const uint8_t *p, size_t len);
  * whole, although a few /32s in it are anycast (RFC 7723, RFC 8155).
  */
 static const struct range v4_ranges[] = {
-    {{0, 0, 0, 0}, 8, CIDR_UNSPECIFIED},         /* RFC 791 "this net" */
-    {{10, 0, 0, 0}, 8, CIDR_PRIVATE},            /* RFC 1918 */
-    {{100, 64, 0, 0}, 10, CIDR_PRIVATE},         /* RFC 6598 CGNAT */
-    {{127, 0, 0, 0}, 8, CIDR_LOOPBACK},          /* RFC 1122 */
-    {{169, 254, 0, 0}, 16, CIDR_LINK_LOCAL},     /* RFC 3927, IMDS */
-    {{172, 16, 0, 0}, 12, CIDR_PRIVATE},         /* RFC 1918 */
-    {{192, 0, 0, 0}, 24, CIDR_DOCUMENTATION},    /* RFC 6890 IETF */
-    {{192, 0, 2, 0}, 24, CIDR_DOCUMENTATION},    /* RFC 5737 TEST-NET-1 */
-    {{192, 168, 0, 0}, 16, CIDR_PRIVATE},        /* RFC 1918 */
-    {{198, 18, 0, 0}, 15, CIDR_DOCUMENTATION},   /* RFC 2544 benchmark */
-    {{198, 51, 100, 0}, 24, CIDR_DOCUMENTATION}, /* RFC 5737 TEST-NET-2 */
-    {{203, 0, 113, 0}, 24, CIDR_DOCUMENTATION},  /* RFC 5737 TEST-NET-3 */
-    {{224, 0, 0, 0}, 4, CIDR_MULTICAST},         /* RFC 5771 */
+    {{0, 0, 0, 0}, 8, CIDR_UNSPECIFIED},          /* RFC 791 "this net" */
+    {{10, 0, 0, 0}, 8, CIDR_PRIVATE},             /* RFC 1918 */
+    {{100, 64, 0, 0}, 10, CIDR_PRIVATE},          /* RFC 6598 CGNAT */
+    {{127, 0, 0, 0}, 8, CIDR_LOOPBACK},           /* RFC 1122 */
+    {{169, 254, 0, 0}, 16, CIDR_LINK_LOCAL},      /* RFC 3927, IMDS */
+    {{172, 16, 0, 0}, 12, CIDR_PRIVATE},          /* RFC 1918 */
+    {{192, 0, 0, 0}, 24, CIDR_DOCUMENTATION},     /* RFC 6890 IETF */
+    {{192, 0, 2, 0}, 24, CIDR_DOCUMENTATION},     /* RFC 5737 TEST-NET-1 */
+    {{192, 168, 0, 0}, 16, CIDR_PRIVATE},         /* RFC 1918 */
+    {{198, 18, 0, 0}, 15, CIDR_DOCUMENTATION},    /* RFC 2544 benchmark */
+    {{198, 51, 100, 0}, 24, CIDR_DOCUMENTATION},  /* RFC 5737 TEST-NET-2 */
+    {{203, 0, 113, 0}, 24, CIDR_DOCUMENTATION},   /* RFC 5737 TEST-NET-3 */
+    {{224, 0, 0, 0}, 4, CIDR_MULTICAST},          /* RFC 5771 */
     {{240, 0, 0, 0}, 4, CIDR_BROADCAST_RESERVED}, /* RFC 1112, RFC 919 */
 };
 
@@ -86,18 +86,18 @@ static const struct range v4_ranges[] = {
  * classify_embedded() instead.
  */
 static const struct range v6_ranges[] = {
-    {{0}, 128, CIDR_UNSPECIFIED},                           /* ::/128 */
-    {{[15] = 1}, 128, CIDR_LOOPBACK},                       /* ::1/128 */
-    {{0x01, 0x00}, 64, CIDR_BROADCAST_RESERVED},            /* RFC 6666 */
-    {{0x20, 0x01, 0x00, 0x02}, 48, CIDR_DOCUMENTATION},     /* RFC 5180 */
+    {{0}, 128, CIDR_UNSPECIFIED},                            /* ::/128 */
+    {{[15] = 1}, 128, CIDR_LOOPBACK},                        /* ::1/128 */
+    {{0x01, 0x00}, 64, CIDR_BROADCAST_RESERVED},             /* RFC 6666 */
+    {{0x20, 0x01, 0x00, 0x02}, 48, CIDR_DOCUMENTATION},      /* RFC 5180 */
     {{0x20, 0x01, 0x00, 0x10}, 28, CIDR_BROADCAST_RESERVED}, /* RFC 4843 */
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, CIDR_DOCUMENTATION},     /* RFC 3849 */
-    {{0x3f, 0xff}, 20, CIDR_DOCUMENTATION},                 /* RFC 9637 */
-    {{0x5f, 0x00}, 16, CIDR_BROADCAST_RESERVED},            /* RFC 9602 */
-    {{0xfc}, 7, CIDR_PRIVATE},                              /* RFC 4193 */
-    {{0xfe, 0x80}, 10, CIDR_LINK_LOCAL},                    /* RFC 4291 */
-    {{0xfe, 0xc0}, 10, CIDR_PRIVATE},                       /* RFC 3879 */
-    {{0xff}, 8, CIDR_MULTICAST},                            /* RFC 4291 */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, CIDR_DOCUMENTATION},      /* RFC 3849 */
+    {{0x3f, 0xff}, 20, CIDR_DOCUMENTATION},                  /* RFC 9637 */
+    {{0x5f, 0x00}, 16, CIDR_BROADCAST_RESERVED},             /* RFC 9602 */
+    {{0xfc}, 7, CIDR_PRIVATE},                               /* RFC 4193 */
+    {{0xfe, 0x80}, 10, CIDR_LINK_LOCAL},                     /* RFC 4291 */
+    {{0xfe, 0xc0}, 10, CIDR_PRIVATE},                        /* RFC 3879 */
+    {{0xff}, 8, CIDR_MULTICAST},                             /* RFC 4291 */
 };
 
 /* The first 12 bytes of an IPv4-mapped address, ::ffff:0:0/96. */
@@ -320,8 +320,8 @@ classify_table(const struct range *t, size_t n, const uint8_t *addr)
 static enum cidr_class
 classify_v4(const uint8_t v4[4])
 {
-    return classify_table(v4_ranges,
-                          sizeof(v4_ranges) / sizeof(v4_ranges[0]), v4);
+    return classify_table(v4_ranges, sizeof(v4_ranges) / sizeof(v4_ranges[0]),
+                          v4);
 }
 
 
@@ -333,8 +333,8 @@ classify_v4(const uint8_t v4[4])
 static enum cidr_class
 classify_v6(const uint8_t a[16])
 {
-    const enum cidr_class own = classify_table(
-        v6_ranges, sizeof(v6_ranges) / sizeof(v6_ranges[0]), a);
+    const enum cidr_class own =
+        classify_table(v6_ranges, sizeof(v6_ranges) / sizeof(v6_ranges[0]), a);
     if (own != CIDR_PUBLIC) {
         return own;
     }
@@ -352,13 +352,13 @@ classify_embedded(const uint8_t a[16])
     static const uint8_t translated[12] = {[8] = 0xff, [9] = 0xff};
     static const uint8_t compatible[12] = {0};
     static const uint8_t nat64_wkp[12] = {0x00, 0x64, 0xff, 0x9b};
-    static const uint8_t nat64_local[6] = {0x00, 0x64, 0xff, 0x9b,
-                                           0x00, 0x01};
+    static const uint8_t nat64_local[6] = {0x00, 0x64, 0xff, 0x9b, 0x00, 0x01};
     static const uint8_t six_to_four[2] = {0x20, 0x02};
     static const uint8_t teredo[4] = {0x20, 0x01, 0x00, 0x00};
 
-    if (memcmp(a, v4_mapped_prefix, 12) == 0 || memcmp(a, translated, 12) == 0 ||
-        memcmp(a, compatible, 12) == 0 || memcmp(a, nat64_wkp, 12) == 0) {
+    if (memcmp(a, v4_mapped_prefix, 12) == 0 ||
+        memcmp(a, translated, 12) == 0 || memcmp(a, compatible, 12) == 0 ||
+        memcmp(a, nat64_wkp, 12) == 0) {
         return classify_v4(a + 12);
     }
     if (memcmp(a, nat64_local, 6) == 0) {

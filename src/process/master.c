@@ -31,6 +31,7 @@
 #include "process/master.h"
 #include "process/worker.h"
 #include "stream/core.h"
+#include "stream/limit_conn.h"
 #include "stream/log.h"
 #include "stream/stream.h"
 
@@ -248,6 +249,7 @@ master_reload(struct master *m)
         stream_conf_free(conf);
         return;
     }
+    limit_conn_take_zones(conf, m->conf);
     if (m->nold == sizeof(m->old) / sizeof(m->old[0])) {
         errlog_write(NULL, ERRLOG_ALERT, 0, "too many generations draining; "
                      "reload refused");

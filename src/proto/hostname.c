@@ -40,8 +40,8 @@ static bool is_ipv6_bracketed(const char *s, size_t len);
 static const char *bad_byte_reason(unsigned char c);
 static bool is_numeric_label(const char *s, size_t len);
 static bool has_letter(const char *s, size_t len);
-static enum hostname_rc finish(enum hostname_rc rc, const char *why,
-                               char *out, size_t cap, const char **reason);
+static enum hostname_rc finish(enum hostname_rc rc, const char *why, char *out,
+                               size_t cap, const char **reason);
 
 
 enum hostname_rc
@@ -162,8 +162,7 @@ is_ipv6_literal(const char *s, size_t len)
         for (size_t i = 0; i < zone_len; i++) {
             const unsigned char c = (unsigned char)pct[1 + i];
             if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '.' || c == '-' ||
-                  c == '_')) {
+                  (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')) {
                 return false;
             }
         }

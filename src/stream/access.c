@@ -8,6 +8,7 @@
 #include "conf/conf.h"
 #include "conf/parser.h"
 #include "core/arena.h"
+#include "core/cidr.h"
 #include "log/errlog.h"
 #include "stream/access.h"
 #include "stream/core.h"
@@ -60,4 +61,56 @@ access_check(struct session *s)
     session_log(s, ERRLOG_INFO, 0, "access forbidden by \"deny_if\"");
     session_finalize(s, 403);
     return false;
+}
+
+
+const char *
+access_rule_set(struct conf_ctx *cf, const struct conf_node *n,
+                const struct conf_cmd *cmd, void *conf)
+{
+    struct stream_settings *set = conf;
+    struct access_rule *r = arena_alloc(cf->arena, sizeof(*r));
+    struct access_rule **tail = &set->access_rules;
+    const char *a = n->args[1];
+
+    (void)cmd;
+    if (r == NULL) {
+        return "out of memory";
+    }
+    r->deny = n->args[0][0] == 'd';
+    if (strcmp(a, "all") != 0) {
+        r->net = arena_alloc(cf->arena, sizeof(*r->net));
+        if (r->net == NULL) {
+            return "out of memory";
+        }
+        if (cidr_parse(a, strlen(a), r->net) == -1) {
+            return conf_msg(cf, "invalid parameter \"%s\"", a);
+        }
+    }
+    while (*tail != NULL) {
+        tail = &(*tail)->next;
+    }
+    *tail = r;
+    return NULL;
+}
+
+
+bool
+access_check_addr(struct session *s)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&s->client_addr;
+
+    for (const struct access_rule *r = s->server->set.access_rules; r != NULL;
+         r = r->next) {
+        if (r->net != NULL && !cidr_match(r->net, sa)) {
+            continue;
+        }
+        if (!r->deny) {
+            return true;
+        }
+        session_log(s, ERRLOG_ERR, 0, "access forbidden by rule");
+        session_finalize(s, 403);
+        return false;
+    }
+    return true;
 }

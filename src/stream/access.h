@@ -19,6 +19,16 @@ struct session;
 const char *access_deny_if_set(struct conf_ctx *cf, const struct conf_node *n,
                                const struct conf_cmd *cmd, void *conf);
 
+/* `allow` and `deny` (ADDR, CIDR or all), first match wins, as nginx. */
+const char *access_rule_set(struct conf_ctx *cf, const struct conf_node *n,
+                            const struct conf_cmd *cmd, void *conf);
+
+/*
+ * Applies allow/deny to s's client address right after accept. Returns
+ * true when s may go on; false after finalizing it with 403.
+ */
+bool access_check_addr(struct session *s);
+
 /*
  * Applies deny_if to s after preread. Returns true when s may go on; false
  * after finalizing it with 403.

@@ -28,6 +28,7 @@
 #include "stream/core.h"
 #include "stream/guard.h"
 #include "stream/hostmatch.h"
+#include "stream/limit_conn.h"
 #include "stream/log.h"
 #include "stream/map.h"
 #include "stream/proxy.h"
@@ -140,6 +141,11 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"resolver_timeout", SS, CONF_TAKE1, conf_set_msec,
      CORE_SETTING(resolver_timeout_ms)},
     {"deny_if", SS, CONF_TAKE1, access_deny_if_set, 0},
+    {"allow", SS, CONF_TAKE1, access_rule_set, 0},
+    {"deny", SS, CONF_TAKE1, access_rule_set, 0},
+    {"limit_conn_zone", CONF_STREAM, CONF_TAKE2, limit_conn_zone_set, 0},
+    {"limit_conn", SS, CONF_TAKE2, limit_conn_set, 0},
+    {"limit_conn_log_level", SS, CONF_TAKE1, core_ignore, 0},
     {"proxy_target_allow", SS, CONF_1MORE, guard_target_allow_set, 0},
     /* nginx sizes its hash tables with these; ours need no tuning. */
     {"map_hash_bucket_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
@@ -392,6 +398,8 @@ core_settings_merge(struct stream_settings *child,
     CONF_MERGE(child->resolver_timeout_ms, parent->resolver_timeout_ms, 30000);
     CONF_MERGE_PTR(child->resolver, parent->resolver, NULL);
     CONF_MERGE_PTR(child->deny_if, parent->deny_if, NULL);
+    CONF_MERGE_PTR(child->access_rules, parent->access_rules, NULL);
+    CONF_MERGE_PTR(child->limit_conns, parent->limit_conns, NULL);
     if (!child->target_allow_set) {
         child->target_allow = parent->target_allow;
         child->ntarget_allow = parent->ntarget_allow;
@@ -930,6 +938,7 @@ stream_conf_free(struct stream_conf *conf)
     free(conf->maps);
     conf->maps = NULL;
     upstream_free_all(conf);
+    limit_conn_free_zones(conf);
     log_files_close(conf);
     if (conf->has_errlog && conf->errlog.fd > 2) {
         close(conf->errlog.fd);

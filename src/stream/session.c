@@ -18,6 +18,7 @@
 #include "log/errlog.h"
 #include "net/sock.h"
 #include "stream/access.h"
+#include "stream/limit_conn.h"
 #include "stream/log.h"
 #include "stream/session.h"
 #include "stream/stream.h"
@@ -216,6 +217,9 @@ session_accept(struct loop_io *io, uint32_t events)
         if (s->server->set.tcp_nodelay) {
             sock_nodelay(fd);
         }
+        if (!access_check_addr(s) || !limit_conn_acquire(s)) {
+            continue;
+        }
         if (s->server->set.ssl_preread || s->server->set.http_preread) {
             preread_start(s);
         } else if (access_check(s)) {
@@ -238,6 +242,7 @@ session_finalize(struct session *s, int status)
         s->peer = NULL;
     }
     log_session(s);
+    limit_conn_release(s);
     loop_timer_cancel(s->loop, &s->timer);
     if (s->client.fd >= 0) {
         const int fd = s->client.fd;

@@ -18,6 +18,7 @@
 #include "proto/http_head.h"
 #include "proto/tls_hello.h"
 #include "stream/balance.h"
+#include "stream/limit_conn.h"
 #include "stream/stream.h"
 
 enum session_state {
@@ -107,6 +108,8 @@ struct session {
     uint64_t upstream_bytes_sent;
     uint64_t upstream_bytes_received;
     int status;                       /* $status: 200 400 403 500 502 503 */
+    struct limit_conn_held limits[LIMIT_CONN_MAX_RULES]; /* counted */
+    size_t nlimits;
 };
 
 /*

@@ -28,6 +28,7 @@ struct cidr;
 struct hostmatch;
 struct stream_server;
 struct upstream_build;
+struct limit_conn_zone;
 
 /* One listening address, shared by every server{} that names it. */
 struct stream_listen {
@@ -105,9 +106,26 @@ struct stream_settings {
     struct stream_resolver *resolver;      /* NULL: inherit / none */
     int64_t resolver_timeout_ms;
     struct tmpl *deny_if;                  /* NULL: inherit / none */
+    struct access_rule *access_rules;      /* allow/deny, in order; NULL:
+                                              inherit */
+    struct limit_conn_rule *limit_conns;   /* limit_conn; NULL: inherit */
     struct cidr *target_allow;             /* proxy_target_allow networks */
     size_t ntarget_allow;
     bool target_allow_set;
+};
+
+/* One `allow` or `deny` line. */
+struct access_rule {
+    struct cidr *net;           /* NULL: `all` */
+    bool deny;
+    struct access_rule *next;
+};
+
+/* One `limit_conn ZONE N` line. */
+struct limit_conn_rule {
+    struct limit_conn_zone *zone;
+    int limit;
+    struct limit_conn_rule *next;
 };
 
 /* One `resolver` line; its c-ares instance exists while serving. */
@@ -177,6 +195,7 @@ struct stream_conf {
     struct stream_log_file *log_files;
     struct errlog *errlogs;       /* stream/server error_logs, for closing */
     struct stream_resolver *resolvers;
+    struct limit_conn_zone *zones;
     const char *conf_path;        /* the main file, for messages */
 };
 

@@ -137,8 +137,7 @@ check_same_as_input(const uint8_t *data, size_t size, const char *out,
     CHECK(size == out_len || (size == out_len + 1 && data[out_len] == '.'));
     for (size_t i = 0; i < out_len; i++) {
         const uint8_t c = data[i];
-        const char lc = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a')
-                                             : (char)c;
+        const char lc = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : (char)c;
         CHECK(out[i] == lc);
     }
 }

@@ -132,13 +132,16 @@ def test_valid_overrides_a_zero_ttl(relay, port, dnsmasq, same_port_backends):
         d = dnsmasq({"v.test": "127.0.0.21"}, ttl=0)
         r = _relay(relay, port, d, P, ropts=ropts)
         base = old.accepted
+        total = old.accepted + new.accepted
         s, _ = dns.send_hello(r.listen_ports[0], "v.test")
         old.wait_conns(base + 1)
         s.close()
         d.set_records({"v.test": "127.0.0.22"})
         s, _ = dns.send_hello(r.listen_ports[0], "v.test")
-        lines = r.wait_access(2)
+        util.wait_for(lambda: old.accepted + new.accepted == total + 2,
+                      "the second session at a backend")
         s.close()
+        lines = r.wait_access(2)
         return d, [dns.fwd_line(l)["upstream_addr"] for l in lines]
 
     d1, ups = two_sessions("")

@@ -177,12 +177,10 @@ test_parse_good(void **state)
         struct cidr c;
         uint8_t want[16] = {0};
         assert_int_equal(
-            parse_guarded(*state, cases[i].text, strlen(cases[i].text), &c),
-            0);
+            parse_guarded(*state, cases[i].text, strlen(cases[i].text), &c), 0);
         assert_int_equal(c.family, cases[i].family);
         assert_int_equal(c.prefix, cases[i].prefix);
-        assert_int_equal(inet_pton(cases[i].family, cases[i].network, want),
-                         1);
+        assert_int_equal(inet_pton(cases[i].family, cases[i].network, want), 1);
         assert_memory_equal(c.addr, want, 16);
     }
 }
@@ -265,11 +263,9 @@ test_parse_masks_host_bits(void **state)
         struct cidr c;
         uint8_t want[16] = {0};
         assert_int_equal(
-            parse_guarded(*state, cases[i].text, strlen(cases[i].text), &c),
-            0);
+            parse_guarded(*state, cases[i].text, strlen(cases[i].text), &c), 0);
         assert_int_equal(c.prefix, cases[i].prefix);
-        assert_int_equal(inet_pton(cases[i].family, cases[i].network, want),
-                         1);
+        assert_int_equal(inet_pton(cases[i].family, cases[i].network, want), 1);
         assert_memory_equal(c.addr, want, 16);
     }
 }
@@ -322,8 +318,8 @@ test_match(void **state)
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
         struct cidr c;
         struct sockaddr_storage ss;
-        assert_int_equal(
-            cidr_parse(cases[i].cidr, strlen(cases[i].cidr), &c), 0);
+        assert_int_equal(cidr_parse(cases[i].cidr, strlen(cases[i].cidr), &c),
+                         0);
         make_sockaddr(cases[i].addr, &ss);
         const bool got = cidr_match(&c, (const struct sockaddr *)&ss);
         if (got != cases[i].match) {
@@ -359,8 +355,7 @@ check_classes(const struct class_case *cases, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct sockaddr_storage ss;
         make_sockaddr(cases[i].addr, &ss);
-        const enum cidr_class got =
-            cidr_classify((const struct sockaddr *)&ss);
+        const enum cidr_class got = cidr_classify((const struct sockaddr *)&ss);
         if (got != cases[i].class) {
             print_error("%s: got %s, want %s\n", cases[i].addr,
                         cidr_class_name(got), cidr_class_name(cases[i].class));
@@ -529,18 +524,18 @@ test_classify_v6_embedded(void **state)
         {"64:ff9b::8.8.8.8", CIDR_PUBLIC},
         {"64:ff9b:0:0:1::7f00:1", CIDR_PUBLIC}, /* outside the /96 */
         /* Local-use NAT64 64:ff9b:1::/48, every RFC 6052 layout. */
-        {"64:ff9b:1::7f00:1", CIDR_LOOPBACK},           /* /96 */
+        {"64:ff9b:1::7f00:1", CIDR_LOOPBACK},             /* /96 */
         {"64:ff9b:1:ffff:ffff:ff00:a00:1", CIDR_PRIVATE}, /* /96 */
-        {"64:ff9b:1::a9fe:a9fe", CIDR_LINK_LOCAL},      /* /96 */
-        {"64:ff9b:1::808:808", CIDR_PUBLIC},            /* /96 */
-        {"64:ff9b:1:2::808:808", CIDR_PUBLIC},          /* /96 */
-        {"64:ff9b:1:0:a:0:100:0", CIDR_PRIVATE},        /* /64 10.0.0.1 */
-        {"64:ff9b:1:c0:a8:101::", CIDR_PRIVATE},        /* /56 192.168.1.1 */
-        {"64:ff9b:1:7f00:0:100::", CIDR_LOOPBACK},      /* /48 127.0.0.1 */
-        {"64:ff9b:1:a9fe:a9:fe00::", CIDR_LINK_LOCAL},  /* /48 IMDS */
-        {"64:ff9b:1:808:8:800::", CIDR_UNSPECIFIED},    /* /48 8.8.8.8, read
-                                                           as /96 0.0.0.0 */
-        {"64:ff9b:2::7f00:1", CIDR_PUBLIC}, /* outside the /48 */
+        {"64:ff9b:1::a9fe:a9fe", CIDR_LINK_LOCAL},        /* /96 */
+        {"64:ff9b:1::808:808", CIDR_PUBLIC},              /* /96 */
+        {"64:ff9b:1:2::808:808", CIDR_PUBLIC},            /* /96 */
+        {"64:ff9b:1:0:a:0:100:0", CIDR_PRIVATE},          /* /64 10.0.0.1 */
+        {"64:ff9b:1:c0:a8:101::", CIDR_PRIVATE},          /* /56 192.168.1.1 */
+        {"64:ff9b:1:7f00:0:100::", CIDR_LOOPBACK},        /* /48 127.0.0.1 */
+        {"64:ff9b:1:a9fe:a9:fe00::", CIDR_LINK_LOCAL},    /* /48 IMDS */
+        {"64:ff9b:1:808:8:800::", CIDR_UNSPECIFIED},      /* /48 8.8.8.8, read
+                                                             as /96 0.0.0.0 */
+        {"64:ff9b:2::7f00:1", CIDR_PUBLIC},               /* outside the /48 */
         /* 6to4 2002::/16, v4 in bits 16-47. */
         {"2002:7f00:1::1", CIDR_LOOPBACK},
         {"2002:a9fe:a9fe::1", CIDR_LINK_LOCAL},
@@ -589,10 +584,8 @@ test_class_names(void **state)
     assert_string_equal(cidr_class_name(CIDR_UNSPECIFIED), "unspecified");
     assert_string_equal(cidr_class_name(CIDR_LINK_LOCAL), "link-local");
     assert_string_equal(cidr_class_name(CIDR_PRIVATE), "private");
-    assert_string_equal(cidr_class_name(CIDR_DOCUMENTATION),
-                        "documentation");
+    assert_string_equal(cidr_class_name(CIDR_DOCUMENTATION), "documentation");
     assert_string_equal(cidr_class_name(CIDR_MULTICAST), "multicast");
-    assert_string_equal(cidr_class_name(CIDR_BROADCAST_RESERVED),
-                        "reserved");
+    assert_string_equal(cidr_class_name(CIDR_BROADCAST_RESERVED), "reserved");
     assert_string_equal(cidr_class_name((enum cidr_class)99), "unknown");
 }

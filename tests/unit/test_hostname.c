@@ -32,11 +32,11 @@
 
 /* One table case. */
 struct hcase {
-    const char *in;         /* raw input bytes */
-    size_t in_len;          /* bytes in in */
-    enum hostname_rc rc;    /* expected outcome */
-    const char *out;        /* expected output for HOSTNAME_OK, else NULL */
-    const char *reason;     /* expected reason, or NULL not to check */
+    const char *in;      /* raw input bytes */
+    size_t in_len;       /* bytes in in */
+    enum hostname_rc rc; /* expected outcome */
+    const char *out;     /* expected output for HOSTNAME_OK, else NULL */
+    const char *reason;  /* expected reason, or NULL not to check */
 };
 
 /* The two guard-page buffers every test uses. */
@@ -160,7 +160,9 @@ static const struct hcase cases[] = {
     {S("x.y\t"), HOSTNAME_INVALID, NULL, "control byte"},
     {S("ex\x1b[31m.com"), HOSTNAME_INVALID, NULL, "control byte"},
     {S("example.com\x7f"), HOSTNAME_INVALID, NULL, "control byte"},
-    {S("b\xc3\xbc" "cher.de"), HOSTNAME_INVALID, NULL, "non-ASCII byte"},
+    {S("b\xc3\xbc"
+       "cher.de"),
+     HOSTNAME_INVALID, NULL, "non-ASCII byte"},
     {S("\xff"), HOSTNAME_INVALID, NULL, "non-ASCII byte"},
     {S("exa\"mple.com"), HOSTNAME_INVALID, NULL, "invalid character"},
     {S("exa'mple.com"), HOSTNAME_INVALID, NULL, "invalid character"},
@@ -370,9 +372,9 @@ test_label_length(void **state)
     static const size_t ok_sets[][3] = {{63, 3, 3}, {3, 63, 3}, {3, 3, 63}};
     for (size_t i = 0; i < 3; i++) {
         fill_name(name, ok_sets[i], 3);
-        assert_int_equal(run(g, name, strlen(name), OUT_CAP, &out, &out_len,
-                             &reason),
-                         HOSTNAME_OK);
+        assert_int_equal(
+            run(g, name, strlen(name), OUT_CAP, &out, &out_len, &reason),
+            HOSTNAME_OK);
         assert_string_equal(out, name);
     }
 
@@ -380,9 +382,9 @@ test_label_length(void **state)
     static const size_t bad_sets[][3] = {{64, 3, 3}, {3, 64, 3}, {3, 3, 64}};
     for (size_t i = 0; i < 3; i++) {
         fill_name(name, bad_sets[i], 3);
-        assert_int_equal(run(g, name, strlen(name), OUT_CAP, &out, &out_len,
-                             &reason),
-                         HOSTNAME_INVALID);
+        assert_int_equal(
+            run(g, name, strlen(name), OUT_CAP, &out, &out_len, &reason),
+            HOSTNAME_INVALID);
         assert_string_equal(reason, "label too long");
     }
 
@@ -514,8 +516,7 @@ test_every_truncation(void **state)
             if (rc != HOSTNAME_OK) {
                 continue;
             }
-            const size_t want_len =
-                inputs[i][n - 1] == '.' ? n - 1 : n;
+            const size_t want_len = inputs[i][n - 1] == '.' ? n - 1 : n;
             assert_int_equal(out_len, want_len);
             for (size_t k = 0; k < want_len; k++) {
                 const char c = inputs[i][k];
@@ -539,15 +540,14 @@ test_output_cap(void **state)
     const char *reason;
 
     /* Exactly enough: 11 bytes and the NUL, the NUL against the guard. */
-    assert_int_equal(
-        run(g, S("Example.COM."), 12, &out, &out_len, &reason), HOSTNAME_OK);
+    assert_int_equal(run(g, S("Example.COM."), 12, &out, &out_len, &reason),
+                     HOSTNAME_OK);
     assert_string_equal(out, "example.com");
     assert_int_equal(out_len, 11);
 
     /* One short. */
-    assert_int_equal(
-        run(g, S("example.com"), 11, &out, &out_len, &reason),
-        HOSTNAME_INVALID);
+    assert_int_equal(run(g, S("example.com"), 11, &out, &out_len, &reason),
+                     HOSTNAME_INVALID);
     assert_string_equal(reason, "output buffer too small");
     assert_int_equal(out[0], '\0');
 
@@ -560,8 +560,7 @@ test_output_cap(void **state)
     assert_int_equal(hostname_normalize("a", 1, NULL, 0, &out_len, &reason),
                      HOSTNAME_INVALID);
     assert_string_equal(reason, "output buffer too small");
-    assert_int_equal(hostname_normalize("::1", 3, NULL, 0, &out_len,
-                                        &reason),
+    assert_int_equal(hostname_normalize("::1", 3, NULL, 0, &out_len, &reason),
                      HOSTNAME_IP_LITERAL);
 }
 
@@ -580,8 +579,7 @@ test_null_arguments(void **state)
     assert_int_equal(
         hostname_normalize("127.1", 5, out, sizeof(out), NULL, NULL),
         HOSTNAME_IP_LITERAL);
-    assert_int_equal(hostname_normalize("a b", 3, out, sizeof(out), NULL,
-                                        NULL),
+    assert_int_equal(hostname_normalize("a b", 3, out, sizeof(out), NULL, NULL),
                      HOSTNAME_INVALID);
 
     const char *reason = NULL;
