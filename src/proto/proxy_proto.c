@@ -309,7 +309,8 @@ v1_byte(struct proxy_proto *p, uint8_t b)
         v1_token_byte(p, pos);
     } else if (!v1_char_ok(p->v1_proto, b)) {
         pp_fail(p, "v1: bad character");
-    } else if (b == ' ' && p->buf[pos - 1] == ' ') {
+    } else if (p->v1_proto != V1_UNKNOWN && b == ' ' &&
+               p->buf[pos - 1] == ' ') {
         pp_fail(p, "v1: two spaces in a row");
     }
     if (p->rc == PROXY_PROTO_NEED_MORE && p->buf_len == sizeof(p->buf)) {

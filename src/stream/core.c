@@ -32,6 +32,7 @@
 #include "stream/log.h"
 #include "stream/map.h"
 #include "stream/proxy.h"
+#include "stream/realip.h"
 #include "stream/resolve.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
@@ -142,6 +143,10 @@ static const struct conf_cmd core_stream_cmds[] = {
      CORE_SETTING(resolver_timeout_ms)},
     {"deny_if", SS, CONF_TAKE1, access_deny_if_set, 0},
     {"allow", SS, CONF_TAKE1, access_rule_set, 0},
+    {"set_real_ip_from", SS, CONF_TAKE1, realip_from_set, 0},
+    {"proxy_protocol", SS, CONF_TAKE1, realip_proxy_protocol_set, 0},
+    {"proxy_protocol_timeout", SS, CONF_TAKE1, conf_set_msec,
+     CORE_SETTING(proxy_protocol_timeout_ms)},
     {"deny", SS, CONF_TAKE1, access_rule_set, 0},
     {"limit_conn_zone", CONF_STREAM, CONF_TAKE2, limit_conn_zone_set, 0},
     {"limit_conn", SS, CONF_TAKE2, limit_conn_set, 0},
@@ -361,6 +366,8 @@ core_settings_init(struct stream_settings *set)
     set->tcp_nodelay = CONF_UNSET;
     set->http_preread = CONF_UNSET;
     set->resolver_timeout_ms = CONF_UNSET;
+    set->proxy_protocol = CONF_UNSET;
+    set->proxy_protocol_timeout_ms = CONF_UNSET;
 }
 
 
@@ -399,6 +406,13 @@ core_settings_merge(struct stream_settings *child,
     CONF_MERGE_PTR(child->resolver, parent->resolver, NULL);
     CONF_MERGE_PTR(child->deny_if, parent->deny_if, NULL);
     CONF_MERGE_PTR(child->access_rules, parent->access_rules, NULL);
+    CONF_MERGE(child->proxy_protocol, parent->proxy_protocol, 0);
+    CONF_MERGE(child->proxy_protocol_timeout_ms,
+               parent->proxy_protocol_timeout_ms, 30000);
+    if (child->real_ip_from == NULL) {
+        child->real_ip_from = parent->real_ip_from;
+        child->nreal_ip_from = parent->nreal_ip_from;
+    }
     CONF_MERGE_PTR(child->limit_conns, parent->limit_conns, NULL);
     if (!child->target_allow_set) {
         child->target_allow = parent->target_allow;
@@ -509,8 +523,7 @@ core_listen(struct conf_ctx *cf, const struct conf_node *n,
         } else if (strcmp(p, "bind") == 0) {
             /* Every listen is bound on its own already. */
         } else if (strcmp(p, "proxy_protocol") == 0) {
-            return conf_msg(cf, "the \"proxy_protocol\" parameter is not "
-                            "supported yet");
+            ref->proxy_protocol = true;
         } else if (strcmp(p, "ssl") == 0) {
             return conf_msg(cf, "the \"ssl\" parameter is not supported: "
                             "snirelay never terminates TLS");
@@ -580,8 +593,13 @@ core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
                            sizeof(ls->text));
             ls->default_server = srv;
             ls->conf = conf;
+            ls->proxy_protocol = ref->proxy_protocol;
             ls->next = conf->listens;
             conf->listens = ls;
+        } else if (ls->proxy_protocol != ref->proxy_protocol) {
+            return conf_msg(cf, "\"proxy_protocol\" must be on every listen "
+                            "of %s or on none, in %s:%u", ls->text, srv->file,
+                            ref->line);
         } else if (ls->default_server == srv) {
             return conf_msg(cf, "duplicate listen %s in %s:%u", ls->text,
                             srv->file, ref->line);
@@ -670,6 +688,9 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf,
                                         .tcp_nodelay = CONF_UNSET,
                                         .http_preread = CONF_UNSET,
                                         .resolver_timeout_ms = CONF_UNSET,
+                                        .proxy_protocol = CONF_UNSET,
+                                        .proxy_protocol_timeout_ms =
+                                            CONF_UNSET,
                                     });
     CONF_MERGE(conf->daemon, CONF_UNSET, 0);
     CONF_MERGE(conf->worker_processes, CONF_UNSET, 1);

@@ -51,6 +51,11 @@ preread_start(struct session *s)
     s->client.fn = preread_io;
     s->timer.fn = preread_timer;
     loop_timer_set(s->loop, &s->timer, s->server->set.preread_timeout_ms);
+    /* Bytes that came with a PROXY protocol header are parsed first. */
+    if (s->pre_len > 0 && preread_feed(s, s->pre_buf, s->pre_len)) {
+        preread_done(s);
+        return;
+    }
     if (loop_io_set(s->loop, &s->client, LOOP_READ) == -1) {
         session_log(s, ERRLOG_ALERT, errno, "epoll_ctl() failed (%d: %s)",
                     errno, strerror(errno));

@@ -24,6 +24,8 @@
 #include "core/clock.h"
 #include "event/loop.h"
 #include "log/errlog.h"
+#include "proto/proxy_proto.h"
+#include "stream/realip.h"
 #include "stream/session.h"
 #include "stream/stream.h"
 
@@ -65,6 +67,13 @@ relay_start(struct session *s)
     s->action = "proxying connection";
     /* The preread bytes go first, unchanged: they become c2u's buffer. */
     if (s->pre_buf != NULL && s->pre_len > 0) {
+        if (s->pre_cap < RELAY_BUFFER_SIZE) {
+            unsigned char *p = realloc(s->pre_buf, RELAY_BUFFER_SIZE);
+            if (p != NULL) {
+                s->pre_buf = p;
+                s->pre_cap = RELAY_BUFFER_SIZE;
+            }
+        }
         s->c2u.buf = s->pre_buf;
         s->c2u.cap = s->pre_cap;
         s->c2u.pos = 0;
@@ -80,6 +89,23 @@ relay_start(struct session *s)
         session_log(s, ERRLOG_ALERT, ENOMEM, "relay buffer allocation failed");
         session_finalize(s, 500);
         return;
+    }
+    /* A PROXY header for the upstream goes before the client's bytes. */
+    uint8_t hdr[PROXY_PROTO_BUILD_MAX];
+    const size_t hdr_len = realip_upstream_header(s, hdr, sizeof(hdr));
+    if (hdr_len > 0) {
+        if (s->c2u.cap - s->c2u.last < hdr_len) {
+            unsigned char *p = realloc(s->c2u.buf, s->c2u.last + hdr_len);
+            if (p == NULL) {
+                session_finalize(s, 500);
+                return;
+            }
+            s->c2u.buf = p;
+            s->c2u.cap = s->c2u.last + hdr_len;
+        }
+        memmove(s->c2u.buf + hdr_len, s->c2u.buf, s->c2u.last);
+        memcpy(s->c2u.buf, hdr, hdr_len);
+        s->c2u.last += hdr_len;
     }
     s->client.fn = relay_client_io;
     s->upstream.fn = relay_upstream_io;

@@ -20,6 +20,7 @@
 #include "stream/access.h"
 #include "stream/limit_conn.h"
 #include "stream/log.h"
+#include "stream/realip.h"
 #include "stream/session.h"
 #include "stream/stream.h"
 
@@ -217,14 +218,25 @@ session_accept(struct loop_io *io, uint32_t events)
         if (s->server->set.tcp_nodelay) {
             sock_nodelay(fd);
         }
-        if (!access_check_addr(s) || !limit_conn_acquire(s)) {
-            continue;
+        if (ls->proxy_protocol) {
+            realip_start(s);
+        } else {
+            session_start_phases(s);
         }
-        if (s->server->set.ssl_preread || s->server->set.http_preread) {
-            preread_start(s);
-        } else if (access_check(s)) {
-            proxy_start(s);
-        }
+    }
+}
+
+
+void
+session_start_phases(struct session *s)
+{
+    if (!access_check_addr(s) || !limit_conn_acquire(s)) {
+        return;
+    }
+    if (s->server->set.ssl_preread || s->server->set.http_preread) {
+        preread_start(s);
+    } else if (access_check(s)) {
+        proxy_start(s);
     }
 }
 
@@ -262,6 +274,8 @@ session_finalize(struct session *s, int status)
     s->dyn_peers = NULL;
     free(s->pre_buf);
     s->pre_buf = NULL;
+    free(s->pp);
+    s->pp = NULL;
     free(s->c2u.buf);
     s->c2u.buf = NULL;
     free(s->u2c.buf);

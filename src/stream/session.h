@@ -16,6 +16,7 @@
 #include "event/loop.h"
 #include "net/sock.h"
 #include "proto/http_head.h"
+#include "proto/proxy_proto.h"
 #include "proto/tls_hello.h"
 #include "stream/balance.h"
 #include "stream/limit_conn.h"
@@ -63,8 +64,12 @@ struct session {
     struct loop_timer timer;          /* preread, connect or idle deadline */
     const char *action;               /* "while ..." text for the error log */
 
-    struct sockaddr_storage client_addr;
+    struct sockaddr_storage client_addr; /* $remote_addr (after realip) */
     struct sockaddr_storage local_addr;
+    struct proxy_proto *pp;           /* malloc'd on proxy_protocol listens */
+    bool has_pp;                      /* a PROXY header was read */
+    bool has_realip;                  /* client_addr came from it */
+    struct sockaddr_storage realip_addr; /* the peer, when has_realip */
 
     /* preread */
     struct tls_hello hello;
@@ -136,6 +141,12 @@ void session_close_all(void);
 
 /* Number of sessions alive in this process. */
 uint64_t session_count(void);
+
+/*
+ * After accept (and the PROXY header): allow/deny, limit_conn, then
+ * preread or proxy_pass.
+ */
+void session_start_phases(struct session *s);
 
 /* Entry points between the session modules. */
 void preread_start(struct session *s);

@@ -39,6 +39,7 @@ struct stream_listen {
     struct stream_server *default_server; /* default_server, else the first */
     struct hostmatch *names;              /* server_name → server, or NULL */
     bool has_default_flag;                /* some listen line said default_server */
+    bool proxy_protocol;                  /* clients send a PROXY header */
     int *fds;                             /* nfds sockets, -1 until opened:
                                              one per worker with reuseport,
                                              else one shared by all */
@@ -109,6 +110,10 @@ struct stream_settings {
     struct access_rule *access_rules;      /* allow/deny, in order; NULL:
                                               inherit */
     struct limit_conn_rule *limit_conns;   /* limit_conn; NULL: inherit */
+    struct cidr *real_ip_from;             /* set_real_ip_from networks */
+    size_t nreal_ip_from;
+    int proxy_protocol;                    /* to upstream: 0, 1 (v1), 2 (v2) */
+    int64_t proxy_protocol_timeout_ms;
     struct cidr *target_allow;             /* proxy_target_allow networks */
     size_t ntarget_allow;
     bool target_allow_set;
@@ -141,6 +146,7 @@ struct stream_listen_ref {
     socklen_t addrlen;
     struct sock_listen_opts opts;
     bool default_server;
+    bool proxy_protocol;
     unsigned line;
     struct stream_listen_ref *next;
 };

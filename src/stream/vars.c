@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -73,6 +74,11 @@ static const char *const vars_names[VAR_BUILTIN_COUNT] = {
     [VAR_PROXY_PROTOCOL_ADDR] = "proxy_protocol_addr",
     [VAR_PROXY_PROTOCOL_PORT] = "proxy_protocol_port",
     [VAR_HTTP_PREREAD_HOST] = "http_preread_host",
+    [VAR_PROXY_PROTOCOL_SERVER_ADDR] = "proxy_protocol_server_addr",
+    [VAR_PROXY_PROTOCOL_SERVER_PORT] = "proxy_protocol_server_port",
+    [VAR_REALIP_REMOTE_ADDR] = "realip_remote_addr",
+    [VAR_REALIP_REMOTE_PORT] = "realip_remote_port",
+    [VAR_BINARY_REMOTE_ADDR] = "binary_remote_addr",
 };
 
 static const char *const vars_preread_names[] = {
@@ -143,6 +149,8 @@ vars_is_client_depth(const struct stream_conf *conf, const struct tmpl *t,
         case VAR_HTTP_PREREAD_HOST:
         case VAR_PROXY_PROTOCOL_ADDR:
         case VAR_PROXY_PROTOCOL_PORT:
+        case VAR_PROXY_PROTOCOL_SERVER_ADDR:
+        case VAR_PROXY_PROTOCOL_SERVER_PORT:
             return true;
         default:
             break;
@@ -437,9 +445,51 @@ vars_value(void *data, const struct tmpl_part *p, const char **val,
         *len = s->http_preread == PREREAD_OK ? s->http.host_len : 0;
         return 0;
     case VAR_PROXY_PROTOCOL_ADDR:
+    case VAR_PROXY_PROTOCOL_SERVER_ADDR:
+        if (!s->has_pp || s->pp->is_local) {
+            return -1;
+        }
+        sock_addr_host((struct sockaddr *)(p->id == VAR_PROXY_PROTOCOL_ADDR
+                                               ? &s->pp->src
+                                               : &s->pp->dst),
+                       host, sizeof(host));
+        *val = vars_scratch_printf(len, "%s", host);
+        return 0;
     case VAR_PROXY_PROTOCOL_PORT:
-        /* The PROXY protocol arrives with the process-model issue. */
-        return -1;
+    case VAR_PROXY_PROTOCOL_SERVER_PORT:
+        if (!s->has_pp || s->pp->is_local) {
+            return -1;
+        }
+        *val = vars_scratch_printf(
+            len, "%d",
+            sock_addr_port((struct sockaddr *)(p->id == VAR_PROXY_PROTOCOL_PORT
+                                                   ? &s->pp->src
+                                                   : &s->pp->dst)));
+        return 0;
+    case VAR_REALIP_REMOTE_ADDR:
+        sock_addr_host((struct sockaddr *)(s->has_realip ? &s->realip_addr
+                                                         : &s->client_addr),
+                       host, sizeof(host));
+        *val = vars_scratch_printf(len, "%s", host);
+        return 0;
+    case VAR_REALIP_REMOTE_PORT:
+        *val = vars_scratch_printf(
+            len, "%d",
+            sock_addr_port((struct sockaddr *)(s->has_realip
+                                                   ? &s->realip_addr
+                                                   : &s->client_addr)));
+        return 0;
+    case VAR_BINARY_REMOTE_ADDR:
+        if (s->client_addr.ss_family == AF_INET6) {
+            *val = (const char *)&((struct sockaddr_in6 *)&s->client_addr)
+                       ->sin6_addr;
+            *len = 16;
+        } else {
+            *val = (const char *)&((struct sockaddr_in *)&s->client_addr)
+                       ->sin_addr;
+            *len = 4;
+        }
+        return 0;
     default:
         break;
     }

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * PROXY protocol in and out. A listener marked proxy_protocol requires the
+ * header from every client and never guesses (the spec's rule): a missing
+ * or broken header closes the session. The header's addresses fill
+ * $proxy_protocol_*; $remote_addr takes the header's address only when the
+ * peer is in set_real_ip_from ($realip_remote_addr keeps the peer).
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+#include "conf/parser.h"
+#include "core/arena.h"
+#include "core/cidr.h"
+#include "event/loop.h"
+#include "log/errlog.h"
+#include "proto/proxy_proto.h"
+#include "stream/realip.h"
+#include "stream/session.h"
+#include "stream/stream.h"
+
+
+static void realip_io(struct loop_io *io, uint32_t events);
+static void realip_timer(struct loop_timer *t);
+static void realip_done(struct session *s);
+
+
+const char *
+realip_from_set(struct conf_ctx *cf, const struct conf_node *n,
+                const struct conf_cmd *cmd, void *conf)
+{
+    struct stream_settings *set = conf;
+    struct cidr *nets;
+    const char *a = n->args[1];
+
+    (void)cmd;
+    nets = arena_alloc(cf->arena, sizeof(*nets) * (set->nreal_ip_from + 1));
+    if (nets == NULL) {
+        return "out of memory";
+    }
+    if (set->nreal_ip_from > 0) {
+        memcpy(nets, set->real_ip_from, sizeof(*nets) * set->nreal_ip_from);
+    }
+    if (cidr_parse(a, strlen(a), &nets[set->nreal_ip_from]) == -1) {
+        return conf_msg(cf, "invalid parameter \"%s\"", a);
+    }
+    set->real_ip_from = nets;
+    set->nreal_ip_from++;
+    return NULL;
+}
+
+
+const char *
+realip_proxy_protocol_set(struct conf_ctx *cf, const struct conf_node *n,
+                          const struct conf_cmd *cmd, void *conf)
+{
+    struct stream_settings *set = conf;
+    const char *v = n->args[1];
+
+    (void)cmd;
+    if (set->proxy_protocol != CONF_UNSET) {
+        return "\"proxy_protocol\" directive is duplicate";
+    }
+    if (strcmp(v, "off") == 0) {
+        set->proxy_protocol = 0;
+    } else if (strcmp(v, "on") == 0 || strcmp(v, "v1") == 0) {
+        set->proxy_protocol = 1;
+    } else if (strcmp(v, "v2") == 0) {
+        set->proxy_protocol = 2;
+    } else {
+        return conf_msg(cf, "invalid value \"%s\" in \"proxy_protocol\" "
+                        "directive, it must be \"on\", \"off\", \"v1\" or "
+                        "\"v2\"", v);
+    }
+    return NULL;
+}
+
+
+void
+realip_start(struct session *s)
+{
+    s->action = "reading PROXY protocol";
+    s->pp = calloc(1, sizeof(*s->pp));
+    if (s->pp == NULL) {
+        session_finalize(s, 500);
+        return;
+    }
+    proxy_proto_init(s->pp);
+    s->client.fn = realip_io;
+    s->timer.fn = realip_timer;
+    loop_timer_set(s->loop, &s->timer,
+                   s->server->set.proxy_protocol_timeout_ms);
+    if (loop_io_set(s->loop, &s->client, LOOP_READ) == -1) {
+        session_finalize(s, 500);
+    }
+}
+
+
+static void
+realip_io(struct loop_io *io, uint32_t events)
+{
+    struct session *s = io->data;
+    /* The header is at most this long; what follows is the client's. */
+    const size_t cap = PROXY_PROTO_V2_HDR_LEN + PROXY_PROTO_V2_MAX_LEN;
+
+    (void)events;
+    if (s->pre_buf == NULL) {
+        s->pre_buf = malloc(cap);
+        if (s->pre_buf == NULL) {
+            session_finalize(s, 500);
+            return;
+        }
+        s->pre_cap = cap;
+    }
+    /* Bounded: each round reads bytes or returns. */
+    for (;;) {
+        enum proxy_proto_rc rc;
+        const ssize_t n = recv(io->fd, s->pre_buf + s->pre_len,
+                               s->pre_cap - s->pre_len, 0);
+
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        if (n <= 0) {
+            session_log(s, ERRLOG_INFO, n == 0 ? 0 : errno,
+                        "client closed connection");
+            session_finalize(s, 400);
+            return;
+        }
+        s->bytes_received += (uint64_t)n;
+        rc = proxy_proto_feed(s->pp, s->pre_buf + s->pre_len, (size_t)n);
+        s->pre_len += (size_t)n;
+        if (rc == PROXY_PROTO_DONE) {
+            /* Keep only the payload that followed the header. */
+            s->pre_len -= s->pp->consumed;
+            memmove(s->pre_buf, s->pre_buf + s->pp->consumed, s->pre_len);
+            realip_done(s);
+            return;
+        }
+        if (rc == PROXY_PROTO_MALFORMED) {
+            session_log(s, ERRLOG_ERR, 0, "broken PROXY protocol header: %s",
+                        s->pp->reason);
+            session_finalize(s, 400);
+            return;
+        }
+        if (s->pre_len == s->pre_cap) {
+            session_finalize(s, 400); /* cannot happen: the parser caps */
+            return;
+        }
+    }
+}
+
+
+static void
+realip_timer(struct loop_timer *t)
+{
+    struct session *s = t->data;
+
+    session_log(s, ERRLOG_ERR, ETIMEDOUT, "PROXY protocol header timed out");
+    session_finalize(s, 400);
+}
+
+
+static void
+realip_done(struct session *s)
+{
+    const struct stream_settings *set = &s->server->set;
+    const struct sockaddr *peer = (const struct sockaddr *)&s->client_addr;
+
+    loop_timer_cancel(s->loop, &s->timer);
+    if (loop_io_set(s->loop, &s->client, 0) == -1) {
+        session_finalize(s, 500);
+        return;
+    }
+    s->has_pp = true;
+    if (!s->pp->is_local) {
+        for (size_t i = 0; i < set->nreal_ip_from; i++) {
+            if (cidr_match(&set->real_ip_from[i], peer)) {
+                s->realip_addr = s->client_addr;
+                s->has_realip = true;
+                memcpy(&s->client_addr, &s->pp->src, sizeof(s->pp->src));
+                break;
+            }
+        }
+    }
+    session_start_phases(s);
+}
+
+
+size_t
+realip_upstream_header(struct session *s, uint8_t *buf, size_t cap)
+{
+    const int version = s->server->set.proxy_protocol;
+    const char *name = NULL;
+    size_t len = 0;
+
+    if (version <= 0) {
+        return 0;
+    }
+    if (s->preread == PREREAD_OK) {
+        name = s->hello.server_name;
+        len = s->hello.server_name_len;
+    } else if (s->http_preread == PREREAD_OK) {
+        name = s->http.host;
+        len = s->http.host_len;
+    }
+    return proxy_proto_build((unsigned)version,
+                             (const struct sockaddr *)&s->client_addr,
+                             (const struct sockaddr *)&s->local_addr, name,
+                             len, buf, cap);
+}
