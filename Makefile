@@ -81,6 +81,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard src/proto/*.[ch])
 FUZZ_DEPS_fuzz_tls_hello := src/proto/tls_hello.c
 FUZZ_DEPS_fuzz_http_head := src/proto/http_head.c
 FUZZ_DEPS_fuzz_hostname := src/proto/hostname.c
+FUZZ_DEPS_fuzz_proxy_proto := src/proto/proxy_proto.c
 
 fuzz: $(FUZZERS)
 
