@@ -292,6 +292,28 @@ def http_head(host, path="/", extra=b""):
             b"\r\nUser-Agent: t\r\n" + extra + b"\r\n")
 
 
+def http_reply(name):
+    """Backend handler: read a request head (info["data"]), answer `name`
+    in a small HTTP/1.1 response, close."""
+    def handler(conn, info):
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            b = conn.recv(65536)
+            if not b:
+                break
+            buf += b
+        info["data"] = buf
+        body = name.encode() + b"\n"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n" % len(body) + body)
+        if hasattr(conn, "unwrap"):
+            try:
+                conn.unwrap()
+            except (OSError, ValueError):
+                pass
+    return handler
+
+
 def send_http(port, data):
     s = util.connect(port)
     s.sendall(data)

@@ -31,22 +31,6 @@ CONF = r"""
 RECORDS = {"a.test": "127.0.0.21", "b.test": "127.0.0.22"}
 
 
-def http_reply(name):
-    """Handler: read a request head, answer `name` in a tiny HTTP response."""
-    def handler(conn, info):
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            b = conn.recv(65536)
-            if not b:
-                break
-            buf += b
-        info["data"] = buf
-        body = name.encode() + b"\n"
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-                     % len(body) + body)
-    return handler
-
-
 @pytest.fixture
 def setup(relay, port, dnsmasq, same_port_backends):
     """make(handler_for=None, PT='5s', EXTRA='') -> (relay, {ip: backend}, dnsmasq)."""
@@ -69,7 +53,7 @@ def _curl(url, *args):
 
 def test_curl_is_routed_by_host_header(setup):
     names = {"127.0.0.21": "A", "127.0.0.22": "B"}
-    r, bk, d = setup(lambda h: http_reply(names[h]))
+    r, bk, d = setup(lambda h: dns.http_reply(names[h]))
     L = r.listen_ports[0]
     url = "http://127.0.0.1:%d/some/path?q=1" % L
     for host, want in (("a.test", b"A\n"), ("B.Test:8080", b"B\n"), ("a.test.", b"A\n")):
