@@ -347,8 +347,8 @@ v1_token_byte(struct proxy_proto *p, size_t pos)
         p->v1_proto = V1_UNKNOWN;
         return;
     }
-    if ((n <= V1_TCP_TOKEN_LEN && (memcmp(tok, "TCP4", n) == 0 ||
-                                   memcmp(tok, "TCP6", n) == 0)) ||
+    if ((n <= V1_TCP_TOKEN_LEN &&
+         (memcmp(tok, "TCP4", n) == 0 || memcmp(tok, "TCP6", n) == 0)) ||
         (n <= V1_UNKNOWN_TOKEN_LEN && memcmp(tok, "UNKNOWN", n) == 0)) {
         return; /* still a prefix of a valid token */
     }
@@ -710,10 +710,8 @@ build_v1(const struct sockaddr *src, const struct sockaddr *dst, uint8_t *out)
         struct sockaddr_in6 s, d;
         memcpy(&s, src, sizeof(s));
         memcpy(&d, dst, sizeof(d));
-        if (inet_ntop(AF_INET6, &s.sin6_addr, s_text, sizeof(s_text)) ==
-                NULL ||
-            inet_ntop(AF_INET6, &d.sin6_addr, d_text, sizeof(d_text)) ==
-                NULL) {
+        if (inet_ntop(AF_INET6, &s.sin6_addr, s_text, sizeof(s_text)) == NULL ||
+            inet_ntop(AF_INET6, &d.sin6_addr, d_text, sizeof(d_text)) == NULL) {
             return 0;
         }
         s_port = ntohs(s.sin6_port);

@@ -51,46 +51,46 @@ enum proxy_proto_rc {
  * One connection's parser state and results. The caller owns it (usually
  * inside its session object). It holds no pointers into caller buffers,
  * so input buffers may be reused or freed between calls. The v2 TLV area
- * is parsed as it streams by, so the object stays small (about 650 bytes)
- * whatever the length field says.
+ * is parsed as it streams by, so the object stays small (704 bytes on
+ * x86-64) whatever the length field says.
+ *
+ * Results are valid after PROXY_PROTO_DONE. is_local is set for a v2
+ * LOCAL command, a v2 PROXY command with AF_UNSPEC, and v1 UNKNOWN: there
+ * are no addresses and the caller uses the socket's own; src and dst are
+ * then all zero (AF_UNSPEC). authority holds the raw bytes of the v2
+ * AUTHORITY TLV (0x02), NUL-terminated, "" if none: it is untrusted and
+ * may hold any byte, so it must pass hostname_validate() before any use.
  */
 struct proxy_proto {
-    /* results, valid after PROXY_PROTO_DONE */
-    unsigned version;             /* 1 or 2 (set once the first byte
-                                     decides; 0 before) */
-    bool is_local;                /* v2 LOCAL command or AF_UNSPEC, or v1
-                                     UNKNOWN: no addresses, use the
-                                     socket's own */
-    struct sockaddr_storage src;  /* client address and port (AF_INET or
-                                     AF_INET6) when !is_local; all zero
-                                     (AF_UNSPEC) when is_local */
-    struct sockaddr_storage dst;  /* the address the client connected to,
-                                     same family as src */
-    char authority[PROXY_PROTO_AUTHORITY_MAX + 1]; /* v2 AUTHORITY TLV
-                                     (0x02): raw bytes sent, NUL-ended,
-                                     "" if none; untrusted, may hold any
-                                     byte: validate before any use */
-    size_t authority_len;         /* bytes in authority */
-    size_t consumed;              /* header bytes read so far; after DONE
-                                     the header length, i.e. the bytes to
-                                     skip before the payload */
-    const char *reason;           /* static text: why MALFORMED, else "ok" */
+    /* results */
+    unsigned version; /* 1 or 2 once the first byte decided, else 0 */
+    bool is_local;    /* no addresses: use the socket's (see above) */
+    struct sockaddr_storage src; /* client address and port, AF_INET or
+                                    AF_INET6, when !is_local */
+    struct sockaddr_storage dst; /* the address the client connected to,
+                                    same family as src */
+
+    char authority[PROXY_PROTO_AUTHORITY_MAX + 1]; /* raw, NUL-ended */
+
+    size_t authority_len; /* bytes in authority */
+    size_t consumed;      /* header bytes read so far; after DONE the
+                             bytes to skip before the payload */
+    const char *reason;   /* static text: why MALFORMED, else "ok" */
 
     /* private parser state: read and written by proxy_proto.c only */
-    enum proxy_proto_rc rc;       /* sticky outcome; NEED_MORE while
-                                     parsing */
-    uint8_t state;                /* parser state (enum in .c) */
-    uint8_t v1_proto;             /* v1 protocol token (enum in .c) */
-    uint8_t buf[PROXY_PROTO_V1_MAX_LEN]; /* the v1 line so far, or the
-                                     v2 fixed header + address block */
-    size_t buf_len;               /* bytes used in buf */
-    size_t left;                  /* v2: bytes of the length-field block
-                                     not read yet */
-    uint8_t tlv_hdr[3];           /* v2 TLV type + length being read */
-    uint8_t tlv_hdr_len;          /* 0..3 bytes of tlv_hdr collected */
-    size_t tlv_left;              /* value bytes left in the current TLV */
-    bool tlv_is_authority;        /* the current TLV is copied */
-    bool has_authority;           /* an AUTHORITY TLV was seen */
+    enum proxy_proto_rc rc; /* sticky outcome; NEED_MORE while parsing */
+    uint8_t state;          /* parser state (enum in .c) */
+    uint8_t v1_proto;       /* v1 protocol token (enum in .c) */
+
+    uint8_t buf[PROXY_PROTO_V1_MAX_LEN]; /* v1 line, or v2 16 + addrs */
+
+    size_t buf_len;        /* bytes used in buf */
+    size_t left;           /* v2: bytes of the block not read yet */
+    uint8_t tlv_hdr[3];    /* v2 TLV type + length being read */
+    uint8_t tlv_hdr_len;   /* 0..3 bytes of tlv_hdr collected */
+    size_t tlv_left;       /* value bytes left in the current TLV */
+    bool tlv_is_authority; /* the current TLV is copied */
+    bool has_authority;    /* an AUTHORITY TLV was seen */
 };
 
 /* Prepares p for a new connection; p must not be NULL. */
@@ -125,8 +125,8 @@ void proxy_proto_init(struct proxy_proto *p);
  *    bytes) is kept, other TLVs (CRC32C included) are skipped unchecked.
  *    For is_local headers the whole block is skipped unparsed.
  */
-enum proxy_proto_rc proxy_proto_feed(struct proxy_proto *p,
-                                     const uint8_t *data, size_t len);
+enum proxy_proto_rc proxy_proto_feed(struct proxy_proto *p, const uint8_t *data,
+                                     size_t len);
 
 /*
  * Builds a header into buf (cap bytes; PROXY_PROTO_BUILD_MAX always
@@ -134,8 +134,8 @@ enum proxy_proto_rc proxy_proto_feed(struct proxy_proto *p,
  * family (read by sa_family), or src NULL for "no addresses": then dst is
  * ignored. version 1: "PROXY TCP4 src dst sport dport\r\n" (TCP6 for
  * IPv6), or "PROXY UNKNOWN\r\n" when src is NULL; v1 has no TLVs, so
- * authority must be NULL or empty. version 2: command PROXY, family AF_INET or AF_INET6
- * over STREAM, the addresses, then an AUTHORITY TLV when authority is
+ * authority must be NULL or empty. version 2: command PROXY, family AF_INET or
+ * AF_INET6 over STREAM, the addresses, then an AUTHORITY TLV when authority is
  * non-NULL and authority_len > 0 (at most 255 bytes, copied as is); with
  * src NULL, a LOCAL header with family UNSPEC and length 0, and authority
  * must be NULL or empty. Returns the bytes written, or 0 (buf untouched)

@@ -38,8 +38,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static enum proxy_proto_rc feed_copy(struct proxy_proto *p,
-                                     const uint8_t *data, size_t len);
+static enum proxy_proto_rc feed_copy(struct proxy_proto *p, const uint8_t *data,
+                                     size_t len);
 static enum proxy_proto_rc parse_copy(struct proxy_proto *p,
                                       const uint8_t *data, size_t len);
 static size_t next_chunk(unsigned schedule, unsigned param, uint32_t *rng,

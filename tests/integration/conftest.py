@@ -208,3 +208,73 @@ def same_port_backends():
     yield make
     for b in made:
         b.stop()
+
+
+# --------------------------------------------------------------------------
+# master/worker processes (appended for test_process, test_reload,
+# test_limits, test_access_control, test_proxy_protocol)
+
+
+@pytest.fixture
+def master(workdir, snirelay_bin):
+    """Factory: master(stream_body, main_extra='', events='worker_connections 1024;',
+    log_format=util.LOG_FORMAT, access_extra='', start=True, allow_log=(), **subs)
+    -> started util.Master.
+
+    Teardown: SIGTERM (unless the test stopped it), exit code 0, then every
+    worker pid ever seen (and every child the master had then) must be gone;
+    error-log lines at alert/crit/emerg fail the test unless they match one
+    of the regexes in m.allow_log.
+    """
+    import re
+
+    started = []
+
+    def make(stream_body, main_extra="", events="worker_connections 1024;",
+             log_format=util.LOG_FORMAT, access_extra="", start=True, allow_log=(),
+             **subs):
+        d = os.path.join(workdir, "m%d" % len(started))
+        os.makedirs(d)
+        text = util.config_events(d, util.render(stream_body, **subs),
+                                  main_extra=util.render(main_extra, **subs),
+                                  log_format=log_format, access_extra=access_extra,
+                                  events=util.render(events, **subs))
+        m = util.Master(d, text, snirelay_bin)
+        m.allow_log = list(allow_log)
+        started.append(m)
+        if start:
+            m.start()
+        return m
+
+    yield make
+
+    problems = []
+    comm = os.path.basename(snirelay_bin)
+    for m in started:
+        if m.proc is None:
+            continue
+        if m.returncode is None:
+            m.workers()
+            if m.proc.poll() is not None:
+                problems.append("master died during the test (exit %s); error log:\n%s"
+                                % (m.proc.returncode, m.error_text()[-3000:]))
+                m.stop()
+            else:
+                try:
+                    rc = m.stop()
+                    if rc != 0:
+                        problems.append("master exited with %s on SIGTERM" % rc)
+                except AssertionError as e:
+                    problems.append(str(e))
+        left = util.wait_for_gone(m.seen, comm=comm, timeout=10)
+        if left:
+            problems.append("worker process(es) %s of master %d outlived it (killed)"
+                            % (left, m.proc.pid))
+        bad = [l for l in m.error_text().splitlines()
+               if ("[alert]" in l or "[crit]" in l or "[emerg]" in l)
+               and not any(re.search(a, l) for a in m.allow_log)]
+        if bad:
+            problems.append("error log has unexpected alert/crit/emerg lines:\n"
+                            + "\n".join(bad[:20]))
+    if problems:
+        pytest.fail("\n".join(problems))

@@ -7,7 +7,7 @@ Every backend lives on 127.0.0.x, which the SSRF guard refuses for names
 from clients, so these configs carry `proxy_target_allow 127.0.0.0/8;`
 (test_guards.py checks the same setups are refused without it)."""
 
-import socket
+import re
 import threading
 import time
 
@@ -73,7 +73,8 @@ def test_sni_names_resolve_to_their_own_backends_over_tls(relay, port, dnsmasq,
     assert d.count("b.test") == 1
 
 
-def test_resolver_in_the_server_block_and_name_case_folded(relay, port, dnsmasq, same_port_backends):
+def test_resolver_in_the_server_block_and_name_case_folded(relay, port, dnsmasq,
+                                                           same_port_backends):
     P, bk = _recorders(same_port_backends, ["127.0.0.21"])
     d = dnsmasq({"mixed.test": "127.0.0.21"}, ttl=60)
     r = relay(r"""
@@ -179,7 +180,10 @@ def test_refused_query_is_a_server_failure(relay, port, dnsmasq, same_port_backe
     r = _relay(relay, port, d, P, ropts="ipv6=off")
     f = _refused(r, "api.refused.example", 1)
     assert f["status"] == "500"
-    r.wait_error(r"api\.refused\.example could not be resolved \(\d+: Server failure\)")
+    # The error line is written before the access-log line we waited for.
+    got = [l for l in r.error_text().splitlines() if "api.refused.example" in l]
+    assert got and re.search(r"api\.refused\.example could not be resolved "
+                             r"\(\d+: Server failure\)", got[0]), got
     assert d.count("api.refused.example") >= 1
     assert bk["127.0.0.21"].accepted == 0
 
@@ -311,25 +315,53 @@ def test_no_resolver_gives_500(relay, port, same_port_backends):
     assert bk["127.0.0.21"].accepted == 0
 
 
-def test_failures_look_the_same_to_the_client(relay, port, dnsmasq, same_port_backends):
-    """NXDOMAIN, SSRF denial and an IP literal: each an immediate close, no bytes."""
+def _close_kind(s):
+    """How the proxy ended a session: ('eof' | 'reset', bytes received)."""
+    s.settimeout(util.DEADLINE)
+    data = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return "eof", data
+            data += b
+    except ConnectionResetError:
+        return "reset", data
+
+
+def test_failures_look_the_same_to_the_client(relay, port, dnsmasq, silent_resolver,
+                                              same_port_backends):
+    """NXDOMAIN, an SSRF denial, an IP literal, a deny_if refusal and a DNS
+    timeout: the client sees the same close with no bytes for each."""
     P, bk = _recorders(same_port_backends, ["127.0.0.21"])
-    d = dnsmasq({"lo.test": "127.0.0.21"}, ttl=60)
-    r = relay(SNI_CONF.replace("proxy_target_allow 127.0.0.0/8;", ""),
-              DNS=d.addr, ROPTS="ipv6=off", RT="5s", L=port(), P=P,
-              log_format=dns.FWD_FORMAT)
-    seen = []
-    for i, name in enumerate(("nx.test", "lo.test", "127.0.0.21"), 1):
-        s, _ = dns.send_hello(r.listen_ports[0], name)
-        s.settimeout(util.DEADLINE)
-        got = b""
-        try:
-            got = util.recv_all(s)
-        except socket.timeout:
-            got = None
+    d = dnsmasq({"lo.test": "127.0.0.21", "blocked.test": "127.0.0.21"}, ttl=60)
+    conf = r"""
+        resolver @DNS@ ipv6=off;
+        resolver_timeout 1s;
+        map $ssl_preread_server_name $denied {
+            default       0;
+            blocked.test  1;
+        }
+        server {
+            listen 127.0.0.1:@L@;
+            ssl_preread on;
+            preread_timeout 5s;
+            deny_if $denied;
+            proxy_pass $ssl_preread_server_name:@P@;
+        }
+    """
+    r = relay(conf, DNS=d.addr, L=port(), P=P, log_format=dns.FWD_FORMAT)
+    silent = relay(conf, DNS=silent_resolver.addr, L=port(), P=P,
+                   log_format=dns.FWD_FORMAT)
+    seen = {}
+    for rr, name in ((r, "nx.test"), (r, "lo.test"), (r, "127.0.0.21"),
+                     (r, "blocked.test"), (silent, "slow.test")):
+        s, _ = dns.send_hello(rr.listen_ports[0], name)
+        seen[name] = _close_kind(s)
         s.close()
-        seen.append(got)
-        dns.fwd_line(r.wait_access(i)[i - 1])
-    assert seen == [b"", b"", b""]
-    assert [dns.fwd_line(l)["status"] for l in r.access_lines()] == ["500", "403", "403"]
+    statuses = [dns.fwd_line(l)["status"] for l in r.wait_access(4)]
+    statuses += [dns.fwd_line(l)["status"] for l in silent.wait_access(1)]
+    assert statuses == ["500", "403", "403", "403", "500"]
+    kinds = set(seen.values())
+    assert len(kinds) == 1 and list(kinds)[0][1] == b"", seen
     assert bk["127.0.0.21"].accepted == 0

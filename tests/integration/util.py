@@ -661,3 +661,250 @@ def corrupt_sni_list_length(handshake, server_name):
     bad = bytearray(handshake)
     bad[i - 5:i - 3] = (len(name) + 3 + 200).to_bytes(2, "big")
     return bytes(bad)
+
+
+# --------------------------------------------------------------------------
+# processes: master and workers (appended for the process/reload/limits tests)
+
+
+def child_pids(pid):
+    """Pids of the live children of `pid` (from /proc/PID/task/*/children)."""
+    out = set()
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except FileNotFoundError:
+        return []
+    for t in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                out.update(int(x) for x in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return sorted(p for p in out if pid_alive(p))
+
+
+def _stat_fields(pid):
+    """Fields of /proc/PID/stat after the command name (field 3 is index 0)."""
+    with open("/proc/%d/stat" % pid) as f:
+        text = f.read()
+    return text[text.rindex(")") + 2:].split()
+
+
+def pid_alive(pid):
+    """True while `pid` exists and is not a zombie."""
+    try:
+        return _stat_fields(pid)[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return False
+
+
+def parent_pid(pid):
+    try:
+        return int(_stat_fields(pid)[1])
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return None
+
+
+def cpu_ticks(pid):
+    """utime + stime of `pid` in clock ticks (0 once it is gone)."""
+    try:
+        f = _stat_fields(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return int(f[11]) + int(f[12])   # fields 14 and 15
+
+
+def start_age(pid):
+    """Seconds since `pid` started (from its starttime and /proc/uptime)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    start = int(_stat_fields(pid)[19]) / hz          # field 22
+    with open("/proc/uptime") as f:
+        up = float(f.read().split()[0])
+    return up - start
+
+
+def _tcp_rows():
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    p = line.split()
+                    if len(p) > 9:
+                        yield (int(p[1].rsplit(":", 1)[1], 16),
+                               int(p[2].rsplit(":", 1)[1], 16), p[3], int(p[9]))
+        except FileNotFoundError:
+            pass
+
+
+def listen_inodes(port):
+    """Socket inodes of the sockets listening on `port`."""
+    return sorted(ino for lp, _, st, ino in _tcp_rows() if lp == port and st == "0A")
+
+
+def accepted_inode(listen_port, client_port):
+    """Inode of the proxy's accepted socket of the client on `client_port` (or None)."""
+    for lp, rp, st, ino in _tcp_rows():
+        if lp == listen_port and rp == client_port and st != "0A" and ino:
+            return ino
+    return None
+
+
+def socket_inodes(pid):
+    """Socket inodes among the open descriptors of `pid`."""
+    out = set()
+    d = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return out
+    for n in names:
+        try:
+            link = os.readlink(os.path.join(d, n))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(int(link[8:-1]))
+    return out
+
+
+def owner_of(client_sock, listen_port, pids):
+    """Which of `pids` holds the proxy side of `client_sock` (or None)."""
+    ino = accepted_inode(listen_port, client_sock.getsockname()[1])
+    if ino is None:
+        return None
+    for p in pids:
+        if ino in socket_inodes(p):
+            return p
+    return None
+
+
+def echo():
+    """Handler: echo every byte back until the peer's EOF; info["n"] counts them."""
+    def handler(conn, info):
+        info["n"] = 0
+        while True:
+            b = conn.recv(65536)
+            if not b:
+                break
+            info["n"] += len(b)
+            conn.sendall(b)
+    return handler
+
+
+def echo_roundtrip(sock, payload):
+    """Send `payload` on `sock` and read the same number of bytes back."""
+    sock.sendall(payload)
+    return recv_exact(sock, len(payload))
+
+
+def config_events(workdir, stream_body, main_extra="", log_format=LOG_FORMAT,
+                  access_extra="", events="worker_connections 1024;"):
+    """config() with another events{} body."""
+    text = config(workdir, stream_body, main_extra=main_extra,
+                  log_format=log_format, access_extra=access_extra)
+    return text.replace("events { worker_connections 1024; }",
+                        "events { %s }" % events, 1)
+
+
+class Master(Snirelay):
+    """A snirelay master whose worker processes the test watches.
+
+    Every worker pid ever seen is kept in self.seen, so that the fixture can
+    check at teardown that none of them outlived the test.
+    """
+
+    def __init__(self, workdir, text, binary):
+        super().__init__(workdir, text, binary)
+        self.seen = set()
+        self.allow_log = []
+
+    def workers(self):
+        """The master's live child processes now (sorted pids)."""
+        if self.proc is None:
+            return []
+        ws = child_pids(self.proc.pid)
+        self.seen.update(ws)
+        return ws
+
+    def wait_workers(self, n, exclude=(), timeout=DEADLINE):
+        """Wait until the master has exactly n children outside `exclude`,
+        each logged as started; return them."""
+        exclude = set(exclude)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("master exited with %s:\n%s"
+                                     % (self.proc.returncode, self.error_text()[-3000:]))
+            ws = [w for w in self.workers() if w not in exclude]
+            if len(ws) != n:
+                return None
+            log = self.error_text()
+            if not all("start worker process %d" % w in log for w in ws):
+                return None
+            return ws
+        return wait_for(ready, "%d new worker(s) of master %d" % (n, self.proc.pid),
+                        timeout)
+
+    def write_conf(self, text):
+        self.text = text
+        tmp = self.conf + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.conf)
+
+    def count_errors(self, pattern):
+        return len(re.findall(pattern, self.error_text()))
+
+    def reload(self, text=None, workers=None, timeout=DEADLINE):
+        """Optionally write a new config, HUP, and wait for the new workers
+        (`workers` of them, default: as many as there are now).  Returns them."""
+        old = self.workers()
+        n = len(old) if workers is None else workers
+        before = self.count_errors(r"reconfiguring")
+        if text is not None:
+            self.write_conf(text)
+        self.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.count_errors(r"reconfiguring") > before,
+                 "the master to log 'reconfiguring'", timeout)
+        return self.wait_workers(n, exclude=old, timeout=timeout)
+
+    def stop_all(self, sig=signal.SIGTERM, timeout=10.0):
+        """stop() and then wait until no worker ever seen is alive."""
+        self.workers()
+        rc = self.stop(sig, timeout)
+        left = wait_for_gone(self.seen, comm=os.path.basename(self.binary),
+                             timeout=timeout)
+        if left:
+            raise AssertionError("worker(s) %s outlived master %d" % (left, self.proc.pid))
+        return rc
+
+
+def pid_comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def wait_for_gone(pids, comm=None, timeout=DEADLINE):
+    """Wait until none of `pids` is alive; SIGKILL and return those that stayed.
+
+    With `comm`, a pid counts only while its command name is `comm` (so a
+    recycled pid of another program is never killed).
+    """
+    def alive(p):
+        return pid_alive(p) and (comm is None or pid_comm(p) == comm[:15])
+    end = time.monotonic() + timeout
+    while True:
+        left = [p for p in pids if alive(p)]
+        if not left or time.monotonic() >= end:
+            break
+        time.sleep(0.02)  # ok-sleep: polling interval of a bounded wait
+    for p in left:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left

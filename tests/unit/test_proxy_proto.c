@@ -62,8 +62,8 @@ static enum proxy_proto_rc feed_guarded(struct proxy_proto *p,
                                         struct guardpage *g,
                                         const uint8_t *data, size_t len);
 static enum proxy_proto_rc parse_whole(struct proxy_proto *p,
-                                       struct guardpage *g,
-                                       const uint8_t *data, size_t len);
+                                       struct guardpage *g, const uint8_t *data,
+                                       size_t len);
 static enum proxy_proto_rc parse_chunked(struct proxy_proto *p,
                                          struct guardpage *g,
                                          const uint8_t *data, size_t len,
@@ -71,8 +71,8 @@ static enum proxy_proto_rc parse_chunked(struct proxy_proto *p,
 static void assert_expect(const struct proxy_proto *p, const struct expect *e);
 static void assert_same_results(const struct proxy_proto *a,
                                 const struct proxy_proto *b);
-static void check_all_ways(struct guardpage *g, const uint8_t *data,
-                           size_t len, const struct expect *e);
+static void check_all_ways(struct guardpage *g, const uint8_t *data, size_t len,
+                           const struct expect *e);
 static void check_three_way_splits(struct guardpage *g, const uint8_t *data,
                                    size_t len);
 static void check_malformed(struct guardpage *g, const uint8_t *data,
@@ -459,8 +459,7 @@ check_all_ways(struct guardpage *g, const uint8_t *data, size_t len,
     assert_same_results(&p, &whole);
     for (size_t split = 0; split <= fused.len; split++) {
         proxy_proto_init(&p);
-        const enum proxy_proto_rc first =
-            feed_guarded(&p, g, fused.buf, split);
+        const enum proxy_proto_rc first = feed_guarded(&p, g, fused.buf, split);
         assert_int_equal(first, split < len ? PROXY_PROTO_NEED_MORE
                                             : PROXY_PROTO_DONE);
         assert_int_equal(
@@ -507,8 +506,7 @@ check_malformed(struct guardpage *g, const uint8_t *data, size_t len,
     assert_int_equal(parse_whole(&p, g, data, len), PROXY_PROTO_MALFORMED);
     assert_string_equal(p.reason, reason);
     assert_int_equal(p.consumed, decided_at);
-    assert_int_equal(parse_chunked(&p, g, data, len, 1),
-                     PROXY_PROTO_MALFORMED);
+    assert_int_equal(parse_chunked(&p, g, data, len, 1), PROXY_PROTO_MALFORMED);
     assert_string_equal(p.reason, reason);
     assert_int_equal(p.consumed, decided_at);
     for (size_t n = 0; n < decided_at; n++) {
@@ -557,10 +555,9 @@ check_round_trip(struct guardpage *g, unsigned version, const char *src,
         .authority = authority != NULL ? authority : "",
     };
 
-    const size_t n =
-        proxy_proto_build(version, (const struct sockaddr *)&s,
-                          (const struct sockaddr *)&d, authority, alen, out,
-                          sizeof(out));
+    const size_t n = proxy_proto_build(version, (const struct sockaddr *)&s,
+                                       (const struct sockaddr *)&d, authority,
+                                       alen, out, sizeof(out));
     assert_true(n > 0);
     if (version == 1) {
         assert_true(n <= PROXY_PROTO_V1_MAX_LEN);
@@ -571,8 +568,7 @@ check_round_trip(struct guardpage *g, unsigned version, const char *src,
     for (size_t cap = 0; cap < n; cap++) {
         uint8_t small[PROXY_PROTO_BUILD_MAX];
         memset(small, 0xa5, sizeof(small));
-        assert_int_equal(proxy_proto_build(version,
-                                           (const struct sockaddr *)&s,
+        assert_int_equal(proxy_proto_build(version, (const struct sockaddr *)&s,
                                            (const struct sockaddr *)&d,
                                            authority, alen, small, cap),
                          0);
@@ -589,8 +585,8 @@ check_round_trip(struct guardpage *g, unsigned version, const char *src,
 static void
 test_v1_tcp4_spec_example(void **state)
 {
-    check_all_ways(*state, (const uint8_t *)v1_tcp4_line,
-                   strlen(v1_tcp4_line), &v1_tcp4_expect);
+    check_all_ways(*state, (const uint8_t *)v1_tcp4_line, strlen(v1_tcp4_line),
+                   &v1_tcp4_expect);
     check_three_way_splits(*state, (const uint8_t *)v1_tcp4_line,
                            strlen(v1_tcp4_line));
 }
@@ -617,7 +613,8 @@ test_v1_tcp6_forms(void **state)
         .dport = 1,
         .authority = "",
     };
-    static const char upper[] = "PROXY TCP6 2001:DB8::A 2001:db8::b 80 8080\r\n";
+    static const char upper[] =
+        "PROXY TCP6 2001:DB8::A 2001:db8::b 80 8080\r\n";
     const struct expect eu = {
         .version = 1,
         .src = "2001:db8::a",
@@ -1178,8 +1175,8 @@ test_build_matches_fixtures(void **state)
 
     /* Exact cap is enough. */
     assert_int_equal(proxy_proto_build(2, (const struct sockaddr *)&s,
-                                       (const struct sockaddr *)&d, "", 0,
-                                       out, sizeof(v2_tcp4)),
+                                       (const struct sockaddr *)&d, "", 0, out,
+                                       sizeof(v2_tcp4)),
                      sizeof(v2_tcp4));
 
     n = proxy_proto_build(2, NULL, NULL, NULL, 0, out, sizeof(out));
@@ -1192,8 +1189,8 @@ test_build_matches_fixtures(void **state)
 
     /* TCP6 + AUTHORITY: the fixture's layout without NOOP/CRC/ID TLVs. */
     n = proxy_proto_build(2, (const struct sockaddr *)&s6,
-                          (const struct sockaddr *)&d6, "example.com", 11,
-                          out, sizeof(out));
+                          (const struct sockaddr *)&d6, "example.com", 11, out,
+                          sizeof(out));
     assert_int_equal(n, 16 + 36 + 3 + 11);
     assert_memory_equal(out, v2_tcp6_tlvs, 13);
     assert_int_equal(out[13], 0x21);
@@ -1228,29 +1225,24 @@ test_build_invalid_inputs(void **state)
                      0);
     assert_int_equal(proxy_proto_build(2, a6, a4, NULL, 0, out, sizeof(out)),
                      0);
-    assert_int_equal(proxy_proto_build(2, a4, NULL, NULL, 0, out,
-                                       sizeof(out)),
+    assert_int_equal(proxy_proto_build(2, a4, NULL, NULL, 0, out, sizeof(out)),
                      0);
     assert_int_equal(proxy_proto_build(2, (const struct sockaddr *)&un,
                                        (const struct sockaddr *)&un, NULL, 0,
                                        out, sizeof(out)),
                      0);
-    assert_int_equal(proxy_proto_build(2, a4, a4, name, 256, out,
-                                       sizeof(out)),
+    assert_int_equal(proxy_proto_build(2, a4, a4, name, 256, out, sizeof(out)),
                      0);
-    assert_int_equal(proxy_proto_build(2, a4, a4, name, 255, out,
-                                       sizeof(out)),
+    assert_int_equal(proxy_proto_build(2, a4, a4, name, 255, out, sizeof(out)),
                      16 + 12 + 3 + 255);
-    assert_int_equal(proxy_proto_build(1, a4, a4, "x", 1, out, sizeof(out)),
-                     0);
-    assert_int_equal(proxy_proto_build(2, NULL, NULL, "x", 1, out,
-                                       sizeof(out)),
+    assert_int_equal(proxy_proto_build(1, a4, a4, "x", 1, out, sizeof(out)), 0);
+    assert_int_equal(proxy_proto_build(2, NULL, NULL, "x", 1, out, sizeof(out)),
                      0);
     assert_int_equal(proxy_proto_build(2, a4, a4, NULL, 0, NULL, 100), 0);
     /* The largest header fits in PROXY_PROTO_BUILD_MAX. */
-    assert_int_equal(proxy_proto_build(2, a6, a6, name, 255, out,
-                                       PROXY_PROTO_BUILD_MAX),
-                     PROXY_PROTO_BUILD_MAX);
+    assert_int_equal(
+        proxy_proto_build(2, a6, a6, name, 255, out, PROXY_PROTO_BUILD_MAX),
+        PROXY_PROTO_BUILD_MAX);
 }
 
 
@@ -1267,8 +1259,7 @@ test_round_trips(void **state)
                      NULL);
     check_round_trip(*state, 2, "192.168.0.1", 56324, "192.168.0.11", 443,
                      "example.com");
-    check_round_trip(*state, 2, "2001:db8::1", 50000, "2001:db8::2", 443,
-                     NULL);
+    check_round_trip(*state, 2, "2001:db8::1", 50000, "2001:db8::2", 443, NULL);
     check_round_trip(*state, 2, "2001:db8::1", 50000, "2001:db8::2", 443,
                      "www.example.org");
 }
