@@ -639,6 +639,56 @@ core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
 }
 
 
+/* True when a constant value names neither an upstream nor an address. */
+static bool
+core_is_name(const struct stream_conf *conf, const struct tmpl *t)
+{
+    char text[512];
+    size_t len = 0;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+
+    for (size_t i = 0; i < t->nparts; i++) {
+        if (len + t->parts[i].len >= sizeof(text)) {
+            return true;
+        }
+        memcpy(text + len, t->parts[i].text, t->parts[i].len);
+        len += t->parts[i].len;
+    }
+    return upstream_find(conf, text, len) == NULL &&
+           sock_parse_addr(text, len, 0, &ss, &sslen) == -1;
+}
+
+
+/*
+ * Whether srv's proxy_pass value may need DNS. One answer is certain: a
+ * value that is a single map variable whose every value is a constant
+ * upstream name or address (the seed's config) never does.
+ */
+static bool
+core_may_resolve(const struct stream_conf *conf, const struct stream_server *srv)
+{
+    const struct tmpl *t = &srv->pass_value;
+    const struct stream_map *m;
+
+    if (t->nparts != 1 || t->parts[0].kind != TMPL_VAR ||
+        t->parts[0].id < VAR_BUILTIN_COUNT) {
+        return true;
+    }
+    m = conf->maps[t->parts[0].id - VAR_BUILTIN_COUNT];
+    if (m->default_value.has_vars ||
+        (m->default_value.nparts > 0 && core_is_name(conf, &m->default_value))) {
+        return true;
+    }
+    for (const struct stream_map_value *v = m->values; v != NULL; v = v->next) {
+        if (v->t.has_vars || core_is_name(conf, &v->t)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
 /*
  * -t (and every start) warns where a server forwards to names it would
  * resolve with no resolver, or to names the client chooses with no
@@ -651,7 +701,7 @@ core_check_names(struct stream_conf *conf, struct stream_server *srv)
         return;
     }
     srv->pass_is_client = vars_is_client(conf, &srv->pass_value);
-    if (srv->set.resolver == NULL) {
+    if (srv->set.resolver == NULL && core_may_resolve(conf, srv)) {
         errlog_write(NULL, ERRLOG_WARN, 0,
                      "\"proxy_pass %s\" may need a resolver, but no "
                      "\"resolver\" is defined in %s:%u",
