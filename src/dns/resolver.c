@@ -339,6 +339,7 @@ resolver_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
         break;
     case ARES_ESERVFAIL:
     case ARES_EREFUSED:
+    case ARES_ECONNREFUSED: /* c-ares 1.18: every server said REFUSED */
         e->result.status = RESOLVER_SERVFAIL;
         break;
     case ARES_ETIMEOUT:

@@ -103,6 +103,19 @@ sock_parse_addr(const char *text, size_t len, int default_port,
 }
 
 
+int
+sock_parse_peer(const char *text, size_t len, struct sockaddr_storage *ss,
+                socklen_t *sslen)
+{
+    const char *colon = len > 0 ? memrchr(text, ':', len) : NULL;
+
+    if (colon == NULL || colon == text || text[0] == '*') {
+        return -1;
+    }
+    return sock_parse_addr(text, len, 0, ss, sslen);
+}
+
+
 char *
 sock_addr_host(const struct sockaddr *sa, char *buf, size_t cap)
 {

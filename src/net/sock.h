@@ -29,6 +29,13 @@ struct sock_listen_opts {
 int sock_parse_addr(const char *text, size_t len, int default_port,
                     struct sockaddr_storage *ss, socklen_t *sslen);
 
+/*
+ * Parses a peer address: "1.2.3.4:80" or "[::1]:80" only, with an explicit
+ * host (no "*", no empty host, no bare port) and port. 0 or -1.
+ */
+int sock_parse_peer(const char *text, size_t len, struct sockaddr_storage *ss,
+                    socklen_t *sslen);
+
 /* Formats "1.2.3.4:80" / "[::1]:80" into buf; returns buf. */
 char *sock_addr_text(const struct sockaddr *sa, char *buf, size_t cap);
 

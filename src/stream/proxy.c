@@ -143,7 +143,12 @@ proxy_choose(struct session *s)
         return 0;
     }
     s->up = NULL;
-    if (sock_parse_addr(value, len, 0, &s->single_peer.addr,
+    if (value[0] == ':') {
+        proxy_refuse(s, srv->pass_is_client ? 403 : 500,
+                     "no host in upstream \"%s\"", value, len);
+        return -1;
+    }
+    if (sock_parse_peer(value, len, &s->single_peer.addr,
                         &s->single_peer.addrlen) == 0) {
         if (srv->pass_is_client) {
             /* A client could name any address: only names are taken. */

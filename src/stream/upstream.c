@@ -212,7 +212,7 @@ upstream_add_addrs(struct conf_ctx *cf, struct upstream_build *b,
     socklen_t sslen;
     const size_t len = strlen(text);
 
-    if (sock_parse_addr(text, len, 0, &ss, &sslen) == 0) {
+    if (sock_parse_peer(text, len, &ss, &sslen) == 0) {
         struct upstream_pending *p = arena_alloc(cf->arena, sizeof(*p));
         char name[SOCK_ADDR_TEXT_MAX];
         if (p == NULL) {

@@ -56,10 +56,12 @@ def test_curl_is_routed_by_host_header(setup):
     r, bk, d = setup(lambda h: dns.http_reply(names[h]))
     L = r.listen_ports[0]
     url = "http://127.0.0.1:%d/some/path?q=1" % L
-    for host, want in (("a.test", b"A\n"), ("B.Test:8080", b"B\n"), ("a.test.", b"A\n")):
+    for i, (host, want) in enumerate((("a.test", b"A\n"), ("B.Test:8080", b"B\n"),
+                                      ("a.test.", b"A\n")), 1):
         rc, out, err = _curl(url, "-H", "Host: " + host)
         assert rc == 0, err
         assert out == want, (host, out)
+        r.wait_access(i)        # lines in session order
     a, b = bk["127.0.0.21"], bk["127.0.0.22"]
     assert a.accepted == 2 and b.accepted == 1
     assert a.conns[0]["data"].startswith(b"GET /some/path?q=1 HTTP/1.1\r\nHost: a.test\r\n")

@@ -128,3 +128,27 @@ def test_unknown_upstream_host_fails_the_config_test(snirelay_bin, workdir):
     assert p.returncode == 1, err
     assert ('[emerg] host not found in upstream "no-such-host.invalid:80" in %s:3'
             % conf) in err
+
+
+def test_value_with_an_empty_host_is_not_this_host(relay, port):
+    """":PORT" must not become 0.0.0.0:PORT (this host): nginx says no host."""
+    sink = util.Backend(util.record_to_eof(), "sink")
+    try:
+        r = relay(r"""
+            map $ssl_preread_server_name $h { default ""; }
+            server {
+                listen 127.0.0.1:@L@;
+                ssl_preread on;
+                proxy_pass $h:@B@;
+            }
+        """, L=port(), B=sink.port)
+        s = _send_hello(r.listen_ports[0], "x.test")
+        assert util.recv_all(s) == b""
+        s.close()
+        line = util.parse_line(r.wait_access(1)[0])
+        assert line["status"] == "500"
+        assert util.empty(line["upstream_addr"])
+        r.wait_error(r'no host in upstream ":%d"' % sink.port)
+        assert sink.accepted == 0
+    finally:
+        sink.stop()

@@ -134,6 +134,7 @@ def test_https_reaches_the_api_address_and_its_certificate(example, pki):
     assert rc == 0, err
     assert out == b"tls-backend\n"
     assert tls.accepted == 1
+    example["relay"].wait_access(1)
     assert tls.conns[0]["data"].startswith(b"GET /v1/ping HTTP/1.1\r\n")
     assert b"\r\nHost: api.example.com:%d\r\n" % L in tls.conns[0]["data"]
     # The wildcard form of the list (.api.example.net) and the cert's SAN.
@@ -168,8 +169,10 @@ def test_names_off_the_list_get_403_and_no_query(example, pki):
     rc, out, err = _curl("--resolve", "evil.example.org:%d:127.0.0.1" % L443,
                          "--cacert", pki.ca, "https://evil.example.org:%d/" % L443)
     assert rc != 0 and out == b""
+    r.wait_access(1)
     rc, out, err = _curl("-H", "Host: evil.example.org", "http://127.0.0.1:%d/" % L80)
     assert rc != 0 and out == b""
+    r.wait_access(2)
     # api.example.com.evil.example.org is not api.example.com
     rc, out, err = _curl("-H", "Host: api.example.com.evil.example.org",
                          "http://127.0.0.1:%d/" % L80)

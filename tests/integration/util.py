@@ -683,6 +683,23 @@ def child_pids(pid):
     return sorted(p for p in out if pid_alive(p))
 
 
+def has_event_loop(pid):
+    """True once `pid` has an epoll descriptor: a worker that got this far has
+    set up its signal handling (a fresh fork of the master has none)."""
+    d = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return False
+    for n in names:
+        try:
+            if os.readlink(os.path.join(d, n)) == "anon_inode:[eventpoll]":
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def _stat_fields(pid):
     """Fields of /proc/PID/stat after the command name (field 3 is index 0)."""
     with open("/proc/%d/stat" % pid) as f:
@@ -818,6 +835,7 @@ class Master(Snirelay):
         super().__init__(workdir, text, binary)
         self.seen = set()
         self.allow_log = []
+        self.expect_exit = False     # the test sent a stop signal itself
 
     def workers(self):
         """The master's live child processes now (sorted pids)."""
@@ -827,9 +845,10 @@ class Master(Snirelay):
         self.seen.update(ws)
         return ws
 
-    def wait_workers(self, n, exclude=(), timeout=DEADLINE):
+    def wait_workers(self, n, exclude=(), timeout=DEADLINE, ready=True):
         """Wait until the master has exactly n children outside `exclude`,
-        each logged as started; return them."""
+        each logged as started (and with ready=True, each running its event
+        loop); return them."""
         exclude = set(exclude)
 
         def ready():
@@ -841,6 +860,8 @@ class Master(Snirelay):
                 return None
             log = self.error_text()
             if not all("start worker process %d" % w in log for w in ws):
+                return None
+            if ready and not all(has_event_loop(w) for w in ws):
                 return None
             return ws
         return wait_for(ready, "%d new worker(s) of master %d" % (n, self.proc.pid),
@@ -858,9 +879,12 @@ class Master(Snirelay):
 
     def reload(self, text=None, workers=None, timeout=DEADLINE):
         """Optionally write a new config, HUP, and wait for the new workers
-        (`workers` of them, default: as many as there are now).  Returns them."""
+        (`workers` of them, default: the config's worker_processes).  Returns them."""
         old = self.workers()
-        n = len(old) if workers is None else workers
+        if workers is None:
+            mt = re.search(r"^\s*worker_processes\s+(\d+)\s*;", text or self.text, re.M)
+            workers = int(mt.group(1)) if mt else 1
+        n = workers
         before = self.count_errors(r"reconfiguring")
         if text is not None:
             self.write_conf(text)
