@@ -98,17 +98,18 @@ master_spawn(struct master *m, struct master_worker *w,
         return -1;
     }
     if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        /* Only this worker's generation stays open in the child. */
+        /*
+         * Signals stay blocked (the worker reads them from a signalfd): one
+         * sent right after fork must not find the default action.
+         * Only this worker's generation stays open in the child.
+         */
         for (size_t i = 0; i < m->nold; i++) {
             if (m->old[i] != conf) {
-                stream_conf_close_listeners(m->old[i]);
+                stream_conf_close_fds(m->old[i]);
             }
         }
         if (m->conf != conf) {
-            stream_conf_close_listeners(m->conf);
+            stream_conf_close_fds(m->conf);
         }
         _exit(worker_run(conf, slot));
     }
@@ -328,7 +329,7 @@ master_run(const char *path, struct stream_conf *conf)
         case SIGUSR1:
             errlog_write(NULL, ERRLOG_NOTICE, 0, "reopening logs");
             stream_conf_reopen_logs(m->conf);
-            master_signal_workers(m, SIGUSR1, false);
+            master_signal_workers(m, SIGUSR1, true);
             break;
         case SIGQUIT:
         case SIGTERM:
@@ -337,6 +338,11 @@ master_run(const char *path, struct stream_conf *conf)
                 errlog_write(NULL, ERRLOG_NOTICE, 0, "signal %d received, "
                              "%s", sig, sig == SIGQUIT ? "shutting down"
                                                        : "exiting");
+                /* Stop listening at once, as nginx: nobody will accept. */
+                stream_conf_close_listeners(m->conf);
+                for (size_t i = 0; i < m->nold; i++) {
+                    stream_conf_close_listeners(m->old[i]);
+                }
                 m->stopping = true;
                 m->stop_signal = sig;
                 m->stop_deadline_ms = clock_now_ms() + MASTER_STOP_GRACE_MS;

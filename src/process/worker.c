@@ -8,6 +8,7 @@
  *   USR1       reopen log files.
  */
 
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -30,6 +31,9 @@
 #include "stream/stream.h"
 
 
+#define WORKER_FD_RESERVE 16 /* descriptors kept free of sessions */
+
+
 struct worker {
     struct loop *loop;
     struct stream_conf *conf;
@@ -44,6 +48,7 @@ static void worker_idle(void *data);
 static void worker_shutdown_timer(struct loop_timer *t);
 static int worker_drop_privileges(const struct stream_conf *conf);
 static void worker_pick_sockets(struct stream_conf *conf, int slot);
+static uint64_t worker_fd_budget(uint64_t max);
 
 
 static void
@@ -171,6 +176,47 @@ worker_drop_privileges(const struct stream_conf *conf)
 }
 
 
+/*
+ * Caps max sessions so that their two descriptors each always fit under
+ * RLIMIT_NOFILE: at the cap accepting pauses and clients wait in the
+ * backlog, rather than being accepted and then failing for want of an
+ * upstream socket.
+ */
+static uint64_t
+worker_fd_budget(uint64_t max)
+{
+    struct rlimit rl;
+    DIR *d = opendir("/proc/self/fd");
+    uint64_t open_fds = 0;
+    uint64_t budget;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY) {
+        if (d != NULL) {
+            closedir(d);
+        }
+        return max;
+    }
+    if (d != NULL) {
+        while (readdir(d) != NULL) {
+            open_fds++;
+        }
+        closedir(d);
+    }
+    /* What is open now, plus room for DNS sockets and log reopening. */
+    open_fds += WORKER_FD_RESERVE;
+    budget = rl.rlim_cur > open_fds ? (rl.rlim_cur - open_fds) / 2 : 1;
+    if (budget < max) {
+        errlog_write(NULL, ERRLOG_WARN, 0, "%llu sessions at most: the "
+                     "open files limit (%llu) is lower than "
+                     "worker_connections asks for",
+                     (unsigned long long)(budget > 0 ? budget : 1),
+                     (unsigned long long)rl.rlim_cur);
+        return budget > 0 ? budget : 1;
+    }
+    return max;
+}
+
+
 int
 worker_run(struct stream_conf *conf, int slot)
 {
@@ -180,9 +226,9 @@ worker_run(struct stream_conf *conf, int slot)
     int rc = 0;
     char err[256];
     /* nginx counts both of a session's connections in worker_connections. */
-    const uint64_t max = conf->worker_connections > 1
-                             ? (uint64_t)conf->worker_connections / 2
-                             : 1;
+    uint64_t max = conf->worker_connections > 1
+                       ? (uint64_t)conf->worker_connections / 2
+                       : 1;
 
     w.conf = conf;
     sigemptyset(&set);
@@ -216,6 +262,7 @@ worker_run(struct stream_conf *conf, int slot)
         rc = 2;
         goto done;
     }
+    max = worker_fd_budget(max);
     if (session_serve(w.loop, conf, max) == -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "accepting failed (%d: %s)", errno,
                      strerror(errno));

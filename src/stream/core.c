@@ -978,6 +978,29 @@ stream_conf_close_listeners(struct stream_conf *conf)
 
 
 void
+stream_conf_close_fds(struct stream_conf *conf)
+{
+    stream_conf_close_listeners(conf);
+    for (struct stream_log_file *f = conf->log_files; f != NULL; f = f->next) {
+        if (f->fd >= 0) {
+            close(f->fd);
+            f->fd = -1;
+        }
+    }
+    if (conf->has_errlog && conf->errlog.fd > 2) {
+        close(conf->errlog.fd);
+        conf->errlog.fd = 2;
+    }
+    for (struct errlog *log = conf->errlogs; log != NULL; log = log->next) {
+        if (log->fd > 2) {
+            close(log->fd);
+            log->fd = 2;
+        }
+    }
+}
+
+
+void
 stream_conf_reopen_logs(struct stream_conf *conf)
 {
     log_files_reopen(conf);

@@ -56,6 +56,12 @@ void stream_conf_give_back_listeners(struct stream_conf *conf,
 /* Closes conf's listening sockets (this process's copies). */
 void stream_conf_close_listeners(struct stream_conf *conf);
 
+/*
+ * Closes every descriptor conf holds (listeners, log files) without
+ * flushing: a worker's copies of another generation's files.
+ */
+void stream_conf_close_fds(struct stream_conf *conf);
+
 /* Reopens conf's error and access log files (SIGUSR1). */
 void stream_conf_reopen_logs(struct stream_conf *conf);
 
