@@ -3,9 +3,7 @@ the extra clients wait in the backlog), EMFILE (worker_rlimit_nofile), and
 limit_conn / limit_conn_zone shared by all workers.  While a worker waits it
 must not spin: its CPU time is measured from /proc/PID/stat."""
 
-import os
 import select
-import signal
 import socket
 import time
 
@@ -135,14 +133,16 @@ def test_worker_connections_full_worker_stops_accepting_without_spinning(
 
 
 EMFILE_LINE = r"\[crit\] \d+#\d+: accept4\(\) failed \(24: Too many open files\)"
+FULL_LINE = r"\[warn\] \d+#\d+: .*not accepting until sessions end"
 
 
 @pytest.mark.parametrize("nofile", [64, 63])
-def test_emfile_waits_in_backlog_and_logs_rate_limited_crit(master, backend, port, nofile):
+def test_out_of_descriptors_clients_wait_in_backlog(master, backend, port, nofile):
     """Out of descriptors, a worker stops accepting like at worker_connections:
-    the extra clients wait and are served as sessions end, none is failed.
-    Both parities of the descriptor budget: with an odd one the last accept
-    leaves no descriptor for the upstream socket."""
+    the extra clients wait and are served as sessions end, none is failed
+    (a [crit] accept4() EMFILE line, if any, is rate-limited).  Both parities
+    of the descriptor budget: with an odd one an accept could take the last
+    descriptor and leave none for the upstream socket."""
     B = backend(util.echo())
     L = port()
     m = master(CONF, log_format=FMT, main_extra="worker_processes 1;\n"
@@ -151,8 +151,10 @@ def test_emfile_waits_in_backlog_and_logs_rate_limited_crit(master, backend, por
     (w,) = m.wait_workers(1)
     t_start = time.monotonic()
     c = Clients(L, 100)
-    util.wait_for(lambda: m.count_errors(EMFILE_LINE) or (c.poll() and c.broken()),
-                  "the worker to run out of descriptors")
+    # At its limit the worker either met EMFILE in accept4() or stopped
+    # accepting before it (capping its sessions by the descriptor budget).
+    util.wait_for(lambda: m.count_errors(EMFILE_LINE) or m.count_errors(FULL_LINE) or
+                  (c.poll() and c.broken()), "the worker to reach its descriptor limit")
     assert c.broken() == [], "%d clients closed unserved; error log:\n%s" % (
         len(c.broken()), "\n".join(m.error_text().splitlines()[:6]))
     ticks = _idle_ticks([w], lambda: c.poll() and c.broken(),
@@ -183,7 +185,7 @@ def test_emfile_waits_in_backlog_and_logs_rate_limited_crit(master, backend, por
     m.wait_access(100)
     assert [l["status"] for l in _lines(m)] == ["200"] * 100
     crit = m.count_errors(EMFILE_LINE)
-    assert 1 <= crit <= 2 + elapsed, "%d EMFILE lines in %.1fs" % (crit, elapsed)
+    assert crit <= 2 + elapsed, "%d EMFILE lines in %.1fs: not rate-limited" % (crit, elapsed)
 
 
 # --------------------------------------------------------------------------

@@ -767,6 +767,22 @@ def accepted_inode(listen_port, client_port):
     return None
 
 
+def open_files(pid):
+    """Paths of the files `pid` has open (readlink of /proc/PID/fd/*)."""
+    out = set()
+    d = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return out
+    for n in names:
+        try:
+            out.add(os.readlink(os.path.join(d, n)))
+        except OSError:
+            pass
+    return out
+
+
 def socket_inodes(pid):
     """Socket inodes among the open descriptors of `pid`."""
     out = set()
@@ -866,6 +882,14 @@ class Master(Snirelay):
             return ws
         return wait_for(ready, "%d new worker(s) of master %d" % (n, self.proc.pid),
                         timeout)
+
+    def wait_reopened(self, path, pids=None, timeout=DEADLINE):
+        """After renaming the log at `path` and USR1: wait until every worker
+        (or each of `pids`) has `path` open again."""
+        def done():
+            return all(path in open_files(p)
+                       for p in (pids if pids is not None else self.workers()))
+        wait_for(done, "the workers to reopen %s" % path, timeout)
 
     def write_conf(self, text):
         self.text = text
