@@ -36,19 +36,18 @@ static int main_signal(const struct stream_conf *conf, const char *name);
 static void
 main_usage(FILE *out)
 {
-    fprintf(out,
-            "snirelay version: snirelay/" SNIRELAY_VERSION "\n"
-            "Usage: snirelay [-hvVtT] [-s signal] [-c filename]\n\n"
-            "Options:\n"
-            "  -?,-h         : this help\n"
-            "  -v            : show version and exit\n"
-            "  -V            : show version and build options and exit\n"
-            "  -t            : test configuration and exit\n"
-            "  -T            : test configuration, dump it and exit\n"
-            "  -s signal     : send signal to the master process: stop, "
-            "quit, reopen, reload\n"
-            "  -c filename   : set configuration file (default: the "
-            "embedded default config)\n");
+    fprintf(out, "snirelay version: snirelay/" SNIRELAY_VERSION "\n"
+                 "Usage: snirelay [-hvVtT] [-s signal] [-c filename]\n\n"
+                 "Options:\n"
+                 "  -?,-h         : this help\n"
+                 "  -v            : show version and exit\n"
+                 "  -V            : show version and build options and exit\n"
+                 "  -t            : test configuration and exit\n"
+                 "  -T            : test configuration, dump it and exit\n"
+                 "  -s signal     : send signal to the master process: stop, "
+                 "quit, reopen, reload\n"
+                 "  -c filename   : set configuration file (default: the "
+                 "embedded default config)\n");
 }
 
 
@@ -100,8 +99,9 @@ main_signal(const struct stream_conf *conf, const char *name)
         }
         f = fopen(conf->pid_path, "r");
         if (f == NULL || fgets(text, sizeof(text), f) == NULL) {
-            fprintf(stderr, "snirelay: [error] open() \"%s\" failed "
-                            "(%d: %s)\n",
+            fprintf(stderr,
+                    "snirelay: [error] open() \"%s\" failed "
+                    "(%d: %s)\n",
                     conf->pid_path, errno, strerror(errno));
             if (f != NULL) {
                 fclose(f);
@@ -111,8 +111,10 @@ main_signal(const struct stream_conf *conf, const char *name)
         fclose(f);
         pid = strtol(text, NULL, 10);
         if (pid <= 0) {
-            fprintf(stderr, "snirelay: [error] invalid PID number \"%s\" in "
-                            "\"%s\"\n", text, conf->pid_path);
+            fprintf(stderr,
+                    "snirelay: [error] invalid PID number \"%s\" in "
+                    "\"%s\"\n",
+                    text, conf->pid_path);
             return 1;
         }
         if (kill((pid_t)pid, sigs[i].sig) == -1) {
@@ -150,8 +152,8 @@ main(int argc, char **argv)
             test = true;
             dump = true;
         } else if (strcmp(a, "-v") == 0) {
-            fprintf(stderr, "snirelay version: snirelay/" SNIRELAY_VERSION
-                            "\n");
+            fprintf(stderr,
+                    "snirelay version: snirelay/" SNIRELAY_VERSION "\n");
             return 0;
         } else if (strcmp(a, "-V") == 0) {
             fprintf(stderr,

@@ -174,4 +174,12 @@ const char *conf_set_size(struct conf_ctx *cf, const struct conf_node *n,
 const char *conf_set_str(struct conf_ctx *cf, const struct conf_node *n,
                          const struct conf_cmd *cmd, void *conf);
 
+/*
+ * For directives accepted for nginx compatibility that need no value here
+ * (e.g. map_hash_bucket_size): checks nothing beyond the table's argument
+ * mask and returns NULL.
+ */
+const char *conf_set_ignore(struct conf_ctx *cf, const struct conf_node *n,
+                            const struct conf_cmd *cmd, void *conf);
+
 #endif

@@ -245,3 +245,15 @@ slots_field(const struct conf_cmd *cmd, void *conf)
 {
     return (char *)conf + cmd->offset;
 }
+
+
+const char *
+conf_set_ignore(struct conf_ctx *cf, const struct conf_node *n,
+                const struct conf_cmd *cmd, void *conf)
+{
+    (void)cf;
+    (void)n;
+    (void)cmd;
+    (void)conf;
+    return NULL;
+}

@@ -10,13 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define BUG_ON(cond)                                                          \
-    do {                                                                      \
-        if (cond) {                                                           \
-            fprintf(stderr, "snirelay: BUG at %s:%d: %s\n", __FILE__,         \
-                    __LINE__, #cond);                                         \
-            abort();                                                          \
-        }                                                                     \
+#define BUG_ON(cond)                                                           \
+    do {                                                                       \
+        if (cond) {                                                            \
+            fprintf(stderr, "snirelay: BUG at %s:%d: %s\n", __FILE__,          \
+                    __LINE__, #cond);                                          \
+            abort();                                                           \
+        }                                                                      \
     } while (0)
 
 #endif

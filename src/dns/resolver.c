@@ -19,21 +19,21 @@
 #include "event/loop.h"
 
 
-#define RESOLVER_BUCKETS 1024     /* hash buckets; chains grow beyond */
+#define RESOLVER_BUCKETS 1024      /* hash buckets; chains grow beyond */
 #define RESOLVER_MAX_ENTRIES 65536 /* beyond: answers are not cached */
-#define RESOLVER_NEGATIVE_MS 5000 /* how long failures are remembered */
-#define RESOLVER_MAX_SOCKS 16     /* c-ares sockets watched at once */
-#define RESOLVER_SWEEP_MS 60000   /* expired entries are freed this often */
+#define RESOLVER_NEGATIVE_MS 5000  /* how long failures are remembered */
+#define RESOLVER_MAX_SOCKS 16      /* c-ares sockets watched at once */
+#define RESOLVER_SWEEP_MS 60000    /* expired entries are freed this often */
 
 
 struct resolver_entry {
-    struct resolver_entry *next;   /* hash chain */
+    struct resolver_entry *next; /* hash chain */
     struct resolver *r;
     char name[RESOLVER_NAME_MAX + 1];
     size_t len;
-    bool pending;                  /* a query is in flight */
-    bool orphan;                   /* unlinked; freed when c-ares calls back */
-    int64_t expires_ms;            /* answered: when to ask again */
+    bool pending;       /* a query is in flight */
+    bool orphan;        /* unlinked; freed when c-ares calls back */
+    int64_t expires_ms; /* answered: when to ask again */
     struct resolver_result result;
     struct resolver_wait *waiters; /* sessions waiting for this name */
     struct loop_timer deadline;    /* resolver_timeout of the lookup */
@@ -51,7 +51,7 @@ struct resolver {
     struct resolver_entry *buckets[RESOLVER_BUCKETS];
     size_t nentries;
     struct resolver_sock socks[RESOLVER_MAX_SOCKS];
-    struct loop_timer ares_timer;  /* c-ares' own retransmit timeouts */
+    struct loop_timer ares_timer; /* c-ares' own retransmit timeouts */
     struct loop_timer sweep;
     uint64_t queries;
 };
@@ -119,11 +119,10 @@ resolver_new(struct loop *l, const struct resolver_conf *c, char *err,
     o.lookups = lookups;
     o.sock_state_cb = resolver_sock_state;
     o.sock_state_cb_data = r;
-    rc = ares_init_options(&r->channel, &o,
-                           ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS |
-                               ARES_OPT_TRIES | ARES_OPT_NDOTS |
-                               ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS |
-                               ARES_OPT_SOCK_STATE_CB);
+    rc = ares_init_options(
+        &r->channel, &o,
+        ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_NDOTS |
+            ARES_OPT_DOMAINS | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB);
     if (rc != ARES_SUCCESS) {
         snprintf(err, errcap, "ares_init_options() failed: %s",
                  ares_strerror(rc));
@@ -132,8 +131,8 @@ resolver_new(struct loop *l, const struct resolver_conf *c, char *err,
     }
     rc = ares_set_servers_ports_csv(r->channel, c->servers);
     if (rc != ARES_SUCCESS) {
-        snprintf(err, errcap, "invalid resolver address \"%s\": %s",
-                 c->servers, ares_strerror(rc));
+        snprintf(err, errcap, "invalid resolver address \"%s\": %s", c->servers,
+                 ares_strerror(rc));
         ares_destroy(r->channel);
         free(r);
         return NULL;
@@ -188,8 +187,8 @@ resolver_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
     struct resolver *r = data;
     struct resolver_sock *free_slot = NULL;
-    const uint32_t mask = (readable ? LOOP_READ : 0) |
-                          (writable ? LOOP_WRITE : 0);
+    const uint32_t mask =
+        (readable ? LOOP_READ : 0) | (writable ? LOOP_WRITE : 0);
 
     for (size_t i = 0; i < RESOLVER_MAX_SOCKS; i++) {
         struct resolver_sock *rs = &r->socks[i];
@@ -257,8 +256,8 @@ static void
 resolver_unlink(struct resolver_entry *e)
 {
     struct resolver *r = e->r;
-    struct resolver_entry **p = &r->buckets[resolver_hash(e->name, e->len) %
-                                            RESOLVER_BUCKETS];
+    struct resolver_entry **p =
+        &r->buckets[resolver_hash(e->name, e->len) % RESOLVER_BUCKETS];
 
     while (*p != NULL && *p != e) {
         p = &(*p)->next;
@@ -329,8 +328,8 @@ resolver_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
                 ttl_ms = (int64_t)(n->ai_ttl < 0 ? 0 : n->ai_ttl) * 1000;
             }
         }
-        e->result.status = e->result.naddrs > 0 ? RESOLVER_OK
-                                                : RESOLVER_NXDOMAIN;
+        e->result.status =
+            e->result.naddrs > 0 ? RESOLVER_OK : RESOLVER_NXDOMAIN;
         break;
     case ARES_ENOTFOUND:
     case ARES_ENODATA:

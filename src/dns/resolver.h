@@ -18,26 +18,27 @@ struct loop;
 struct resolver;
 struct resolver_entry;
 
-#define RESOLVER_MAX_ADDRS 16   /* addresses kept per name */
+#define RESOLVER_MAX_ADDRS 16 /* addresses kept per name */
 #define RESOLVER_NAME_MAX 253
 
 enum resolver_status {
     RESOLVER_OK,
-    RESOLVER_NXDOMAIN,   /* the name does not exist, or has no address */
-    RESOLVER_SERVFAIL,   /* the server failed or refused */
-    RESOLVER_TIMEOUT,    /* no answer within resolver_timeout */
-    RESOLVER_ERROR,      /* anything else (a malformed answer, no memory) */
+    RESOLVER_NXDOMAIN, /* the name does not exist, or has no address */
+    RESOLVER_SERVFAIL, /* the server failed or refused */
+    RESOLVER_TIMEOUT,  /* no answer within resolver_timeout */
+    RESOLVER_ERROR,    /* anything else (a malformed answer, no memory) */
 };
 
 struct resolver_conf {
-    const char *servers;  /* "127.0.0.1:5353,[::1]:53" (c-ares CSV form) */
-    int64_t valid_ms;     /* cache time overriding TTLs; -1: use TTLs */
-    bool ipv4;            /* ask A */
-    bool ipv6;            /* ask AAAA */
-    int64_t timeout_ms;   /* resolver_timeout: a whole lookup's deadline */
+    const char *servers; /* "127.0.0.1:5353,[::1]:53" (c-ares CSV form) */
+    int64_t valid_ms;    /* cache time overriding TTLs; -1: use TTLs */
+    bool ipv4;           /* ask A */
+    bool ipv6;           /* ask AAAA */
+    int64_t timeout_ms;  /* resolver_timeout: a whole lookup's deadline */
 };
 
-/* What a lookup found; valid during a callback, or until the next loop batch. */
+/* What a lookup found; valid during a callback, or until the next loop batch.
+ */
 struct resolver_result {
     enum resolver_status status;
     size_t naddrs;

@@ -25,9 +25,9 @@ struct loop_deferred {
 };
 
 struct loop {
-    int epfd;                       /* epoll instance */
-    int stop;                       /* set by loop_stop() */
-    struct loop_timer **heap;       /* min-heap by when_ms */
+    int epfd;                 /* epoll instance */
+    int stop;                 /* set by loop_stop() */
+    struct loop_timer **heap; /* min-heap by when_ms */
     size_t heap_len;
     size_t heap_cap;
     struct loop_deferred *deferred; /* run after each batch */
@@ -114,8 +114,8 @@ loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask)
         }
     }
     ev.data.ptr = io;
-    if (epoll_ctl(l->epfd, io->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-                  io->fd, &ev) == -1) {
+    if (epoll_ctl(l->epfd, io->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, io->fd,
+                  &ev) == -1) {
         return -1;
     }
     io->in_epoll = true;
@@ -327,8 +327,8 @@ loop_run(struct loop *l)
     l->stop = 0;
     clock_update();
     while (!l->stop) {
-        const int n = epoll_wait(l->epfd, events, LOOP_MAX_EVENTS,
-                                 loop_next_timeout(l));
+        const int n =
+            epoll_wait(l->epfd, events, LOOP_MAX_EVENTS, loop_next_timeout(l));
         if (n == -1 && errno != EINTR) {
             return -1;
         }

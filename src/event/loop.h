@@ -27,15 +27,16 @@ typedef void (*loop_defer_fn)(void *data);
 #define LOOP_READ 0x1u
 #define LOOP_WRITE 0x4u /* EPOLLOUT */
 #define LOOP_ERROR 0x8u /* EPOLLERR; EPOLLHUP is reported as READ */
-#define LOOP_EXCLUSIVE 0x10u /* with READ: wake one of the processes
-                                waiting on a shared listening socket */
+#define LOOP_EXCLUSIVE                                                         \
+    0x10u /* with READ: wake one of the processes                              \
+             waiting on a shared listening socket */
 
 struct loop_io {
-    int fd;         /* -1 once deleted */
-    uint32_t mask;  /* LOOP_READ | LOOP_WRITE currently asked for */
-    bool in_epoll;  /* registered with epoll (only while mask != 0) */
-    loop_io_fn fn;  /* called with the ready events */
-    void *data;     /* owner */
+    int fd;        /* -1 once deleted */
+    uint32_t mask; /* LOOP_READ | LOOP_WRITE currently asked for */
+    bool in_epoll; /* registered with epoll (only while mask != 0) */
+    loop_io_fn fn; /* called with the ready events */
+    void *data;    /* owner */
 };
 
 struct loop_timer {

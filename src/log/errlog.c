@@ -117,8 +117,8 @@ errlog_write(struct errlog *log, enum errlog_level level, uint64_t conn_id,
 int
 errlog_reopen(struct errlog *log)
 {
-    const int fd = open(log->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                        0644);
+    const int fd =
+        open(log->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 
     if (fd == -1) {
         errlog_write(log, ERRLOG_ALERT, 0, "open() \"%s\" failed (%d: %s)",

@@ -41,9 +41,8 @@ struct errlog *errlog_default(void);
  * Writes one line at level to log (NULL: the default log) when the level
  * is enabled. conn_id > 0 adds nginx's "*N " session prefix.
  */
-void errlog_write(struct errlog *log, enum errlog_level level,
-                  uint64_t conn_id, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void errlog_write(struct errlog *log, enum errlog_level level, uint64_t conn_id,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* True when log (NULL: default) would write a line at level. */
 int errlog_enabled(const struct errlog *log, enum errlog_level level);

@@ -119,11 +119,10 @@ sock_parse_peer(const char *text, size_t len, struct sockaddr_storage *ss,
 char *
 sock_addr_host(const struct sockaddr *sa, char *buf, size_t cap)
 {
-    const void *src = sa->sa_family == AF_INET6
-                          ? (const void *)&((const struct sockaddr_in6 *)sa)
-                                ->sin6_addr
-                          : (const void *)&((const struct sockaddr_in *)sa)
-                                ->sin_addr;
+    const void *src =
+        sa->sa_family == AF_INET6
+            ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+            : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
 
     if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
         inet_ntop(sa->sa_family, src, buf, (socklen_t)cap) == NULL) {
@@ -185,8 +184,8 @@ sock_listen(const struct sockaddr *sa, socklen_t len,
             const struct sock_listen_opts *o, const char **what)
 {
     const int one = 1;
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    0);
+    int fd =
+        socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     *what = "socket()";
     if (fd == -1) {
@@ -224,8 +223,7 @@ sock_listen(const struct sockaddr *sa, socklen_t len,
                        sizeof(int));
         }
         if (o->keepcnt > 0) {
-            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &o->keepcnt,
-                       sizeof(int));
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &o->keepcnt, sizeof(int));
         }
     }
     *what = "bind()";
@@ -249,8 +247,8 @@ failed:;
 int
 sock_connect(const struct sockaddr *sa, socklen_t len)
 {
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    0);
+    int fd =
+        socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd == -1) {
         return -1;

@@ -12,13 +12,13 @@
 #define SOCK_ADDR_TEXT_MAX 64 /* "[ffff:...:ffff]:65535" fits */
 
 struct sock_listen_opts {
-    int backlog;           /* listen(2) backlog */
-    bool reuseport;        /* SO_REUSEPORT */
-    int keepalive;         /* -1 unset, 0 off, 1 on */
-    int keepidle_s;        /* TCP_KEEPIDLE, 0 = system default */
-    int keepintvl_s;       /* TCP_KEEPINTVL, 0 = system default */
-    int keepcnt;           /* TCP_KEEPCNT, 0 = system default */
-    int ipv6only;          /* -1 unset, 0, 1 */
+    int backlog;     /* listen(2) backlog */
+    bool reuseport;  /* SO_REUSEPORT */
+    int keepalive;   /* -1 unset, 0 off, 1 on */
+    int keepidle_s;  /* TCP_KEEPIDLE, 0 = system default */
+    int keepintvl_s; /* TCP_KEEPINTVL, 0 = system default */
+    int keepcnt;     /* TCP_KEEPCNT, 0 = system default */
+    int ipv6only;    /* -1 unset, 0, 1 */
 };
 
 /*

@@ -37,23 +37,23 @@
 
 
 #define MASTER_MAX_WORKERS 256
-#define MASTER_STOP_GRACE_MS 10000 /* fast stop: then SIGKILL */
+#define MASTER_STOP_GRACE_MS 10000   /* fast stop: then SIGKILL */
 #define MASTER_RESPAWN_DELAY_MS 1000 /* a worker that died young waits */
 
 
 struct master_worker {
-    pid_t pid;                   /* 0: free slot */
-    int slot;                    /* index in its generation */
-    struct stream_conf *conf;    /* generation it serves */
-    bool retiring;               /* told to quit (reload or stop) */
+    pid_t pid;                /* 0: free slot */
+    int slot;                 /* index in its generation */
+    struct stream_conf *conf; /* generation it serves */
+    bool retiring;            /* told to quit (reload or stop) */
     int64_t started_ms;
-    int64_t respawn_at_ms;       /* >0: slot waits to be respawned */
+    int64_t respawn_at_ms; /* >0: slot waits to be respawned */
 };
 
 struct master {
     const char *path;
-    struct stream_conf *conf;        /* current generation */
-    struct stream_conf *old[16];     /* generations still draining */
+    struct stream_conf *conf;    /* current generation */
+    struct stream_conf *old[16]; /* generations still draining */
     size_t nold;
     struct master_worker workers[MASTER_MAX_WORKERS];
     bool stopping;
@@ -119,8 +119,7 @@ master_spawn(struct master *m, struct master_worker *w,
     w->retiring = false;
     w->started_ms = clock_now_ms();
     w->respawn_at_ms = 0;
-    errlog_write(NULL, ERRLOG_NOTICE, 0, "start worker process %d",
-                 (int)pid);
+    errlog_write(NULL, ERRLOG_NOTICE, 0, "start worker process %d", (int)pid);
     return 0;
 }
 
@@ -176,8 +175,8 @@ master_release_old(struct master *m)
     for (size_t i = 0; i < m->nold; i++) {
         bool used = false;
         for (size_t k = 0; k < MASTER_MAX_WORKERS; k++) {
-            used = used || (m->workers[k].pid != 0 &&
-                            m->workers[k].conf == m->old[i]);
+            used = used ||
+                   (m->workers[k].pid != 0 && m->workers[k].conf == m->old[i]);
         }
         if (used) {
             m->old[kept++] = m->old[i];
@@ -208,8 +207,8 @@ master_reap(struct master *m)
                              (int)pid, WTERMSIG(status));
             } else {
                 errlog_write(NULL, ERRLOG_NOTICE, 0,
-                             "worker process %d exited with code %d",
-                             (int)pid, WEXITSTATUS(status));
+                             "worker process %d exited with code %d", (int)pid,
+                             WEXITSTATUS(status));
             }
             if (!w->retiring && !m->stopping && w->conf == m->conf) {
                 /* Unasked: replace it (later if it died young). */
@@ -239,20 +238,23 @@ master_reload(struct master *m)
     conf = tree != NULL ? stream_conf_build(tree, m->path, false, &err) : NULL;
     if (conf == NULL) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "%s", err.msg);
-        errlog_write(NULL, ERRLOG_ALERT, 0, "reload failed: the old "
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "reload failed: the old "
                      "configuration keeps serving");
         return;
     }
     if (stream_conf_take_listeners(conf, m->conf, &err) == -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "%s", err.msg);
-        errlog_write(NULL, ERRLOG_ALERT, 0, "reload failed: the old "
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "reload failed: the old "
                      "configuration keeps serving");
         stream_conf_free(conf);
         return;
     }
     limit_conn_take_zones(conf, m->conf);
     if (m->nold == sizeof(m->old) / sizeof(m->old[0])) {
-        errlog_write(NULL, ERRLOG_ALERT, 0, "too many generations draining; "
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "too many generations draining; "
                      "reload refused");
         stream_conf_give_back_listeners(conf, m->conf);
         stream_conf_free(conf);
@@ -335,9 +337,10 @@ master_run(const char *path, struct stream_conf *conf)
         case SIGTERM:
         case SIGINT:
             if (!m->stopping) {
-                errlog_write(NULL, ERRLOG_NOTICE, 0, "signal %d received, "
-                             "%s", sig, sig == SIGQUIT ? "shutting down"
-                                                       : "exiting");
+                errlog_write(NULL, ERRLOG_NOTICE, 0,
+                             "signal %d received, "
+                             "%s",
+                             sig, sig == SIGQUIT ? "shutting down" : "exiting");
                 /* Stop listening at once, as nginx: nobody will accept. */
                 stream_conf_close_listeners(m->conf);
                 for (size_t i = 0; i < m->nold; i++) {
@@ -347,8 +350,7 @@ master_run(const char *path, struct stream_conf *conf)
                 m->stop_signal = sig;
                 m->stop_deadline_ms = clock_now_ms() + MASTER_STOP_GRACE_MS;
             }
-            master_signal_workers(m, sig == SIGQUIT ? SIGQUIT : SIGTERM,
-                                  true);
+            master_signal_workers(m, sig == SIGQUIT ? SIGQUIT : SIGTERM, true);
             break;
         default:
             break;
@@ -370,8 +372,7 @@ master_run(const char *path, struct stream_conf *conf)
             if (w->pid == 0 && w->respawn_at_ms > 0 &&
                 clock_now_ms() >= w->respawn_at_ms) {
                 if (master_spawn(m, w, m->conf, w->slot) == -1) {
-                    w->respawn_at_ms = clock_now_ms() +
-                                       MASTER_RESPAWN_DELAY_MS;
+                    w->respawn_at_ms = clock_now_ms() + MASTER_RESPAWN_DELAY_MS;
                 }
             }
         }

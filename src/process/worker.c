@@ -67,8 +67,10 @@ worker_shutdown_timer(struct loop_timer *t)
 {
     struct worker *w = t->data;
 
-    errlog_write(NULL, ERRLOG_NOTICE, 0, "worker_shutdown_timeout: closing "
-                 "%llu session(s)", (unsigned long long)session_count());
+    errlog_write(NULL, ERRLOG_NOTICE, 0,
+                 "worker_shutdown_timeout: closing "
+                 "%llu session(s)",
+                 (unsigned long long)session_count());
     loop_stop(w->loop);
 }
 
@@ -138,9 +140,10 @@ worker_drop_privileges(const struct stream_conf *conf)
         const struct rlimit rl = {(rlim_t)conf->worker_rlimit_nofile,
                                   (rlim_t)conf->worker_rlimit_nofile};
         if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
-            errlog_write(NULL, ERRLOG_ALERT, 0, "setrlimit(RLIMIT_NOFILE, %d) "
-                         "failed (%d: %s)", conf->worker_rlimit_nofile, errno,
-                         strerror(errno));
+            errlog_write(NULL, ERRLOG_ALERT, 0,
+                         "setrlimit(RLIMIT_NOFILE, %d) "
+                         "failed (%d: %s)",
+                         conf->worker_rlimit_nofile, errno, strerror(errno));
         }
     }
     if (conf->user == NULL || geteuid() != 0) {
@@ -163,8 +166,10 @@ worker_drop_privileges(const struct stream_conf *conf)
     if (setgroups(0, NULL) == -1 ||
         setgid(gr != NULL ? gr->gr_gid : pw->pw_gid) == -1 ||
         setuid(pw->pw_uid) == -1) {
-        errlog_write(NULL, ERRLOG_EMERG, 0, "dropping privileges to \"%s\" "
-                     "failed (%d: %s)", conf->user, errno, strerror(errno));
+        errlog_write(NULL, ERRLOG_EMERG, 0,
+                     "dropping privileges to \"%s\" "
+                     "failed (%d: %s)",
+                     conf->user, errno, strerror(errno));
         return -1;
     }
     if (setuid(0) != -1) {
@@ -206,7 +211,8 @@ worker_fd_budget(uint64_t max)
     open_fds += WORKER_FD_RESERVE;
     budget = rl.rlim_cur > open_fds ? (rl.rlim_cur - open_fds) / 2 : 1;
     if (budget < max) {
-        errlog_write(NULL, ERRLOG_WARN, 0, "%llu sessions at most: the "
+        errlog_write(NULL, ERRLOG_WARN, 0,
+                     "%llu sessions at most: the "
                      "open files limit (%llu) is lower than "
                      "worker_connections asks for",
                      (unsigned long long)(budget > 0 ? budget : 1),

@@ -8,9 +8,9 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +49,6 @@ static const char *core_stream(struct conf_ctx *cf, const struct conf_node *n,
                                const struct conf_cmd *cmd, void *conf);
 static const char *core_http(struct conf_ctx *cf, const struct conf_node *n,
                              const struct conf_cmd *cmd, void *conf);
-static const char *core_ignore(struct conf_ctx *cf, const struct conf_node *n,
-                               const struct conf_cmd *cmd, void *conf);
 static const char *core_error_log(struct conf_ctx *cf,
                                   const struct conf_node *n,
                                   const struct conf_cmd *cmd, void *conf);
@@ -70,7 +68,7 @@ static const char *core_server_name(struct conf_ctx *cf,
 static const char *core_map(struct conf_ctx *cf, const struct conf_node *n,
                             const struct conf_cmd *cmd, void *conf);
 static void core_check_names(struct stream_conf *conf,
-                            struct stream_server *srv);
+                             struct stream_server *srv);
 static void core_settings_init(struct stream_settings *set);
 static void core_settings_merge(struct stream_settings *child,
                                 const struct stream_settings *parent);
@@ -101,9 +99,9 @@ static const struct conf_cmd core_events_cmds[] = {
     {"worker_connections", CONF_EVENTS, CONF_TAKE1, conf_set_num,
      CORE_MAIN(worker_connections)},
     /* Accepted for nginx configs; epoll is the only method. */
-    {"use", CONF_EVENTS, CONF_TAKE1, core_ignore, 0},
-    {"multi_accept", CONF_EVENTS, CONF_FLAG, core_ignore, 0},
-    {"accept_mutex", CONF_EVENTS, CONF_FLAG, core_ignore, 0},
+    {"use", CONF_EVENTS, CONF_TAKE1, conf_set_ignore, 0},
+    {"multi_accept", CONF_EVENTS, CONF_FLAG, conf_set_ignore, 0},
+    {"accept_mutex", CONF_EVENTS, CONF_FLAG, conf_set_ignore, 0},
     {NULL, 0, 0, NULL, 0},
 };
 
@@ -150,29 +148,18 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"deny", SS, CONF_TAKE1, access_rule_set, 0},
     {"limit_conn_zone", CONF_STREAM, CONF_TAKE2, limit_conn_zone_set, 0},
     {"limit_conn", SS, CONF_TAKE2, limit_conn_set, 0},
-    {"limit_conn_log_level", SS, CONF_TAKE1, core_ignore, 0},
+    {"limit_conn_log_level", SS, CONF_TAKE1, conf_set_ignore, 0},
     {"proxy_target_allow", SS, CONF_1MORE, guard_target_allow_set, 0},
     /* nginx sizes its hash tables with these; ours need no tuning. */
-    {"map_hash_bucket_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
-    {"map_hash_max_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
-    {"server_names_hash_bucket_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
-    {"server_names_hash_max_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
-    {"variables_hash_bucket_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
-    {"variables_hash_max_size", CONF_STREAM, CONF_TAKE1, core_ignore, 0},
+    {"map_hash_bucket_size", CONF_STREAM, CONF_TAKE1, conf_set_ignore, 0},
+    {"map_hash_max_size", CONF_STREAM, CONF_TAKE1, conf_set_ignore, 0},
+    {"server_names_hash_bucket_size", CONF_STREAM, CONF_TAKE1, conf_set_ignore,
+     0},
+    {"server_names_hash_max_size", CONF_STREAM, CONF_TAKE1, conf_set_ignore, 0},
+    {"variables_hash_bucket_size", CONF_STREAM, CONF_TAKE1, conf_set_ignore, 0},
+    {"variables_hash_max_size", CONF_STREAM, CONF_TAKE1, conf_set_ignore, 0},
     {NULL, 0, 0, NULL, 0},
 };
-
-
-static const char *
-core_ignore(struct conf_ctx *cf, const struct conf_node *n,
-            const struct conf_cmd *cmd, void *conf)
-{
-    (void)cf;
-    (void)n;
-    (void)cmd;
-    (void)conf;
-    return NULL;
-}
 
 
 static const char *
@@ -236,9 +223,11 @@ core_user(struct conf_ctx *cf, const struct conf_node *n,
     st->conf->user = n->args[1];
     st->conf->group = n->nargs > 2 ? n->args[2] : NULL;
     if (geteuid() != 0) {
-        errlog_write(NULL, ERRLOG_WARN, 0, "the \"user\" directive makes "
+        errlog_write(NULL, ERRLOG_WARN, 0,
+                     "the \"user\" directive makes "
                      "sense only if the master process runs with super-user "
-                     "privileges, ignored in %s:%u", n->file, n->line);
+                     "privileges, ignored in %s:%u",
+                     n->file, n->line);
         st->conf->user = NULL;
         st->conf->group = NULL;
         return NULL;
@@ -465,11 +454,15 @@ core_listen(struct conf_ctx *cf, const struct conf_node *n,
     }
     if (sock_parse_addr(a, strlen(a), 0, &ref->addr, &ref->addrlen) == -1) {
         if (strchr(a, ':') == NULL && a[0] != '[') {
-            return conf_msg(cf, "invalid port in \"%s\" of the \"listen\" "
-                            "directive", a);
+            return conf_msg(cf,
+                            "invalid port in \"%s\" of the \"listen\" "
+                            "directive",
+                            a);
         }
-        return conf_msg(cf, "host not found in \"%s\" of the \"listen\" "
-                        "directive", a);
+        return conf_msg(cf,
+                        "host not found in \"%s\" of the \"listen\" "
+                        "directive",
+                        a);
     }
     ref->opts.backlog = 511; /* nginx's NGX_LISTEN_BACKLOG on Linux */
     ref->opts.keepalive = -1;
@@ -484,8 +477,7 @@ core_listen(struct conf_ctx *cf, const struct conf_node *n,
         } else if (strcmp(p, "reuseport") == 0) {
             ref->opts.reuseport = true;
         } else if (strncmp(p, "backlog=", 8) == 0) {
-            if (units_parse_int(p + 8, strlen(p + 8), &num) == -1 ||
-                num == 0) {
+            if (units_parse_int(p + 8, strlen(p + 8), &num) == -1 || num == 0) {
                 return conf_msg(cf, "invalid backlog \"%s\"", p + 8);
             }
             ref->opts.backlog = num;
@@ -526,7 +518,7 @@ core_listen(struct conf_ctx *cf, const struct conf_node *n,
             ref->proxy_protocol = true;
         } else if (strcmp(p, "ssl") == 0) {
             return conf_msg(cf, "the \"ssl\" parameter is not supported: "
-                            "snirelay never terminates TLS");
+                                "snirelay never terminates TLS");
         } else if (strcmp(p, "udp") == 0) {
             return conf_msg(cf, "the \"udp\" parameter is not supported");
         } else {
@@ -574,9 +566,8 @@ core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
          ref = ref->next) {
         struct stream_listen *ls = conf->listens;
 
-        while (ls != NULL &&
-               !sock_addr_equal((struct sockaddr *)&ls->addr,
-                                (struct sockaddr *)&ref->addr)) {
+        while (ls != NULL && !sock_addr_equal((struct sockaddr *)&ls->addr,
+                                              (struct sockaddr *)&ref->addr)) {
             ls = ls->next;
         }
         if (ls == NULL) {
@@ -597,17 +588,20 @@ core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
             ls->next = conf->listens;
             conf->listens = ls;
         } else if (ls->proxy_protocol != ref->proxy_protocol) {
-            return conf_msg(cf, "\"proxy_protocol\" must be on every listen "
-                            "of %s or on none, in %s:%u", ls->text, srv->file,
-                            ref->line);
+            return conf_msg(cf,
+                            "\"proxy_protocol\" must be on every listen "
+                            "of %s or on none, in %s:%u",
+                            ls->text, srv->file, ref->line);
         } else if (ls->default_server == srv) {
             return conf_msg(cf, "duplicate listen %s in %s:%u", ls->text,
                             srv->file, ref->line);
         }
         if (ref->default_server) {
             if (ls->has_default_flag) {
-                return conf_msg(cf, "a duplicate default server for %s in "
-                                "%s:%u", ls->text, srv->file, ref->line);
+                return conf_msg(cf,
+                                "a duplicate default server for %s in "
+                                "%s:%u",
+                                ls->text, srv->file, ref->line);
             }
             ls->has_default_flag = true;
             ls->default_server = srv;
@@ -666,7 +660,8 @@ core_is_name(const struct stream_conf *conf, const struct tmpl *t)
  * upstream name or address (the seed's config) never does.
  */
 static bool
-core_may_resolve(const struct stream_conf *conf, const struct stream_server *srv)
+core_may_resolve(const struct stream_conf *conf,
+                 const struct stream_server *srv)
 {
     const struct tmpl *t = &srv->pass_value;
     const struct stream_map *m;
@@ -676,8 +671,8 @@ core_may_resolve(const struct stream_conf *conf, const struct stream_server *srv
         return true;
     }
     m = conf->maps[t->parts[0].id - VAR_BUILTIN_COUNT];
-    if (m->default_value.has_vars ||
-        (m->default_value.nparts > 0 && core_is_name(conf, &m->default_value))) {
+    if (m->default_value.has_vars || (m->default_value.nparts > 0 &&
+                                      core_is_name(conf, &m->default_value))) {
         return true;
     }
     for (const struct stream_map_value *v = m->values; v != NULL; v = v->next) {
@@ -718,30 +713,28 @@ core_check_names(struct stream_conf *conf, struct stream_server *srv)
 
 
 static const char *
-core_finish(struct conf_ctx *cf, struct stream_conf *conf,
-            struct conf_err *err)
+core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
 {
     const char *rv;
 
     (void)err;
-    core_settings_merge(&conf->set, &(struct stream_settings){
-                                        .ssl_preread = CONF_UNSET,
-                                        .preread_timeout_ms = CONF_UNSET,
-                                        .preread_buffer_size = CONF_UNSET,
-                                        .proxy_connect_timeout_ms = CONF_UNSET,
-                                        .proxy_timeout_ms = CONF_UNSET,
-                                        .proxy_next_upstream = CONF_UNSET,
-                                        .proxy_next_upstream_tries = CONF_UNSET,
-                                        .proxy_next_upstream_timeout_ms =
-                                            CONF_UNSET,
-                                        .proxy_half_close = CONF_UNSET,
-                                        .tcp_nodelay = CONF_UNSET,
-                                        .http_preread = CONF_UNSET,
-                                        .resolver_timeout_ms = CONF_UNSET,
-                                        .proxy_protocol = CONF_UNSET,
-                                        .proxy_protocol_timeout_ms =
-                                            CONF_UNSET,
-                                    });
+    core_settings_merge(&conf->set,
+                        &(struct stream_settings){
+                            .ssl_preread = CONF_UNSET,
+                            .preread_timeout_ms = CONF_UNSET,
+                            .preread_buffer_size = CONF_UNSET,
+                            .proxy_connect_timeout_ms = CONF_UNSET,
+                            .proxy_timeout_ms = CONF_UNSET,
+                            .proxy_next_upstream = CONF_UNSET,
+                            .proxy_next_upstream_tries = CONF_UNSET,
+                            .proxy_next_upstream_timeout_ms = CONF_UNSET,
+                            .proxy_half_close = CONF_UNSET,
+                            .tcp_nodelay = CONF_UNSET,
+                            .http_preread = CONF_UNSET,
+                            .resolver_timeout_ms = CONF_UNSET,
+                            .proxy_protocol = CONF_UNSET,
+                            .proxy_protocol_timeout_ms = CONF_UNSET,
+                        });
     CONF_MERGE(conf->daemon, CONF_UNSET, 0);
     CONF_MERGE(conf->worker_processes, CONF_UNSET, 1);
     CONF_MERGE(conf->worker_rlimit_nofile, CONF_UNSET, 0);
@@ -759,8 +752,10 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf,
                             srv->line);
         }
         if (srv->set.preread_buffer_size < 1) {
-            return conf_msg(cf, "\"preread_buffer_size\" must be at least 1 "
-                            "in %s:%u", srv->file, srv->line);
+            return conf_msg(cf,
+                            "\"preread_buffer_size\" must be at least 1 "
+                            "in %s:%u",
+                            srv->file, srv->line);
         }
         rv = proxy_finish(cf, conf, srv);
         if (rv != NULL) {
@@ -812,8 +807,7 @@ stream_conf_build(struct conf_tree *tree, const char *path, bool test_only,
     cf.arena = tree->arena;
     cf.data = &st;
     for (const struct conf_node *n = tree->root; n != NULL; n = n->next) {
-        if (conf_dispatch(&cf, n, CONF_MAIN, core_main_cmds, conf, err) ==
-            -1) {
+        if (conf_dispatch(&cf, n, CONF_MAIN, core_main_cmds, conf, err) == -1) {
             stream_conf_free(conf);
             return NULL;
         }

@@ -30,16 +30,14 @@ struct core_state {
  * generation points into its strings and frees it). Returns the generation,
  * or NULL with err filled (tree freed too). Warnings go to the error log.
  */
-struct stream_conf *stream_conf_build(struct conf_tree *tree,
-                                      const char *path, bool test_only,
-                                      struct conf_err *err);
+struct stream_conf *stream_conf_build(struct conf_tree *tree, const char *path,
+                                      bool test_only, struct conf_err *err);
 
 /* Frees a generation: closes its sockets and log files. */
 void stream_conf_free(struct stream_conf *conf);
 
 /* Opens every listening socket. Returns 0, or -1 with err filled. */
-int stream_conf_open_listeners(struct stream_conf *conf,
-                               struct conf_err *err);
+int stream_conf_open_listeners(struct stream_conf *conf, struct conf_err *err);
 
 /*
  * Reload: moves the sockets of old's listeners that conf keeps (same

@@ -41,8 +41,8 @@ guard_init(const struct stream_conf *conf)
     guard_nlocal = 0;
     guard_nports = 0;
     if (getifaddrs(&ifa) == 0) {
-        for (struct ifaddrs *i = ifa; i != NULL && guard_nlocal < GUARD_MAX_LOCAL;
-             i = i->ifa_next) {
+        for (struct ifaddrs *i = ifa;
+             i != NULL && guard_nlocal < GUARD_MAX_LOCAL; i = i->ifa_next) {
             if (i->ifa_addr == NULL) {
                 continue;
             }
@@ -109,8 +109,7 @@ guard_is_loop(const struct sockaddr *sa)
 
 
 const char *
-guard_ssrf_reason(const struct sockaddr *sa, const struct cidr *allow,
-                  size_t n)
+guard_ssrf_reason(const struct sockaddr *sa, const struct cidr *allow, size_t n)
 {
     const enum cidr_class c = cidr_classify(sa);
 
@@ -151,8 +150,10 @@ guard_target_allow_set(struct conf_ctx *cf, const struct conf_node *n,
             continue;
         }
         if (cidr_parse(a, strlen(a), &nets[set->ntarget_allow]) == -1) {
-            return conf_msg(cf, "invalid network \"%s\" in "
-                            "\"proxy_target_allow\"", a);
+            return conf_msg(cf,
+                            "invalid network \"%s\" in "
+                            "\"proxy_target_allow\"",
+                            a);
         }
         set->ntarget_allow++;
     }

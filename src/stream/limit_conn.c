@@ -31,13 +31,13 @@
 
 
 struct limit_conn_slot {
-    uint64_t hash;   /* 0: never used */
-    uint32_t count;  /* live sessions with this key */
+    uint64_t hash;  /* 0: never used */
+    uint32_t count; /* live sessions with this key */
     uint32_t pad;
 };
 
 struct limit_conn_shm {
-    int lock;                       /* 0 free, 1 held */
+    int lock; /* 0 free, 1 held */
     uint32_t pad;
     uint64_t salt;
     size_t nslots;
@@ -156,8 +156,7 @@ limit_conn_set(struct conf_ctx *cf, const struct conf_node *n,
     }
     if (units_parse_int(n->args[2], strlen(n->args[2]), &limit) == -1 ||
         limit < 1) {
-        return conf_msg(cf, "invalid number of connections \"%s\"",
-                        n->args[2]);
+        return conf_msg(cf, "invalid number of connections \"%s\"", n->args[2]);
     }
     r->limit = limit;
     while (*tail != NULL) {
@@ -260,8 +259,10 @@ limit_conn_acquire(struct session *s)
         }
         limit_conn_unlock(z);
         if (over) {
-            session_log(s, ERRLOG_ERR, 0, "limiting connections by zone "
-                        "\"%s\"", r->zone->name);
+            session_log(s, ERRLOG_ERR, 0,
+                        "limiting connections by zone "
+                        "\"%s\"",
+                        r->zone->name);
             session_finalize(s, 503);
             return false;
         }

@@ -24,8 +24,8 @@ struct stream_conf;
 struct limit_conn_zone {
     const char *name;
     struct tmpl key;
-    size_t size;                 /* bytes of shared memory */
-    struct limit_conn_shm *shm;  /* mmap'd, shared by every worker */
+    size_t size;                /* bytes of shared memory */
+    struct limit_conn_shm *shm; /* mmap'd, shared by every worker */
     struct limit_conn_zone *next;
 };
 

@@ -30,8 +30,8 @@
 #define LOG_LINE_MAX 8192 /* longer lines are cut */
 
 /* nginx's stream docs name this format; used when access_log names none. */
-#define LOG_DEFAULT_FORMAT                                                    \
-    "$remote_addr [$time_local] $protocol $status $bytes_sent "               \
+#define LOG_DEFAULT_FORMAT                                                     \
+    "$remote_addr [$time_local] $protocol $status $bytes_sent "                \
     "$bytes_received $session_time"
 
 
@@ -39,9 +39,9 @@ static void log_file_flush(struct stream_log_file *f);
 static void log_flush_timer(struct loop_timer *t);
 static struct stream_log_format *log_format_find(struct stream_conf *conf,
                                                  const char *name);
-static const char *log_format_add(struct conf_ctx *cf,
-                                  struct stream_conf *conf, const char *name,
-                                  enum str_escape esc, const char *text);
+static const char *log_format_add(struct conf_ctx *cf, struct stream_conf *conf,
+                                  const char *name, enum str_escape esc,
+                                  const char *text);
 
 
 static struct loop *log_loop;
@@ -101,8 +101,7 @@ log_format_set(struct conf_ctx *cf, const struct conf_node *n,
     (void)cmd;
     (void)conf;
     if (log_format_find(st->conf, n->args[1]) != NULL) {
-        return conf_msg(cf, "duplicate \"log_format\" name \"%s\"",
-                        n->args[1]);
+        return conf_msg(cf, "duplicate \"log_format\" name \"%s\"", n->args[1]);
     }
     if (strncmp(n->args[2], "escape=", 7) == 0) {
         const char *e = n->args[2] + 7;
@@ -118,7 +117,7 @@ log_format_set(struct conf_ctx *cf, const struct conf_node *n,
         first = 3;
         if (n->nargs == 3) {
             return conf_msg(cf, "invalid number of arguments in \"log_format\" "
-                            "directive");
+                                "directive");
         }
     }
     /* The format is the concatenation of the remaining arguments. */
@@ -172,9 +171,8 @@ log_access_set(struct conf_ctx *cf, const struct conf_node *n,
     if (fmt == NULL) {
         fmt = log_format_find(st->conf, "basic");
         if (fmt == NULL) {
-            const char *rv = log_format_add(cf, st->conf, "basic",
-                                            STR_ESCAPE_DEFAULT,
-                                            LOG_DEFAULT_FORMAT);
+            const char *rv = log_format_add(
+                cf, st->conf, "basic", STR_ESCAPE_DEFAULT, LOG_DEFAULT_FORMAT);
             if (rv != NULL) {
                 return rv;
             }
@@ -211,8 +209,8 @@ log_access_set(struct conf_ctx *cf, const struct conf_node *n,
             return "out of memory";
         }
         file->path = n->args[1];
-        file->fd = open(file->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                        0644);
+        file->fd =
+            open(file->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (file->fd == -1) {
             return conf_msg(cf, "open() \"%s\" failed (%d: %s)", file->path,
                             errno, strerror(errno));
@@ -259,8 +257,10 @@ log_file_flush(struct stream_log_file *f)
             if (errno == EINTR) {
                 continue;
             }
-            errlog_write(NULL, ERRLOG_ALERT, 0, "write() to \"%s\" failed "
-                         "(%d: %s)", f->path, errno, strerror(errno));
+            errlog_write(NULL, ERRLOG_ALERT, 0,
+                         "write() to \"%s\" failed "
+                         "(%d: %s)",
+                         f->path, errno, strerror(errno));
             break;
         }
         done += (size_t)n;
@@ -299,8 +299,10 @@ log_session(struct session *s)
         line[len++] = '\n';
         if (f->cap == 0) {
             if (write(f->fd, line, len) == -1) {
-                errlog_write(NULL, ERRLOG_ALERT, 0, "write() to \"%s\" failed "
-                             "(%d: %s)", f->path, errno, strerror(errno));
+                errlog_write(NULL, ERRLOG_ALERT, 0,
+                             "write() to \"%s\" failed "
+                             "(%d: %s)",
+                             f->path, errno, strerror(errno));
             }
             continue;
         }
@@ -309,8 +311,10 @@ log_session(struct session *s)
         }
         if (len > f->cap) {
             if (write(f->fd, line, len) == -1) {
-                errlog_write(NULL, ERRLOG_ALERT, 0, "write() to \"%s\" failed "
-                             "(%d: %s)", f->path, errno, strerror(errno));
+                errlog_write(NULL, ERRLOG_ALERT, 0,
+                             "write() to \"%s\" failed "
+                             "(%d: %s)",
+                             f->path, errno, strerror(errno));
             }
             continue;
         }
@@ -370,8 +374,10 @@ log_files_reopen(struct stream_conf *conf)
         }
         /* Same descriptor number, so nothing else needs to change. */
         if (dup2(fd, f->fd) == -1) {
-            errlog_write(NULL, ERRLOG_ALERT, 0, "dup2() for \"%s\" failed "
-                         "(%d: %s)", f->path, errno, strerror(errno));
+            errlog_write(NULL, ERRLOG_ALERT, 0,
+                         "dup2() for \"%s\" failed "
+                         "(%d: %s)",
+                         f->path, errno, strerror(errno));
         }
         close(fd);
     }

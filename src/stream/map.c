@@ -68,7 +68,7 @@ map_declare(struct conf_ctx *cf, struct stream_conf *conf,
 
     if (n->nargs != 3) {
         return conf_msg(cf, "invalid number of arguments in \"map\" "
-                        "directive");
+                            "directive");
     }
     dst = n->args[2];
     if (dst[0] != '$' || dst[1] == '\0') {
@@ -125,8 +125,7 @@ map_value(struct conf_ctx *cf, struct stream_conf *conf, struct stream_map *m,
 
 
 const char *
-map_compile(struct conf_ctx *cf, struct stream_conf *conf,
-            struct stream_map *m)
+map_compile(struct conf_ctx *cf, struct stream_conf *conf, struct stream_map *m)
 {
     const struct conf_node *n = m->node;
     char err[512];
@@ -153,8 +152,8 @@ map_compile(struct conf_ctx *cf, struct stream_conf *conf,
         if (c->is_block) {
             return map_located(cf, c, "unexpected \"{\"");
         }
-        if (c->nargs == 1 && (strcmp(key, "hostnames") == 0 ||
-                              strcmp(key, "volatile") == 0)) {
+        if (c->nargs == 1 &&
+            (strcmp(key, "hostnames") == 0 || strcmp(key, "volatile") == 0)) {
             m->is_volatile = m->is_volatile || key[0] == 'v';
             continue;
         }
@@ -162,8 +161,7 @@ map_compile(struct conf_ctx *cf, struct stream_conf *conf,
             return map_located(cf, c, "invalid number of the map parameters");
         }
         if (strcmp(key, "default") == 0) {
-            rv = map_value(cf, conf, m, c->args[1], false,
-                           &m->default_value);
+            rv = map_value(cf, conf, m, c->args[1], false, &m->default_value);
             if (rv != NULL) {
                 return map_located(cf, c, "%s", rv);
             }
@@ -180,8 +178,8 @@ map_compile(struct conf_ctx *cf, struct stream_conf *conf,
         mv->next = m->values;
         m->values = mv;
         value = &mv->t;
-        if (hostmatch_add(m->keys, key, strlen(key), value, err,
-                          sizeof(err)) == -1) {
+        if (hostmatch_add(m->keys, key, strlen(key), value, err, sizeof(err)) ==
+            -1) {
             return map_located(cf, c, "%s", err);
         }
         rv = map_value(cf, conf, m, c->args[1], key[0] == '~', value);

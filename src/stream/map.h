@@ -22,14 +22,14 @@ struct stream_map_value {
 };
 
 struct stream_map {
-    const char *var_name;      /* the variable it defines, without '$' */
-    int var_id;                /* its id in the registry */
-    struct tmpl source;        /* the value looked up */
-    struct hostmatch *keys;    /* key -> struct tmpl * value */
-    struct tmpl default_value; /* empty unless `default` */
+    const char *var_name;            /* the variable it defines, without '$' */
+    int var_id;                      /* its id in the registry */
+    struct tmpl source;              /* the value looked up */
+    struct hostmatch *keys;          /* key -> struct tmpl * value */
+    struct tmpl default_value;       /* empty unless `default` */
     struct stream_map_value *values; /* every key's value */
     bool hostnames;
-    bool is_volatile;          /* accepted; values are never cached anyway */
+    bool is_volatile;             /* accepted; values are never cached anyway */
     const struct conf_node *node; /* compiled in a second pass */
 };
 

@@ -127,8 +127,8 @@ preread_io(struct loop_io *io, uint32_t events)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return;
             }
-            session_log(s, ERRLOG_INFO, errno, "recv() failed (%d: %s)",
-                        errno, strerror(errno));
+            session_log(s, ERRLOG_INFO, errno, "recv() failed (%d: %s)", errno,
+                        strerror(errno));
             preread_mark(s, PREREAD_MALFORMED);
             session_finalize(s, 200);
             return;
@@ -244,8 +244,8 @@ preread_done(struct session *s)
     }
     /* nginx 1.25.5: the preread name picks among the listen's servers. */
     if (name != NULL && s->listen->names != NULL) {
-        struct stream_server *srv = hostmatch_find(s->listen->names, name,
-                                                   len, NULL);
+        struct stream_server *srv =
+            hostmatch_find(s->listen->names, name, len, NULL);
         if (srv != NULL) {
             s->server = srv;
         }

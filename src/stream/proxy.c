@@ -21,15 +21,15 @@
 #include "conf/conf.h"
 #include "conf/parser.h"
 #include "core/clock.h"
+#include "core/units.h"
 #include "log/errlog.h"
 #include "net/sock.h"
-#include "core/units.h"
 #include "proto/hostname.h"
 #include "stream/balance.h"
-#include "stream/guard.h"
-#include "stream/resolve.h"
 #include "stream/core.h"
+#include "stream/guard.h"
 #include "stream/proxy.h"
+#include "stream/resolve.h"
 #include "stream/session.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
@@ -94,8 +94,8 @@ proxy_finish(struct conf_ctx *cf, struct stream_conf *conf,
     if (srv->pass_upstream != NULL) {
         return NULL;
     }
-    srv->pass_upstream = upstream_implicit(cf, conf, text, srv->file,
-                                           srv->pass_line, &msg);
+    srv->pass_upstream =
+        upstream_implicit(cf, conf, text, srv->file, srv->pass_line, &msg);
     if (srv->pass_upstream == NULL) {
         return conf_msg(cf, "%s in %s:%u", msg, srv->file, srv->pass_line);
     }
@@ -152,8 +152,10 @@ proxy_choose(struct session *s)
                         &s->single_peer.addrlen) == 0) {
         if (srv->pass_is_client) {
             /* A client could name any address: only names are taken. */
-            proxy_refuse(s, 403, "the client-supplied value \"%s\" is an "
-                         "address, not a name", value, len);
+            proxy_refuse(s, 403,
+                         "the client-supplied value \"%s\" is an "
+                         "address, not a name",
+                         value, len);
             return -1;
         }
         balance_peer_defaults(&s->single_peer);
@@ -231,7 +233,8 @@ proxy_name(struct session *s, const char *value, size_t len)
     case HOSTNAME_IP_LITERAL:
         proxy_refuse(s, is_client ? 403 : 500,
                      "\"%s\" is an address in a form that is never "
-                     "resolved", value, len);
+                     "resolved",
+                     value, len);
         return -1;
     case HOSTNAME_INVALID:
         proxy_refuse(s, is_client ? 403 : 500, "invalid host name in \"%s\"",
@@ -251,13 +254,13 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
     size_t n = 0;
     unsigned loops = 0;
 
-    s->dyn_peers = calloc(res->naddrs, sizeof(*s->dyn_peers) +
-                                           SOCK_ADDR_TEXT_MAX);
+    s->dyn_peers =
+        calloc(res->naddrs, sizeof(*s->dyn_peers) + SOCK_ADDR_TEXT_MAX);
     if (s->dyn_peers == NULL) {
         session_finalize(s, 500);
         return;
     }
-    char (*names)[SOCK_ADDR_TEXT_MAX] = (void *)(s->dyn_peers + res->naddrs);
+    char(*names)[SOCK_ADDR_TEXT_MAX] = (void *)(s->dyn_peers + res->naddrs);
     for (size_t i = 0; i < res->naddrs; i++) {
         struct balance_peer *p = &s->dyn_peers[n];
         struct sockaddr *sa = (struct sockaddr *)&p->addr;
@@ -267,7 +270,8 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
         memcpy(&p->addr, &res->addrs[i], res->addrlens[i]);
         p->addrlen = res->addrlens[i];
         if (sa->sa_family == AF_INET) {
-            ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)s->target_port);
+            ((struct sockaddr_in *)sa)->sin_port =
+                htons((uint16_t)s->target_port);
         } else {
             ((struct sockaddr_in6 *)sa)->sin6_port =
                 htons((uint16_t)s->target_port);
@@ -275,18 +279,21 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
         sock_addr_text(sa, names[n], SOCK_ADDR_TEXT_MAX);
         p->name = names[n];
         if (guard_is_loop(sa)) {
-            session_log(s, ERRLOG_ERR, 0, "forwarding loop: %s resolved to "
-                        "%s, which is this proxy", s->target, p->name);
+            session_log(s, ERRLOG_ERR, 0,
+                        "forwarding loop: %s resolved to "
+                        "%s, which is this proxy",
+                        s->target, p->name);
             loops++;
             continue;
         }
         why = s->server->pass_is_client
-                  ? guard_ssrf_reason(sa, set->target_allow,
-                                      set->ntarget_allow)
+                  ? guard_ssrf_reason(sa, set->target_allow, set->ntarget_allow)
                   : NULL;
         if (why != NULL) {
-            session_log(s, ERRLOG_ERR, 0, "%s resolved to %s, a %s address: "
-                        "denied", s->target, p->name, why);
+            session_log(s, ERRLOG_ERR, 0,
+                        "%s resolved to %s, a %s address: "
+                        "denied",
+                        s->target, p->name, why);
             continue;
         }
         n++;

@@ -72,9 +72,11 @@ realip_proxy_protocol_set(struct conf_ctx *cf, const struct conf_node *n,
     } else if (strcmp(v, "v2") == 0) {
         set->proxy_protocol = 2;
     } else {
-        return conf_msg(cf, "invalid value \"%s\" in \"proxy_protocol\" "
+        return conf_msg(cf,
+                        "invalid value \"%s\" in \"proxy_protocol\" "
                         "directive, it must be \"on\", \"off\", \"v1\" or "
-                        "\"v2\"", v);
+                        "\"v2\"",
+                        v);
     }
     return NULL;
 }
@@ -119,8 +121,8 @@ realip_io(struct loop_io *io, uint32_t events)
     /* Bounded: each round reads bytes or returns. */
     for (;;) {
         enum proxy_proto_rc rc;
-        const ssize_t n = recv(io->fd, s->pre_buf + s->pre_len,
-                               s->pre_cap - s->pre_len, 0);
+        const ssize_t n =
+            recv(io->fd, s->pre_buf + s->pre_len, s->pre_cap - s->pre_len, 0);
 
         if (n == -1 && errno == EINTR) {
             continue;
@@ -211,8 +213,7 @@ realip_upstream_header(struct session *s, uint8_t *buf, size_t cap)
         name = s->http.host;
         len = s->http.host_len;
     }
-    return proxy_proto_build((unsigned)version,
-                             (const struct sockaddr *)&s->client_addr,
-                             (const struct sockaddr *)&s->local_addr, name,
-                             len, buf, cap);
+    return proxy_proto_build(
+        (unsigned)version, (const struct sockaddr *)&s->client_addr,
+        (const struct sockaddr *)&s->local_addr, name, len, buf, cap);
 }

@@ -127,8 +127,7 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         d->pos = d->last = 0;
     }
     while (!d->eof && d->last < d->cap) {
-        const ssize_t n = recv(from->fd, d->buf + d->last, d->cap - d->last,
-                               0);
+        const ssize_t n = recv(from->fd, d->buf + d->last, d->cap - d->last, 0);
         if (n > 0) {
             d->last += (size_t)n;
             *count += (uint64_t)n;
@@ -164,8 +163,8 @@ relay_write(struct session *s, struct loop_io *to, struct relay_dir *d,
     int progress = 0;
 
     while (d->pos < d->last) {
-        const ssize_t n = send(to->fd, d->buf + d->pos, d->last - d->pos,
-                               MSG_NOSIGNAL);
+        const ssize_t n =
+            send(to->fd, d->buf + d->pos, d->last - d->pos, MSG_NOSIGNAL);
         if (n >= 0) {
             d->pos += (size_t)n;
             *count += (uint64_t)n;
@@ -206,9 +205,8 @@ relay_pump(struct session *s)
     const int c = b == -1 ? -1
                           : relay_read(s, &s->upstream, &s->u2c,
                                        &s->upstream_bytes_received);
-    const int d = c == -1 ? -1
-                          : relay_write(s, &s->client, &s->u2c,
-                                        &s->bytes_sent);
+    const int d =
+        c == -1 ? -1 : relay_write(s, &s->client, &s->u2c, &s->bytes_sent);
 
     if (d == -1) {
         session_finalize(s, 200);
@@ -283,7 +281,8 @@ relay_timer(struct loop_timer *t)
         loop_timer_set(s->loop, t, timeout - idle);
         return;
     }
-    session_log(s, ERRLOG_INFO, ETIMEDOUT, "timed out (110: Connection timed "
+    session_log(s, ERRLOG_INFO, ETIMEDOUT,
+                "timed out (110: Connection timed "
                 "out)");
     session_finalize(s, 200);
 }

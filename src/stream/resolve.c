@@ -68,8 +68,10 @@ resolve_resolver_set(struct conf_ctx *cf, const struct conf_node *n,
             /* Addresses only: a resolver named by a name would need one. */
             if (sock_parse_addr(a, strlen(a), 53, &ss, &sslen) == -1 ||
                 strcmp(a, "*") == 0) {
-                return conf_msg(cf, "invalid resolver address \"%s\" (an IP "
-                                "address, optionally with :port)", a);
+                return conf_msg(cf,
+                                "invalid resolver address \"%s\" (an IP "
+                                "address, optionally with :port)",
+                                a);
             }
             sock_addr_text((struct sockaddr *)&ss, text, sizeof(text));
             at += (size_t)snprintf(csv + at, sizeof(csv) - at, "%s%s",

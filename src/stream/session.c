@@ -43,10 +43,10 @@ static struct session *session_list; /* live sessions, newest first */
 
 /* Accepting, for the whole process. */
 static struct loop *session_loop;
-static struct stream_conf *session_conf;  /* listeners being served */
-static uint64_t session_max;              /* from worker_connections */
-static bool session_paused;               /* at the limit, or EMFILE */
-static bool session_accepting;            /* false once draining */
+static struct stream_conf *session_conf; /* listeners being served */
+static uint64_t session_max;             /* from worker_connections */
+static bool session_paused;              /* at the limit, or EMFILE */
+static bool session_accepting;           /* false once draining */
 static struct loop_timer session_resume_t;
 static int64_t session_emfile_logged_ms;
 static void (*session_idle_fn)(void *);
@@ -124,8 +124,7 @@ session_pause(void)
 static void
 session_resume(void)
 {
-    if (!session_paused || !session_accepting ||
-        session_alive >= session_max) {
+    if (!session_paused || !session_accepting || session_alive >= session_max) {
         return;
     }
     session_paused = false;
@@ -162,7 +161,8 @@ session_accept(struct loop_io *io, uint32_t events)
         int fd;
 
         if (session_alive >= session_max) {
-            errlog_write(NULL, ERRLOG_WARN, 0, "%llu worker_connections are "
+            errlog_write(NULL, ERRLOG_WARN, 0,
+                         "%llu worker_connections are "
                          "not enough: not accepting until sessions end",
                          (unsigned long long)session_max * 2);
             session_pause();

@@ -23,17 +23,17 @@
 #include "stream/stream.h"
 
 enum session_state {
-    SESSION_PREREAD,  /* reading the ClientHello */
-    SESSION_CONNECT,  /* waiting for an upstream connect() */
-    SESSION_RELAY,    /* moving bytes both ways */
-    SESSION_CLOSED,   /* finalized; freed after this loop batch */
+    SESSION_PREREAD, /* reading the ClientHello */
+    SESSION_CONNECT, /* waiting for an upstream connect() */
+    SESSION_RELAY,   /* moving bytes both ways */
+    SESSION_CLOSED,  /* finalized; freed after this loop batch */
 };
 
 /* How preread ended: $ssl_preread_status. */
 enum preread_status {
-    PREREAD_NONE,       /* preread not run (ssl_preread off) */
-    PREREAD_OK,         /* a hello with a server name */
-    PREREAD_NO_SNI,     /* a hello without one */
+    PREREAD_NONE,   /* preread not run (ssl_preread off) */
+    PREREAD_OK,     /* a hello with a server name */
+    PREREAD_NO_SNI, /* a hello without one */
     PREREAD_NOT_TLS,
     PREREAD_MALFORMED,
     PREREAD_TOO_LARGE,
@@ -44,36 +44,36 @@ enum preread_status {
 struct relay_dir {
     unsigned char *buf; /* malloc'd; NULL until the relay starts */
     size_t cap;
-    size_t pos;         /* first byte not yet written */
-    size_t last;        /* end of bytes read */
-    bool eof;           /* the source sent FIN */
-    bool shut;          /* FIN passed on to the destination */
+    size_t pos;  /* first byte not yet written */
+    size_t last; /* end of bytes read */
+    bool eof;    /* the source sent FIN */
+    bool shut;   /* FIN passed on to the destination */
 };
 
 struct session {
-    uint64_t id;                      /* $connection */
-    struct session *prev;             /* live sessions of this process */
+    uint64_t id;          /* $connection */
+    struct session *prev; /* live sessions of this process */
     struct session *next;
     enum session_state state;
-    struct stream_conf *conf;         /* generation the session started in */
+    struct stream_conf *conf; /* generation the session started in */
     struct stream_listen *listen;
-    struct stream_server *server;     /* default until preread picks one */
+    struct stream_server *server; /* default until preread picks one */
     struct loop *loop;
-    struct loop_io client;            /* client socket */
-    struct loop_io upstream;          /* upstream socket, fd -1 if none */
-    struct loop_timer timer;          /* preread, connect or idle deadline */
-    const char *action;               /* "while ..." text for the error log */
+    struct loop_io client;   /* client socket */
+    struct loop_io upstream; /* upstream socket, fd -1 if none */
+    struct loop_timer timer; /* preread, connect or idle deadline */
+    const char *action;      /* "while ..." text for the error log */
 
     struct sockaddr_storage client_addr; /* $remote_addr (after realip) */
     struct sockaddr_storage local_addr;
-    struct proxy_proto *pp;           /* malloc'd on proxy_protocol listens */
-    bool has_pp;                      /* a PROXY header was read */
-    bool has_realip;                  /* client_addr came from it */
+    struct proxy_proto *pp; /* malloc'd on proxy_protocol listens */
+    bool has_pp;            /* a PROXY header was read */
+    bool has_realip;        /* client_addr came from it */
     struct sockaddr_storage realip_addr; /* the peer, when has_realip */
 
     /* preread */
     struct tls_hello hello;
-    enum preread_status preread;      /* TLS preread: $ssl_preread_status */
+    enum preread_status preread; /* TLS preread: $ssl_preread_status */
     struct http_head http;
     enum preread_status http_preread; /* HTTP preread (PREREAD_OK: a Host) */
     unsigned char *pre_buf;           /* client bytes read during preread */
@@ -81,38 +81,38 @@ struct session {
     size_t pre_cap;
 
     /* upstream */
-    struct stream_upstream *up;       /* upstream being tried, or NULL */
-    struct balancer *bal;             /* up->bal, or single_bal */
-    struct balancer single_bal;       /* for a literal address from a value */
+    struct stream_upstream *up; /* upstream being tried, or NULL */
+    struct balancer *bal;       /* up->bal, or single_bal */
+    struct balancer single_bal; /* for a literal address from a value */
     struct balance_peer single_peer;
     char single_name[SOCK_ADDR_TEXT_MAX]; /* single_peer's name */
-    struct balance_peer *peer;        /* peer being connected/used */
-    struct resolver_wait rwait;       /* while a name is being resolved */
-    struct stream_resolver *resolver; /* the one rwait waits on */
-    struct balance_peer *dyn_peers;   /* malloc'd: a resolved name's addresses */
+    struct balance_peer *peer;            /* peer being connected/used */
+    struct resolver_wait rwait;           /* while a name is being resolved */
+    struct stream_resolver *resolver;     /* the one rwait waits on */
+    struct balance_peer *dyn_peers; /* malloc'd: a resolved name's addresses */
     char target[RESOLVER_NAME_MAX + 8]; /* the name being resolved, ":port" */
     int target_port;
     struct balance_try try;
-    unsigned tries;                   /* connect attempts made */
-    int64_t start_ms;                 /* accept time */
-    int64_t upstream_start_ms;        /* first connect attempt */
-    int64_t connect_start_ms;         /* current connect attempt */
-    int64_t connected_ms;             /* current upstream connected */
-    int64_t first_byte_ms;            /* first byte from upstream, or 0 */
-    int64_t last_active_ms;           /* last read or write (proxy_timeout) */
-    char upstream_addrs[160];         /* "a:1, b:2" ($upstream_addr) */
-    char connect_times[64];           /* "0.001, -" */
+    unsigned tries;            /* connect attempts made */
+    int64_t start_ms;          /* accept time */
+    int64_t upstream_start_ms; /* first connect attempt */
+    int64_t connect_start_ms;  /* current connect attempt */
+    int64_t connected_ms;      /* current upstream connected */
+    int64_t first_byte_ms;     /* first byte from upstream, or 0 */
+    int64_t last_active_ms;    /* last read or write (proxy_timeout) */
+    char upstream_addrs[160];  /* "a:1, b:2" ($upstream_addr) */
+    char connect_times[64];    /* "0.001, -" */
 
     /* relay */
-    struct relay_dir c2u;             /* client -> upstream */
-    struct relay_dir u2c;             /* upstream -> client */
+    struct relay_dir c2u; /* client -> upstream */
+    struct relay_dir u2c; /* upstream -> client */
 
     /* counters for the log */
-    uint64_t bytes_received;          /* from the client, preread included */
-    uint64_t bytes_sent;              /* to the client */
+    uint64_t bytes_received; /* from the client, preread included */
+    uint64_t bytes_sent;     /* to the client */
     uint64_t upstream_bytes_sent;
     uint64_t upstream_bytes_received;
-    int status;                       /* $status: 200 400 403 500 502 503 */
+    int status; /* $status: 200 400 403 500 502 503 */
     struct limit_conn_held limits[LIMIT_CONN_MAX_RULES]; /* counted */
     size_t nlimits;
 };

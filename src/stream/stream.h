@@ -34,29 +34,29 @@ struct limit_conn_zone;
 struct stream_listen {
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char text[SOCK_ADDR_TEXT_MAX];       /* "127.0.0.1:8443" */
+    char text[SOCK_ADDR_TEXT_MAX]; /* "127.0.0.1:8443" */
     struct sock_listen_opts opts;
     struct stream_server *default_server; /* default_server, else the first */
     struct hostmatch *names;              /* server_name → server, or NULL */
-    bool has_default_flag;                /* some listen line said default_server */
-    bool proxy_protocol;                  /* clients send a PROXY header */
-    int *fds;                             /* nfds sockets, -1 until opened:
-                                             one per worker with reuseport,
-                                             else one shared by all */
+    bool has_default_flag; /* some listen line said default_server */
+    bool proxy_protocol;   /* clients send a PROXY header */
+    int *fds;              /* nfds sockets, -1 until opened:
+                              one per worker with reuseport,
+                              else one shared by all */
     size_t nfds;
-    int fd;                               /* the one this worker accepts on */
-    struct loop_io io;                    /* accept events */
-    struct stream_conf *conf;             /* generation it belongs to */
+    int fd;                   /* the one this worker accepts on */
+    struct loop_io io;        /* accept events */
+    struct stream_conf *conf; /* generation it belongs to */
     struct stream_listen *next;
 };
 
 struct stream_upstream {
-    const char *name;          /* upstream{} name, or "host:port" if implicit */
-    bool implicit;             /* made for a proxy_pass address */
-    struct balancer bal;       /* peers and method */
-    struct tmpl hash_key;      /* `hash KEY`, when method is HASH* */
+    const char *name;     /* upstream{} name, or "host:port" if implicit */
+    bool implicit;        /* made for a proxy_pass address */
+    struct balancer bal;  /* peers and method */
+    struct tmpl hash_key; /* `hash KEY`, when method is HASH* */
     struct upstream_build *build; /* peers being read; NULL once built */
-    const char *file;          /* where defined or first used */
+    const char *file;             /* where defined or first used */
     unsigned line;
     struct stream_upstream *next;
 };
@@ -66,10 +66,10 @@ enum stream_pass_kind { PASS_NONE, PASS_UPSTREAM, PASS_VALUE };
 struct stream_log_file {
     const char *path;
     int fd;
-    char *buf;                 /* malloc'd when buffer= is set */
-    size_t cap;                /* buffer size; 0 = write each line */
-    size_t len;                /* bytes waiting in buf */
-    int64_t flush_ms;          /* flush= period; 0 = only when full */
+    char *buf;        /* malloc'd when buffer= is set */
+    size_t cap;       /* buffer size; 0 = write each line */
+    size_t len;       /* bytes waiting in buf */
+    int64_t flush_ms; /* flush= period; 0 = only when full */
     struct loop_timer flush_timer;
     struct stream_log_file *next;
 };
@@ -102,26 +102,26 @@ struct stream_settings {
     struct stream_access_log *access_logs; /* NULL: inherit */
     bool access_log_off;                   /* access_log off */
     bool access_log_set;
-    struct errlog *errlog;                 /* NULL: inherit */
+    struct errlog *errlog; /* NULL: inherit */
     int http_preread;
-    struct stream_resolver *resolver;      /* NULL: inherit / none */
+    struct stream_resolver *resolver; /* NULL: inherit / none */
     int64_t resolver_timeout_ms;
-    struct tmpl *deny_if;                  /* NULL: inherit / none */
-    struct access_rule *access_rules;      /* allow/deny, in order; NULL:
-                                              inherit */
-    struct limit_conn_rule *limit_conns;   /* limit_conn; NULL: inherit */
-    struct cidr *real_ip_from;             /* set_real_ip_from networks */
+    struct tmpl *deny_if;                /* NULL: inherit / none */
+    struct access_rule *access_rules;    /* allow/deny, in order; NULL:
+                                            inherit */
+    struct limit_conn_rule *limit_conns; /* limit_conn; NULL: inherit */
+    struct cidr *real_ip_from;           /* set_real_ip_from networks */
     size_t nreal_ip_from;
-    int proxy_protocol;                    /* to upstream: 0, 1 (v1), 2 (v2) */
+    int proxy_protocol; /* to upstream: 0, 1 (v1), 2 (v2) */
     int64_t proxy_protocol_timeout_ms;
-    struct cidr *target_allow;             /* proxy_target_allow networks */
+    struct cidr *target_allow; /* proxy_target_allow networks */
     size_t ntarget_allow;
     bool target_allow_set;
 };
 
 /* One `allow` or `deny` line. */
 struct access_rule {
-    struct cidr *net;           /* NULL: `all` */
+    struct cidr *net; /* NULL: `all` */
     bool deny;
     struct access_rule *next;
 };
@@ -135,8 +135,8 @@ struct limit_conn_rule {
 
 /* One `resolver` line; its c-ares instance exists while serving. */
 struct stream_resolver {
-    struct resolver_conf rc;               /* rc.timeout_ms set per use */
-    struct resolver *r;                    /* NULL until opened */
+    struct resolver_conf rc; /* rc.timeout_ms set per use */
+    struct resolver *r;      /* NULL until opened */
     struct stream_resolver *next;
 };
 
@@ -163,10 +163,10 @@ struct stream_server {
     struct stream_name *names;
     enum stream_pass_kind pass_kind;
     struct stream_upstream *pass_upstream; /* PASS_UPSTREAM */
-    struct tmpl pass_value;                /* PASS_VALUE: evaluated per session */
-    const char *pass_text;                 /* the proxy_pass argument */
-    bool pass_is_client;                   /* the value can carry a name the
-                                              client chose (SNI, Host) */
+    struct tmpl pass_value; /* PASS_VALUE: evaluated per session */
+    const char *pass_text;  /* the proxy_pass argument */
+    bool pass_is_client;    /* the value can carry a name the
+                               client chose (SNI, Host) */
     unsigned pass_line;
     const char *file;
     unsigned line;
@@ -176,18 +176,18 @@ struct stream_server {
 struct stream_map;
 
 struct stream_conf {
-    struct conf_tree *tree;       /* the parsed files; strings point here */
-    struct arena *arena;          /* tree->arena */
+    struct conf_tree *tree; /* the parsed files; strings point here */
+    struct arena *arena;    /* tree->arena */
     /* main and events{} */
     int daemon;
     const char *pid_path;
-    int worker_processes;         /* 0 = auto */
+    int worker_processes; /* 0 = auto */
     const char *user;
     const char *group;
     int worker_rlimit_nofile;
     int worker_connections;
     int64_t worker_shutdown_timeout_ms; /* 0: wait for every session */
-    struct errlog errlog;         /* main error_log */
+    struct errlog errlog;               /* main error_log */
     bool has_errlog;
     bool has_stream;
     /* stream{} */
@@ -195,14 +195,14 @@ struct stream_conf {
     struct stream_listen *listens;
     struct stream_server *servers;
     struct stream_upstream *upstreams;
-    struct stream_map **maps;     /* by variable id - VAR_BUILTIN_COUNT */
+    struct stream_map **maps; /* by variable id - VAR_BUILTIN_COUNT */
     size_t nmaps;
     struct stream_log_format *formats;
     struct stream_log_file *log_files;
-    struct errlog *errlogs;       /* stream/server error_logs, for closing */
+    struct errlog *errlogs; /* stream/server error_logs, for closing */
     struct stream_resolver *resolvers;
     struct limit_conn_zone *zones;
-    const char *conf_path;        /* the main file, for messages */
+    const char *conf_path; /* the main file, for messages */
 };
 
 #endif

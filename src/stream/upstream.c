@@ -42,13 +42,9 @@ struct upstream_build {
 static const char *upstream_server(struct conf_ctx *cf,
                                    const struct conf_node *n,
                                    const struct conf_cmd *cmd, void *conf);
-static const char *upstream_hash(struct conf_ctx *cf,
-                                 const struct conf_node *n,
+static const char *upstream_hash(struct conf_ctx *cf, const struct conf_node *n,
                                  const struct conf_cmd *cmd, void *conf);
 static const char *upstream_method(struct conf_ctx *cf,
-                                   const struct conf_node *n,
-                                   const struct conf_cmd *cmd, void *conf);
-static const char *upstream_ignore(struct conf_ctx *cf,
                                    const struct conf_node *n,
                                    const struct conf_cmd *cmd, void *conf);
 static const char *upstream_add_addrs(struct conf_ctx *cf,
@@ -57,8 +53,8 @@ static const char *upstream_add_addrs(struct conf_ctx *cf,
                                       const struct balance_peer *proto);
 static struct stream_upstream *upstream_new(struct conf_ctx *cf,
                                             struct stream_conf *conf,
-                                            const char *name,
-                                            const char *file, unsigned line);
+                                            const char *name, const char *file,
+                                            unsigned line);
 
 
 static const struct conf_cmd upstream_cmds[] = {
@@ -67,7 +63,7 @@ static const struct conf_cmd upstream_cmds[] = {
     {"least_conn", CONF_UPSTREAM, CONF_NOARGS, upstream_method, 0},
     {"random", CONF_UPSTREAM, CONF_NOARGS | CONF_TAKE12, upstream_method, 0},
     /* Shared-memory zones come with the process model; accepted now. */
-    {"zone", CONF_UPSTREAM, CONF_TAKE12, upstream_ignore, 0},
+    {"zone", CONF_UPSTREAM, CONF_TAKE12, conf_set_ignore, 0},
     {NULL, 0, 0, NULL, 0},
 };
 
@@ -127,23 +123,10 @@ upstream_block(struct conf_ctx *cf, const struct conf_node *n,
     st->upstream = u;
     rv = conf_block(cf, n, CONF_UPSTREAM, upstream_cmds, u);
     st->upstream = NULL;
-    if (rv == NULL && (u->build)->count ==
-                          0) {
+    if (rv == NULL && (u->build)->count == 0) {
         return conf_msg(cf, "no servers are inside upstream");
     }
     return rv;
-}
-
-
-static const char *
-upstream_ignore(struct conf_ctx *cf, const struct conf_node *n,
-                const struct conf_cmd *cmd, void *conf)
-{
-    (void)cf;
-    (void)n;
-    (void)cmd;
-    (void)conf;
-    return NULL;
 }
 
 
@@ -313,10 +296,10 @@ upstream_server(struct conf_ctx *cf, const struct conf_node *n,
             proto.down = true;
         } else if (strncmp(p, "max_conns=", 10) == 0) {
             return conf_msg(cf, "the \"max_conns\" parameter is not "
-                            "supported yet");
+                                "supported yet");
         } else if (strcmp(p, "resolve") == 0) {
             return conf_msg(cf, "the \"resolve\" parameter needs the resolver, "
-                            "which is not supported yet");
+                                "which is not supported yet");
         } else {
             return conf_msg(cf, "invalid parameter \"%s\"", p);
         }
@@ -356,15 +339,14 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
         if (b == NULL) {
             continue; /* finished by an earlier load step */
         }
-        peers = arena_alloc(cf->arena, sizeof(*peers) * (b->count ? b->count
-                                                                  : 1));
+        peers =
+            arena_alloc(cf->arena, sizeof(*peers) * (b->count ? b->count : 1));
         if (peers == NULL) {
             return "out of memory";
         }
         /* Primaries first, then backups, as the balancer expects. */
         for (int pass = 0; pass < 2; pass++) {
-            for (struct upstream_pending *p = b->head; p != NULL;
-                 p = p->next) {
+            for (struct upstream_pending *p = b->head; p != NULL; p = p->next) {
                 if (p->peer.backup == (pass == 1)) {
                     peers[i++] = p->peer;
                 }

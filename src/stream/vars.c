@@ -6,10 +6,10 @@
  * always current (nginx's `volatile`).
  */
 
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -22,7 +22,7 @@
 
 
 #define VARS_SCRATCH_SIZE (64 * 1024)
-#define VARS_MAX_DEPTH 16 /* maps of maps of ... */
+#define VARS_MAX_DEPTH 16   /* maps of maps of ... */
 #define VARS_VALUE_MAX 2048 /* longest map key or value */
 
 
@@ -100,7 +100,8 @@ int
 vars_builtin_id(const char *name, size_t len)
 {
     for (int i = 0; i < VAR_BUILTIN_COUNT; i++) {
-        if (strlen(vars_names[i]) == len && memcmp(vars_names[i], name, len) == 0) {
+        if (strlen(vars_names[i]) == len &&
+            memcmp(vars_names[i], name, len) == 0) {
             return i;
         }
     }
@@ -157,8 +158,7 @@ vars_is_client_depth(const struct stream_conf *conf, const struct tmpl *t,
         }
         if (p->id >= VAR_BUILTIN_COUNT &&
             (size_t)(p->id - VAR_BUILTIN_COUNT) < conf->nmaps) {
-            const struct stream_map *m =
-                conf->maps[p->id - VAR_BUILTIN_COUNT];
+            const struct stream_map *m = conf->maps[p->id - VAR_BUILTIN_COUNT];
             if (vars_is_client_depth(conf, &m->default_value, depth + 1)) {
                 return true;
             }
@@ -260,9 +260,10 @@ vars_map_value(struct vars_ctx *ctx, const struct stream_map *m,
         return -1;
     }
     /* The key is rendered raw (not escaped) and kept for the captures. */
-    key_len = vars_render_ctx(&inner, &m->source, STR_ESCAPE_NONE, buf,
-                              sizeof(buf));
-    if (key_len > sizeof(buf) || (key = vars_scratch_copy(buf, key_len)) == NULL) {
+    key_len =
+        vars_render_ctx(&inner, &m->source, STR_ESCAPE_NONE, buf, sizeof(buf));
+    if (key_len > sizeof(buf) ||
+        (key = vars_scratch_copy(buf, key_len)) == NULL) {
         return -1;
     }
     caps.count = 0;
@@ -281,8 +282,7 @@ vars_map_value(struct vars_ctx *ctx, const struct stream_map *m,
 
 /* tmpl_value_fn: the value of one variable or capture part. */
 static int
-vars_value(void *data, const struct tmpl_part *p, const char **val,
-           size_t *len)
+vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
 {
     struct vars_ctx *ctx = data;
     struct session *s = ctx->s;
@@ -320,8 +320,8 @@ vars_value(void *data, const struct tmpl_part *p, const char **val,
         *val = vars_scratch_printf(len, "%03d", s->status);
         return 0;
     case VAR_BYTES_SENT:
-        *val = vars_scratch_printf(len, "%llu",
-                                   (unsigned long long)s->bytes_sent);
+        *val =
+            vars_scratch_printf(len, "%llu", (unsigned long long)s->bytes_sent);
         return 0;
     case VAR_BYTES_RECEIVED:
         *val = vars_scratch_printf(len, "%llu",
@@ -516,11 +516,11 @@ vars_log_value(void *data, const struct tmpl_part *p, const char **val,
 
 
 static size_t
-vars_render_ctx(struct vars_ctx *ctx, const struct tmpl *t,
-                enum str_escape esc, char *dst, size_t cap)
+vars_render_ctx(struct vars_ctx *ctx, const struct tmpl *t, enum str_escape esc,
+                char *dst, size_t cap)
 {
-    return tmpl_render(t, ctx->for_log ? vars_log_value : vars_value, ctx,
-                       esc, dst, cap);
+    return tmpl_render(t, ctx->for_log ? vars_log_value : vars_value, ctx, esc,
+                       dst, cap);
 }
 
 
@@ -548,8 +548,8 @@ vars_eval(struct session *s, const struct tmpl *t, size_t *len)
 {
     struct vars_ctx ctx = {s, false, NULL, 0};
     char buf[VARS_VALUE_MAX];
-    const size_t n = vars_render_ctx(&ctx, t, STR_ESCAPE_NONE, buf,
-                                     sizeof(buf));
+    const size_t n =
+        vars_render_ctx(&ctx, t, STR_ESCAPE_NONE, buf, sizeof(buf));
 
     if (n > sizeof(buf)) {
         *len = 0;
