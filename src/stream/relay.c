@@ -31,6 +31,7 @@
 
 
 #define RELAY_BUFFER_SIZE (16 * 1024)
+#define RELAY_POOL_MAX 256 /* idle buffers kept for reuse */
 
 
 static void relay_client_io(struct loop_io *io, uint32_t events);
@@ -41,22 +42,63 @@ static int relay_read(struct session *s, struct loop_io *from,
                       struct relay_dir *d, uint64_t *count);
 static int relay_write(struct session *s, struct loop_io *to,
                        struct relay_dir *d, uint64_t *count);
-static int relay_dir_alloc(struct relay_dir *d);
+static int relay_buf_get(struct relay_dir *d);
+static void relay_buf_put(struct relay_dir *d);
 
 
+static unsigned char *relay_pool[RELAY_POOL_MAX]; /* free buffers */
+static size_t relay_pool_len;
+
+
+/*
+ * Buffers come from a per-process pool and go back to it as soon as a
+ * direction is drained, so an idle session holds none (DESIGN.md: memory
+ * per idle session is small).
+ */
 static int
-relay_dir_alloc(struct relay_dir *d)
+relay_buf_get(struct relay_dir *d)
 {
-    if (d->buf == NULL) {
+    if (d->buf != NULL) {
+        return 0;
+    }
+    if (relay_pool_len > 0) {
+        d->buf = relay_pool[--relay_pool_len];
+    } else {
         d->buf = malloc(RELAY_BUFFER_SIZE);
         if (d->buf == NULL) {
             return -1;
         }
-        d->cap = RELAY_BUFFER_SIZE;
-        d->pos = 0;
-        d->last = 0;
     }
+    d->cap = RELAY_BUFFER_SIZE;
+    d->pos = 0;
+    d->last = 0;
     return 0;
+}
+
+
+static void
+relay_buf_put(struct relay_dir *d)
+{
+    if (d->buf == NULL) {
+        return;
+    }
+    if (d->cap == RELAY_BUFFER_SIZE && relay_pool_len < RELAY_POOL_MAX) {
+        relay_pool[relay_pool_len++] = d->buf;
+    } else {
+        free(d->buf);
+    }
+    d->buf = NULL;
+    d->cap = 0;
+    d->pos = 0;
+    d->last = 0;
+}
+
+
+void
+relay_release(struct session *s)
+{
+    relay_buf_put(&s->c2u);
+    relay_buf_put(&s->u2c);
 }
 
 
@@ -67,13 +109,6 @@ relay_start(struct session *s)
     s->action = "proxying connection";
     /* The preread bytes go first, unchanged: they become c2u's buffer. */
     if (s->pre_buf != NULL && s->pre_len > 0) {
-        if (s->pre_cap < RELAY_BUFFER_SIZE) {
-            unsigned char *p = realloc(s->pre_buf, RELAY_BUFFER_SIZE);
-            if (p != NULL) {
-                s->pre_buf = p;
-                s->pre_cap = RELAY_BUFFER_SIZE;
-            }
-        }
         s->c2u.buf = s->pre_buf;
         s->c2u.cap = s->pre_cap;
         s->c2u.pos = 0;
@@ -85,15 +120,14 @@ relay_start(struct session *s)
         free(s->pre_buf);
         s->pre_buf = NULL;
     }
-    if (relay_dir_alloc(&s->c2u) == -1 || relay_dir_alloc(&s->u2c) == -1) {
-        session_log(s, ERRLOG_ALERT, ENOMEM, "relay buffer allocation failed");
-        session_finalize(s, 500);
-        return;
-    }
     /* A PROXY header for the upstream goes before the client's bytes. */
     uint8_t hdr[PROXY_PROTO_BUILD_MAX];
     const size_t hdr_len = realip_upstream_header(s, hdr, sizeof(hdr));
     if (hdr_len > 0) {
+        if (relay_buf_get(&s->c2u) == -1) {
+            session_finalize(s, 500);
+            return;
+        }
         if (s->c2u.cap - s->c2u.last < hdr_len) {
             unsigned char *p = realloc(s->c2u.buf, s->c2u.last + hdr_len);
             if (p == NULL) {
@@ -123,6 +157,13 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
 {
     int progress = 0;
 
+    if (d->eof) {
+        return 0;
+    }
+    if (relay_buf_get(d) == -1) {
+        session_log(s, ERRLOG_ALERT, ENOMEM, "relay buffer allocation failed");
+        return -1;
+    }
     if (d->pos == d->last) {
         d->pos = d->last = 0;
     }
@@ -150,6 +191,9 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         session_log(s, ERRLOG_INFO, errno, "recv() failed (%d: %s)", errno,
                     strerror(errno));
         return -1;
+    }
+    if (d->pos == d->last) {
+        relay_buf_put(d); /* nothing came: hold no buffer while idle */
     }
     return progress;
 }
@@ -182,7 +226,7 @@ relay_write(struct session *s, struct loop_io *to, struct relay_dir *d,
         return -1;
     }
     if (d->pos == d->last) {
-        d->pos = d->last = 0;
+        relay_buf_put(d);
     }
     return progress;
 }
@@ -238,11 +282,16 @@ relay_pump(struct session *s)
         return;
     }
 
+    /* No buffer means an empty one: there is room. */
     const uint32_t client_mask =
-        (!s->c2u.eof && s->c2u.last < s->c2u.cap ? LOOP_READ : 0) |
+        (!s->c2u.eof && (s->c2u.buf == NULL || s->c2u.last < s->c2u.cap)
+             ? LOOP_READ
+             : 0) |
         (s->u2c.pos < s->u2c.last ? LOOP_WRITE : 0);
     const uint32_t upstream_mask =
-        (!s->u2c.eof && s->u2c.last < s->u2c.cap ? LOOP_READ : 0) |
+        (!s->u2c.eof && (s->u2c.buf == NULL || s->u2c.last < s->u2c.cap)
+             ? LOOP_READ
+             : 0) |
         (s->c2u.pos < s->c2u.last ? LOOP_WRITE : 0);
 
     if (loop_io_set(s->loop, &s->client, client_mask) == -1 ||

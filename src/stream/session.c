@@ -276,10 +276,7 @@ session_finalize(struct session *s, int status)
     s->pre_buf = NULL;
     free(s->pp);
     s->pp = NULL;
-    free(s->c2u.buf);
-    s->c2u.buf = NULL;
-    free(s->u2c.buf);
-    s->u2c.buf = NULL;
+    relay_release(s);
     session_alive--;
     if (s->prev != NULL) {
         s->prev->next = s->next;

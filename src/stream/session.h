@@ -42,7 +42,8 @@ enum preread_status {
 
 /* One direction of the relay: bytes read from one side, not yet written. */
 struct relay_dir {
-    unsigned char *buf; /* malloc'd; NULL until the relay starts */
+    unsigned char *buf; /* from relay.c's pool while bytes wait; NULL when
+                           empty (the preread buffer first, for c2u) */
     size_t cap;
     size_t pos;  /* first byte not yet written */
     size_t last; /* end of bytes read */
@@ -152,6 +153,9 @@ void session_start_phases(struct session *s);
 void preread_start(struct session *s);
 void proxy_start(struct session *s);
 void relay_start(struct session *s);
+
+/* Gives s's relay buffers back (session_finalize()). */
+void relay_release(struct session *s);
 
 /* Formats an error-log line for s with nginx's context suffix. */
 void session_log(struct session *s, enum errlog_level level, int err,
