@@ -357,6 +357,7 @@ resolver_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
     } else {
         e->expires_ms = clock_now_ms(); /* not cached: ask again */
     }
+    e->result.expires_ms = e->expires_ms;
     resolver_complete(e);
 }
 
@@ -375,6 +376,7 @@ resolver_deadline(struct loop_timer *t)
     e->pending = false;
     e->result.status = RESOLVER_TIMEOUT;
     e->result.naddrs = 0;
+    e->result.expires_ms = clock_now_ms();
     resolver_complete(e);
 }
 
@@ -404,7 +406,8 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
     if (e == NULL) {
         e = calloc(1, sizeof(*e));
         if (e == NULL) {
-            static struct resolver_result oom = {RESOLVER_ERROR, 0, {{0}}, {0}};
+            static struct resolver_result oom = {RESOLVER_ERROR, 0, 0, {{0}},
+                                                 {0}};
             return &oom;
         }
         e->r = r;

@@ -41,6 +41,7 @@ struct resolver_conf {
  */
 struct resolver_result {
     enum resolver_status status;
+    int64_t expires_ms;   /* monotonic time the answer stops being cached */
     size_t naddrs;
     struct sockaddr_storage addrs[RESOLVER_MAX_ADDRS]; /* port 0 */
     socklen_t addrlens[RESOLVER_MAX_ADDRS];

@@ -29,6 +29,7 @@
 #include "stream/resolve.h"
 #include "stream/session.h"
 #include "stream/stream.h"
+#include "stream/upstream.h"
 
 
 #define WORKER_FD_RESERVE 16 /* descriptors kept free of sessions */
@@ -269,6 +270,7 @@ worker_run(struct stream_conf *conf, int slot)
         goto done;
     }
     max = worker_fd_budget(max);
+    upstream_resolve_start(conf, w.loop);
     if (session_serve(w.loop, conf, max) == -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "accepting failed (%d: %s)", errno,
                      strerror(errno));
@@ -284,6 +286,7 @@ done:
     session_on_idle(NULL, NULL);
     session_close_all();
     loop_timer_cancel(w.loop, &w.shutdown);
+    upstream_resolve_stop(conf);
     resolve_close_all(conf);
     log_flush_all(conf);
     loop_io_del(w.loop, &w.sig);

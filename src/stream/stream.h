@@ -50,12 +50,31 @@ struct stream_listen {
     struct stream_listen *next;
 };
 
+/*
+ * A `server NAME:PORT resolve` line: its addresses fill a fixed run of the
+ * upstream's peers (the unused ones are down) and are looked up again in
+ * each worker whenever the answer's TTL runs out.
+ */
+struct upstream_resolve {
+    const char *host;            /* the name, validated */
+    int port;
+    struct stream_upstream *u;
+    size_t first;                /* its slots: u->bal.peers[first..+nslots) */
+    size_t nslots;
+    char (*names)[SOCK_ADDR_TEXT_MAX]; /* the slots' $upstream_addr texts */
+    struct resolver_wait wait;   /* while a lookup is in flight */
+    struct loop_timer timer;     /* the next lookup */
+    struct stream_resolver *resolver;
+    struct upstream_resolve *next;
+};
+
 struct stream_upstream {
     const char *name;     /* upstream{} name, or "host:port" if implicit */
     bool implicit;        /* made for a proxy_pass address */
     struct balancer bal;  /* peers and method */
     struct tmpl hash_key; /* `hash KEY`, when method is HASH* */
     struct upstream_build *build; /* peers being read; NULL once built */
+    struct upstream_resolve *resolves; /* `resolve` servers */
     const char *file;             /* where defined or first used */
     unsigned line;
     struct stream_upstream *next;

@@ -7,7 +7,9 @@
  * primaries first, in one array for the balancer at the end.
  */
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,12 @@
 #include "conf/parser.h"
 #include "core/arena.h"
 #include "core/units.h"
+#include "core/clock.h"
+#include "dns/resolver.h"
+#include "event/loop.h"
+#include "log/errlog.h"
 #include "net/sock.h"
+#include "proto/hostname.h"
 #include "stream/balance.h"
 #include "stream/core.h"
 #include "stream/stream.h"
@@ -25,8 +32,18 @@
 #include "stream/vars.h"
 
 
+#define UPSTREAM_RESOLVE_SLOTS 8      /* addresses kept per resolve server */
+#define UPSTREAM_RESOLVE_MIN_MS 1000  /* lookups at most this often */
+#define UPSTREAM_RESOLVE_RETRY_MS 5000 /* after a failed lookup */
+
+
+static struct loop *upstream_loop; /* this worker's, for the timers */
+
+
 struct upstream_pending {
     struct balance_peer peer;
+    struct upstream_resolve *res; /* a `resolve` server's slot, or NULL */
+    size_t slot;                  /* which of res's slots */
     struct upstream_pending *next;
 };
 
@@ -51,6 +68,12 @@ static const char *upstream_add_addrs(struct conf_ctx *cf,
                                       struct upstream_build *b,
                                       const char *text,
                                       const struct balance_peer *proto);
+static const char *upstream_add_resolve(struct conf_ctx *cf,
+                                        struct stream_upstream *u,
+                                        const char *text,
+                                        const struct balance_peer *proto);
+static void upstream_resolved(void *data, const struct resolver_result *rr);
+static void upstream_resolve_timer(struct loop_timer *t);
 static struct stream_upstream *upstream_new(struct conf_ctx *cf,
                                             struct stream_conf *conf,
                                             const char *name, const char *file,
@@ -267,6 +290,7 @@ upstream_server(struct conf_ctx *cf, const struct conf_node *n,
     struct stream_upstream *u = conf;
     struct upstream_build *b = u->build;
     struct balance_peer proto;
+    bool resolve = false;
     int num;
 
     (void)cmd;
@@ -298,13 +322,96 @@ upstream_server(struct conf_ctx *cf, const struct conf_node *n,
             return conf_msg(cf, "the \"max_conns\" parameter is not "
                                 "supported yet");
         } else if (strcmp(p, "resolve") == 0) {
-            return conf_msg(cf, "the \"resolve\" parameter needs the resolver, "
-                                "which is not supported yet");
+            resolve = true;
         } else {
             return conf_msg(cf, "invalid parameter \"%s\"", p);
         }
     }
+    if (resolve) {
+        return upstream_add_resolve(cf, u, n->args[1], &proto);
+    }
     return upstream_add_addrs(cf, b, n->args[1], &proto);
+}
+
+
+/*
+ * `server NAME:PORT resolve`: UPSTREAM_RESOLVE_SLOTS peers, filled now by
+ * the system's resolver (as at any start) and later by our own, in each
+ * worker, as TTLs run out. A name that does not resolve yet leaves them all
+ * down; it is not an error, as in nginx.
+ */
+static const char *
+upstream_add_resolve(struct conf_ctx *cf, struct stream_upstream *u,
+                     const char *text, const struct balance_peer *proto)
+{
+    struct upstream_resolve *res = arena_alloc(cf->arena, sizeof(*res));
+    const char *colon = strrchr(text, ':');
+    char host[HOSTNAME_MAX + 1];
+    size_t host_len;
+    const char *reason;
+    struct addrinfo hints = {0};
+    struct addrinfo *ai = NULL;
+
+    if (res == NULL) {
+        return "out of memory";
+    }
+    if (colon == NULL ||
+        units_parse_int(colon + 1, strlen(colon + 1), &res->port) == -1 ||
+        res->port < 1 || res->port > 65535) {
+        return conf_msg(cf, "invalid port in upstream \"%s\"", text);
+    }
+    if (hostname_normalize(text, (size_t)(colon - text), host, sizeof(host),
+                           &host_len, &reason) != HOSTNAME_OK) {
+        return conf_msg(cf, "\"resolve\" needs a host name in upstream "
+                            "\"%s\"",
+                        text);
+    }
+    res->host = arena_strndup(cf->arena, host, host_len);
+    res->u = u;
+    res->nslots = UPSTREAM_RESOLVE_SLOTS;
+    res->names = arena_alloc(cf->arena, sizeof(*res->names) * res->nslots);
+    if (res->host == NULL || res->names == NULL) {
+        return "out of memory";
+    }
+    loop_timer_init(&res->timer, upstream_resolve_timer, res);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (getaddrinfo(res->host, colon + 1, &hints, &ai) != 0) {
+        ai = NULL;
+        errlog_write(NULL, ERRLOG_WARN, 0, "host \"%s\" in upstream \"%s\" "
+                     "does not resolve yet; its server stays down until it "
+                     "does", res->host, u->name);
+    }
+    const struct addrinfo *a = ai;
+    for (size_t i = 0; i < res->nslots; i++) {
+        struct upstream_pending *p = arena_alloc(cf->arena, sizeof(*p));
+        if (p == NULL) {
+            freeaddrinfo(ai);
+            return "out of memory";
+        }
+        p->peer = *proto;
+        p->peer.name = res->names[i];
+        p->res = res;
+        p->slot = i;
+        if (a != NULL && a->ai_addrlen <= sizeof(p->peer.addr)) {
+            memcpy(&p->peer.addr, a->ai_addr, a->ai_addrlen);
+            p->peer.addrlen = a->ai_addrlen;
+            sock_addr_text(a->ai_addr, res->names[i], SOCK_ADDR_TEXT_MAX);
+            a = a->ai_next;
+        } else {
+            p->peer.down = true; /* an unused slot */
+            snprintf(res->names[i], SOCK_ADDR_TEXT_MAX, "%s:%d", res->host,
+                     res->port);
+        }
+        *u->build->tail = p;
+        u->build->tail = &p->next;
+        u->build->count++;
+    }
+    freeaddrinfo(ai);
+    res->next = u->resolves;
+    u->resolves = res;
+    return NULL;
 }
 
 
@@ -348,8 +455,28 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
         for (int pass = 0; pass < 2; pass++) {
             for (struct upstream_pending *p = b->head; p != NULL; p = p->next) {
                 if (p->peer.backup == (pass == 1)) {
+                    if (p->res != NULL && p->slot == 0) {
+                        p->res->first = i; /* its slots stay together */
+                    }
                     peers[i++] = p->peer;
                 }
+            }
+        }
+        if (u->resolves != NULL) {
+            if (u->bal.method == BALANCE_HASH_CONSISTENT) {
+                return conf_msg(cf, "\"resolve\" cannot be used with \"hash "
+                                    "... consistent\" in upstream \"%s\" in "
+                                    "%s:%u",
+                                u->name, u->file, u->line);
+            }
+            if (conf->set.resolver == NULL) {
+                return conf_msg(cf, "no resolver defined to resolve \"%s\" "
+                                    "in upstream \"%s\" in %s:%u",
+                                u->resolves->host, u->name, u->file, u->line);
+            }
+            for (struct upstream_resolve *r = u->resolves; r != NULL;
+                 r = r->next) {
+                r->resolver = conf->set.resolver;
             }
         }
         u->bal.peers = peers;
@@ -365,6 +492,99 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
         }
     }
     return NULL;
+}
+
+
+/* Puts res's latest answer into its slots. */
+static void
+upstream_resolved(void *data, const struct resolver_result *rr)
+{
+    struct upstream_resolve *res = data;
+    struct balance_peer *peers = res->u->bal.peers + res->first;
+    int64_t next_ms = UPSTREAM_RESOLVE_RETRY_MS;
+
+    if (rr->status == RESOLVER_OK) {
+        for (size_t i = 0; i < res->nslots; i++) {
+            struct balance_peer *p = &peers[i];
+            struct sockaddr *sa = (struct sockaddr *)&p->addr;
+
+            if (i >= rr->naddrs) {
+                p->down = true;
+                continue;
+            }
+            if (p->down || p->addrlen != rr->addrlens[i] ||
+                memcmp(&p->addr, &rr->addrs[i], rr->addrlens[i]) != 0) {
+                /* A new address: its failures are not this one's. */
+                memcpy(&p->addr, &rr->addrs[i], rr->addrlens[i]);
+                p->addrlen = rr->addrlens[i];
+                if (sa->sa_family == AF_INET) {
+                    ((struct sockaddr_in *)sa)->sin_port =
+                        htons((uint16_t)res->port);
+                } else {
+                    ((struct sockaddr_in6 *)sa)->sin6_port =
+                        htons((uint16_t)res->port);
+                }
+                p->fails = 0;
+                sock_addr_text(sa, res->names[i], SOCK_ADDR_TEXT_MAX);
+            }
+            p->down = false;
+        }
+        next_ms = rr->expires_ms - clock_now_ms();
+    } else {
+        /* Keep the last good addresses, as nginx does, and ask again. */
+        errlog_write(NULL, ERRLOG_ERR, 0, "%s could not be resolved (%d: %s) "
+                     "for upstream \"%s\"", res->host, (int)rr->status,
+                     resolver_status_text(rr->status), res->u->name);
+    }
+    if (next_ms < UPSTREAM_RESOLVE_MIN_MS) {
+        next_ms = UPSTREAM_RESOLVE_MIN_MS;
+    }
+    loop_timer_set(upstream_loop, &res->timer, next_ms);
+}
+
+
+static void
+upstream_resolve_timer(struct loop_timer *t)
+{
+    struct upstream_resolve *res = t->data;
+    const struct resolver_result *rr;
+
+    if (res->resolver->r == NULL) {
+        return;
+    }
+    rr = resolver_lookup(res->resolver->r, res->host, strlen(res->host),
+                         &res->wait, upstream_resolved, res);
+    if (rr != NULL) {
+        upstream_resolved(res, rr);
+    }
+}
+
+
+void
+upstream_resolve_start(struct stream_conf *conf, struct loop *l)
+{
+    upstream_loop = l;
+    for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
+        for (struct upstream_resolve *r = u->resolves; r != NULL;
+             r = r->next) {
+            upstream_resolve_timer(&r->timer);
+        }
+    }
+}
+
+
+void
+upstream_resolve_stop(struct stream_conf *conf)
+{
+    for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
+        for (struct upstream_resolve *r = u->resolves; r != NULL;
+             r = r->next) {
+            resolver_cancel(&r->wait);
+            if (upstream_loop != NULL) {
+                loop_timer_cancel(upstream_loop, &r->timer);
+            }
+        }
+    }
 }
 
 

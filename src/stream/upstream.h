@@ -34,6 +34,14 @@ struct stream_upstream *upstream_implicit(struct conf_ctx *cf,
 /* Checks every upstream and prepares its balancer. NULL or a message. */
 const char *upstream_finish(struct conf_ctx *cf, struct stream_conf *conf);
 
+struct loop;
+
+/* In a worker: starts looking up `resolve` servers again as TTLs run out. */
+void upstream_resolve_start(struct stream_conf *conf, struct loop *l);
+
+/* Stops those lookups (before the resolvers go). */
+void upstream_resolve_stop(struct stream_conf *conf);
+
 /* Frees the balancers' memory. */
 void upstream_free_all(struct stream_conf *conf);
 

@@ -1,0 +1,89 @@
+"""`server NAME:PORT resolve` in an upstream{}: the name is looked up again
+through the configured resolver as its TTL runs out, so a changed address is
+picked up without a reload; a name unknown at start leaves the server down
+until it resolves."""
+import socket
+import time
+
+import dns
+import util
+
+
+CONF = r"""
+    resolver @DNS@;
+    upstream svc {
+        server svc.test:@P@ resolve;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass svc;
+    }
+"""
+
+
+def _session(L, backends):
+    """One session; returns the backend address that got it, or None when
+    the proxy closed it without one (the backends record until EOF, so by
+    the time the client sees EOF any backend connection was accepted)."""
+    before = {a: b.accepted for a, b in backends.items()}
+    s = util.connect(L)
+    try:
+        s.sendall(b"x")
+        s.shutdown(socket.SHUT_WR)
+        util.recv_all(s)
+    except OSError:
+        pass  # closed by the proxy first: no server yet
+    s.close()
+    got = [a for a, b in backends.items() if b.accepted > before[a]]
+    return got[0] if got else None
+
+
+def test_resolve_server_follows_a_changed_address(relay, port, dnsmasq,
+                                                 same_port_backends):
+    P, bk = same_port_backends(["127.0.0.21", "127.0.0.22"],
+                               lambda h: util.record_to_eof())
+    d = dnsmasq({"svc.test": "127.0.0.21"}, ttl=1)
+    r = relay(CONF, DNS=d.addr, P=P, L=port())
+    L = r.listen_ports[0]
+    util.wait_for(lambda: d.count("svc.test") >= 1, "the worker's first lookup")
+    assert _session(L, bk) == "127.0.0.21"
+    d.set_records({"svc.test": "127.0.0.22"})
+    t0 = time.monotonic()
+    util.wait_for(lambda: _session(L, bk) == "127.0.0.22",
+                  "a session to reach the new address", interval=0.1)
+    assert time.monotonic() - t0 < 5, "the 1 s TTL was kept far too long"
+    lines = [util.parse_line(l) for l in r.wait_access(bk["127.0.0.21"].accepted +
+                                                      bk["127.0.0.22"].accepted)]
+    assert {l["upstream_addr"] for l in lines} == {"127.0.0.21:%d" % P,
+                                                  "127.0.0.22:%d" % P}
+
+
+def test_resolve_server_unknown_at_start_comes_up_when_it_resolves(
+        relay, port, dnsmasq, same_port_backends):
+    P, bk = same_port_backends(["127.0.0.23"], lambda h: util.record_to_eof())
+    d = dnsmasq({"other.test": "127.0.0.23"}, ttl=1)
+    r = relay(CONF, DNS=d.addr, P=P, L=port())
+    L = r.listen_ports[0]
+    # Not resolvable yet: the only server is down, 502, nothing contacted.
+    s = util.connect(L)
+    assert util.recv_all(s) == b""
+    s.close()
+    assert util.parse_line(r.wait_access(1)[0])["status"] == "502"
+    assert bk["127.0.0.23"].accepted == 0
+    d.set_records({"svc.test": "127.0.0.23"})
+    util.wait_for(lambda: _session(L, bk) == "127.0.0.23",
+                  "the server to come up once its name resolves", interval=0.2)
+
+
+def test_resolve_needs_a_resolver(snirelay_bin, workdir):
+    import subprocess
+    conf = "%s/r.conf" % workdir
+    with open(conf, "w") as f:
+        f.write("stream {\n  upstream u {\n    server svc.test:80 resolve;\n  }\n"
+                "  server { listen 127.0.0.1:%d; proxy_pass u; }\n}\n"
+                % util.free_port())
+    p = subprocess.run([snirelay_bin, "-t", "-c", conf], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    err = p.stderr.decode()
+    assert p.returncode == 1, err
+    assert 'no resolver defined to resolve "svc.test" in upstream "u"' in err
