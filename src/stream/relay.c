@@ -37,7 +37,8 @@
 static void relay_client_io(struct loop_io *io, uint32_t events);
 static void relay_upstream_io(struct loop_io *io, uint32_t events);
 static void relay_timer(struct loop_timer *t);
-static void relay_pump(struct session *s);
+static void relay_pump(struct session *s, bool client_ready,
+                       bool upstream_ready);
 static int relay_read(struct session *s, struct loop_io *from,
                       struct relay_dir *d, uint64_t *count);
 static int relay_write(struct session *s, struct loop_io *to,
@@ -146,7 +147,8 @@ relay_start(struct session *s)
     s->last_active_ms = clock_now_ms();
     s->timer.fn = relay_timer;
     loop_timer_set(s->loop, &s->timer, s->server->set.proxy_timeout_ms);
-    relay_pump(s);
+    /* The preread bytes may go at once; both sides may have more. */
+    relay_pump(s, true, true);
 }
 
 
@@ -168,13 +170,17 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         d->pos = d->last = 0;
     }
     while (!d->eof && d->last < d->cap) {
-        const ssize_t n = recv(from->fd, d->buf + d->last, d->cap - d->last, 0);
+        const size_t room = d->cap - d->last;
+        const ssize_t n = recv(from->fd, d->buf + d->last, room, 0);
         if (n > 0) {
             d->last += (size_t)n;
             *count += (uint64_t)n;
             progress = 1;
             if (d == &s->u2c && s->first_byte_ms == 0) {
                 s->first_byte_ms = clock_now_ms();
+            }
+            if ((size_t)n < room) {
+                break; /* the socket is drained; epoll says when it is not */
             }
             continue;
         }
@@ -234,21 +240,26 @@ relay_write(struct session *s, struct loop_io *to, struct relay_dir *d,
 
 /* Moves what can move now, then sets interest from buffer state. */
 static void
-relay_pump(struct session *s)
+relay_pump(struct session *s, bool client_ready, bool upstream_ready)
 {
     const bool half_close = s->server->set.proxy_half_close;
 
     /*
-     * One pass each way; level-triggered epoll calls again while a side
-     * stays ready.
+     * One pass each way, reading only a side epoll said is ready (a read
+     * that would find nothing is a wasted system call); level-triggered
+     * epoll calls again while a side stays ready. Writes are tried
+     * whenever bytes wait.
      */
-    const int a = relay_read(s, &s->client, &s->c2u, &s->bytes_received);
+    const int a = client_ready ? relay_read(s, &s->client, &s->c2u,
+                                            &s->bytes_received)
+                               : 0;
     const int b = a == -1 ? -1
                           : relay_write(s, &s->upstream, &s->c2u,
                                         &s->upstream_bytes_sent);
-    const int c = b == -1 ? -1
-                          : relay_read(s, &s->upstream, &s->u2c,
-                                       &s->upstream_bytes_received);
+    const int c = b == -1           ? -1
+                  : !upstream_ready ? 0
+                                    : relay_read(s, &s->upstream, &s->u2c,
+                                                 &s->upstream_bytes_received);
     const int d =
         c == -1 ? -1 : relay_write(s, &s->client, &s->u2c, &s->bytes_sent);
 
@@ -306,16 +317,14 @@ relay_pump(struct session *s)
 static void
 relay_client_io(struct loop_io *io, uint32_t events)
 {
-    (void)events;
-    relay_pump(io->data);
+    relay_pump(io->data, events & LOOP_READ, false);
 }
 
 
 static void
 relay_upstream_io(struct loop_io *io, uint32_t events)
 {
-    (void)events;
-    relay_pump(io->data);
+    relay_pump(io->data, false, events & LOOP_READ);
 }
 
 
