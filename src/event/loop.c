@@ -343,6 +343,9 @@ loop_run(struct loop *l)
             if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) {
                 ev |= LOOP_READ;
             }
+            if (events[i].events & (EPOLLHUP | EPOLLRDHUP)) {
+                ev |= LOOP_HUP;
+            }
             if (events[i].events & EPOLLOUT) {
                 ev |= LOOP_WRITE;
             }

@@ -27,9 +27,10 @@ typedef void (*loop_defer_fn)(void *data);
 #define LOOP_READ 0x1u
 #define LOOP_WRITE 0x4u /* EPOLLOUT */
 #define LOOP_ERROR 0x8u /* EPOLLERR; EPOLLHUP is reported as READ */
-#define LOOP_EXCLUSIVE                                                         \
-    0x10u /* with READ: wake one of the processes                              \
-             waiting on a shared listening socket */
+/* Reported with READ: the peer closed its side, so an EOF is waiting. */
+#define LOOP_HUP 0x20u
+/* With READ: wake one of the processes waiting on a shared listener. */
+#define LOOP_EXCLUSIVE 0x10u
 
 struct loop_io {
     int fd;        /* -1 once deleted */

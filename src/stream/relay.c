@@ -37,10 +37,10 @@
 static void relay_client_io(struct loop_io *io, uint32_t events);
 static void relay_upstream_io(struct loop_io *io, uint32_t events);
 static void relay_timer(struct loop_timer *t);
-static void relay_pump(struct session *s, bool client_ready,
-                       bool upstream_ready);
+static void relay_pump(struct session *s, uint32_t client_ev,
+                       uint32_t upstream_ev);
 static int relay_read(struct session *s, struct loop_io *from,
-                      struct relay_dir *d, uint64_t *count);
+                      struct relay_dir *d, uint64_t *count, bool hup);
 static int relay_write(struct session *s, struct loop_io *to,
                        struct relay_dir *d, uint64_t *count);
 static int relay_buf_get(struct relay_dir *d);
@@ -148,14 +148,14 @@ relay_start(struct session *s)
     s->timer.fn = relay_timer;
     loop_timer_set(s->loop, &s->timer, s->server->set.proxy_timeout_ms);
     /* The preread bytes may go at once; both sides may have more. */
-    relay_pump(s, true, true);
+    relay_pump(s, LOOP_READ, LOOP_READ);
 }
 
 
 /* Reads from `from` into d. Returns 1 progress, 0 nothing, -1 error. */
 static int
 relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
-           uint64_t *count)
+           uint64_t *count, bool hup)
 {
     int progress = 0;
 
@@ -179,7 +179,7 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
             if (d == &s->u2c && s->first_byte_ms == 0) {
                 s->first_byte_ms = clock_now_ms();
             }
-            if ((size_t)n < room) {
+            if ((size_t)n < room && !hup) {
                 break; /* the socket is drained; epoll says when it is not */
             }
             continue;
@@ -240,26 +240,30 @@ relay_write(struct session *s, struct loop_io *to, struct relay_dir *d,
 
 /* Moves what can move now, then sets interest from buffer state. */
 static void
-relay_pump(struct session *s, bool client_ready, bool upstream_ready)
+relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
 {
     const bool half_close = s->server->set.proxy_half_close;
 
     /*
      * One pass each way, reading only a side epoll said is ready (a read
      * that would find nothing is a wasted system call); level-triggered
-     * epoll calls again while a side stays ready. Writes are tried
-     * whenever bytes wait.
+     * epoll calls again while a side stays ready. A side whose peer has
+     * closed is read to its EOF now, not in another wake-up. Writes are
+     * tried whenever bytes wait.
      */
-    const int a = client_ready ? relay_read(s, &s->client, &s->c2u,
-                                            &s->bytes_received)
-                               : 0;
+    const int a = (client_ev & LOOP_READ)
+                      ? relay_read(s, &s->client, &s->c2u, &s->bytes_received,
+                                   client_ev & LOOP_HUP)
+                      : 0;
     const int b = a == -1 ? -1
                           : relay_write(s, &s->upstream, &s->c2u,
                                         &s->upstream_bytes_sent);
-    const int c = b == -1           ? -1
-                  : !upstream_ready ? 0
-                                    : relay_read(s, &s->upstream, &s->u2c,
-                                                 &s->upstream_bytes_received);
+    const int c = b == -1 ? -1
+                  : !(upstream_ev & LOOP_READ)
+                      ? 0
+                      : relay_read(s, &s->upstream, &s->u2c,
+                                   &s->upstream_bytes_received,
+                                   upstream_ev & LOOP_HUP);
     const int d =
         c == -1 ? -1 : relay_write(s, &s->client, &s->u2c, &s->bytes_sent);
 
@@ -317,14 +321,14 @@ relay_pump(struct session *s, bool client_ready, bool upstream_ready)
 static void
 relay_client_io(struct loop_io *io, uint32_t events)
 {
-    relay_pump(io->data, events & LOOP_READ, false);
+    relay_pump(io->data, events, 0);
 }
 
 
 static void
 relay_upstream_io(struct loop_io *io, uint32_t events)
 {
-    relay_pump(io->data, false, events & LOOP_READ);
+    relay_pump(io->data, 0, events);
 }
 
 
