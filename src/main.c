@@ -182,7 +182,7 @@ main(int argc, char **argv)
         tree = conf_tree_load_text(path, default_conf_text,
                                    strlen(default_conf_text), &err);
     }
-    conf = tree != NULL ? stream_conf_build(tree, path, test, &err) : NULL;
+    conf = tree != NULL ? stream_conf_build(tree, path, &err) : NULL;
     if (conf == NULL) {
         fprintf(stderr, "snirelay: [emerg] %s\n", err.msg);
         if (test) {

@@ -53,7 +53,6 @@ struct resolver {
     struct resolver_sock socks[RESOLVER_MAX_SOCKS];
     struct loop_timer ares_timer; /* c-ares' own retransmit timeouts */
     struct loop_timer sweep;
-    uint64_t queries;
 };
 
 
@@ -406,8 +405,8 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
     if (e == NULL) {
         e = calloc(1, sizeof(*e));
         if (e == NULL) {
-            static struct resolver_result oom = {RESOLVER_ERROR, 0, 0, {{0}},
-                                                 {0}};
+            static struct resolver_result oom = {
+                RESOLVER_ERROR, 0, 0, {{0}}, {0}};
             return &oom;
         }
         e->r = r;
@@ -431,7 +430,6 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
         return NULL; /* coalesced with the query in flight */
     }
     e->pending = true;
-    r->queries++;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = r->conf.ipv4 && r->conf.ipv6 ? AF_UNSPEC
                       : r->conf.ipv6               ? AF_INET6
@@ -505,11 +503,4 @@ resolver_status_text(enum resolver_status st)
         break;
     }
     return "Resolver error";
-}
-
-
-uint64_t
-resolver_queries(const struct resolver *r)
-{
-    return r->queries;
 }

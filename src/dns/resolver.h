@@ -41,7 +41,7 @@ struct resolver_conf {
  */
 struct resolver_result {
     enum resolver_status status;
-    int64_t expires_ms;   /* monotonic time the answer stops being cached */
+    int64_t expires_ms; /* monotonic time the answer stops being cached */
     size_t naddrs;
     struct sockaddr_storage addrs[RESOLVER_MAX_ADDRS]; /* port 0 */
     socklen_t addrlens[RESOLVER_MAX_ADDRS];
@@ -73,8 +73,7 @@ void resolver_free(struct resolver *r);
  * answer is cached, returns it (valid until the next loop batch) and w is
  * unused. Otherwise queues w (calling fn(data, result) once later, unless
  * resolver_cancel(w) comes first) and returns NULL; a query is sent only if
- * none is in flight for the name. *queried tells whether one was sent.
- */
+ * none is in flight for the name. */
 const struct resolver_result *resolver_lookup(struct resolver *r,
                                               const char *name, size_t len,
                                               struct resolver_wait *w,
@@ -85,8 +84,5 @@ void resolver_cancel(struct resolver_wait *w);
 
 /* Text for a status, as nginx's resolver prints it ("Host not found"). */
 const char *resolver_status_text(enum resolver_status st);
-
-/* Queries sent since start (for tests and statistics). */
-uint64_t resolver_queries(const struct resolver *r);
 
 #endif

@@ -43,13 +43,6 @@ errlog_set_default(struct errlog *log)
 }
 
 
-struct errlog *
-errlog_default(void)
-{
-    return errlog_current;
-}
-
-
 int
 errlog_enabled(const struct errlog *log, enum errlog_level level)
 {

@@ -34,9 +34,6 @@ int errlog_level_parse(const char *name);
 /* Sets the log that errlog_write(NULL, ...) uses; NULL means stderr. */
 void errlog_set_default(struct errlog *log);
 
-/* The log in effect for process-level messages. */
-struct errlog *errlog_default(void);
-
 /*
  * Writes one line at level to log (NULL: the default log) when the level
  * is enabled. conn_id > 0 adds nginx's "*N " session prefix.

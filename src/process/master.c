@@ -235,7 +235,7 @@ master_reload(struct master *m)
 
     errlog_write(NULL, ERRLOG_NOTICE, 0, "reconfiguring");
     tree = conf_tree_load(m->path, &err);
-    conf = tree != NULL ? stream_conf_build(tree, m->path, false, &err) : NULL;
+    conf = tree != NULL ? stream_conf_build(tree, m->path, &err) : NULL;
     if (conf == NULL) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "%s", err.msg);
         errlog_write(NULL, ERRLOG_ALERT, 0,

@@ -58,7 +58,7 @@ access_check(struct session *s)
     if (v == NULL || len == 0 || (len == 1 && v[0] == '0')) {
         return true;
     }
-    session_log(s, ERRLOG_INFO, 0, "access forbidden by \"deny_if\"");
+    session_log(s, ERRLOG_INFO, "access forbidden by \"deny_if\"");
     session_finalize(s, 403);
     return false;
 }
@@ -108,7 +108,7 @@ access_check_addr(struct session *s)
         if (!r->deny) {
             return true;
         }
-        session_log(s, ERRLOG_ERR, 0, "access forbidden by rule");
+        session_log(s, ERRLOG_ERR, "access forbidden by rule");
         session_finalize(s, 403);
         return false;
     }

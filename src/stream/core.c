@@ -779,11 +779,11 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
 
 
 struct stream_conf *
-stream_conf_build(struct conf_tree *tree, const char *path, bool test_only,
+stream_conf_build(struct conf_tree *tree, const char *path,
                   struct conf_err *err)
 {
     struct stream_conf *conf = arena_alloc(tree->arena, sizeof(*conf));
-    struct core_state st = {conf, NULL, NULL, test_only};
+    struct core_state st = {conf, NULL, NULL};
     struct conf_ctx cf = {0};
     const char *rv;
 

@@ -21,7 +21,6 @@ struct core_state {
     struct stream_conf *conf;
     struct stream_server *server;     /* server{} being read, or NULL */
     struct stream_upstream *upstream; /* upstream{} being read, or NULL */
-    bool test_only;                   /* -t: report, do not open sockets */
 };
 
 /*
@@ -31,7 +30,7 @@ struct core_state {
  * or NULL with err filled (tree freed too). Warnings go to the error log.
  */
 struct stream_conf *stream_conf_build(struct conf_tree *tree, const char *path,
-                                      bool test_only, struct conf_err *err);
+                                      struct conf_err *err);
 
 /* Frees a generation: closes its sockets and log files. */
 void stream_conf_free(struct stream_conf *conf);

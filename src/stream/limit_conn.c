@@ -259,7 +259,7 @@ limit_conn_acquire(struct session *s)
         }
         limit_conn_unlock(z);
         if (over) {
-            session_log(s, ERRLOG_ERR, 0,
+            session_log(s, ERRLOG_ERR,
                         "limiting connections by zone "
                         "\"%s\"",
                         r->zone->name);

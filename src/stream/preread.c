@@ -57,8 +57,8 @@ preread_start(struct session *s)
         return;
     }
     if (loop_io_set(s->loop, &s->client, LOOP_READ) == -1) {
-        session_log(s, ERRLOG_ALERT, errno, "epoll_ctl() failed (%d: %s)",
-                    errno, strerror(errno));
+        session_log(s, ERRLOG_ALERT, "epoll_ctl() failed (%d: %s)", errno,
+                    strerror(errno));
         session_finalize(s, 500);
     }
 }
@@ -109,7 +109,7 @@ preread_io(struct loop_io *io, uint32_t events)
 
         if (s->pre_len == s->pre_cap) {
             if (s->pre_cap >= max) {
-                session_log(s, ERRLOG_ERR, 0, "preread buffer full");
+                session_log(s, ERRLOG_ERR, "preread buffer full");
                 preread_mark(s, PREREAD_TOO_LARGE);
                 session_finalize(s, 400);
                 return;
@@ -127,7 +127,7 @@ preread_io(struct loop_io *io, uint32_t events)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 return;
             }
-            session_log(s, ERRLOG_INFO, errno, "recv() failed (%d: %s)", errno,
+            session_log(s, ERRLOG_INFO, "recv() failed (%d: %s)", errno,
                         strerror(errno));
             preread_mark(s, PREREAD_MALFORMED);
             session_finalize(s, 200);
@@ -135,7 +135,7 @@ preread_io(struct loop_io *io, uint32_t events)
         }
         if (n == 0) {
             /* nginx closes such a session with 200 and no upstream. */
-            session_log(s, ERRLOG_INFO, 0, "client closed connection");
+            session_log(s, ERRLOG_INFO, "client closed connection");
             preread_mark(s, PREREAD_MALFORMED);
             session_finalize(s, 200);
             return;
@@ -203,7 +203,7 @@ preread_feed(struct session *s, const unsigned char *data, size_t len)
         s->preread = preread_tls_status(rc, &s->hello);
         tls_open = s->preread == PREREAD_NONE;
         if (rc == TLS_HELLO_MALFORMED) {
-            session_log(s, ERRLOG_INFO, 0, "malformed ClientHello: %s",
+            session_log(s, ERRLOG_INFO, "malformed ClientHello: %s",
                         s->hello.reason);
         }
     }
@@ -212,7 +212,7 @@ preread_feed(struct session *s, const unsigned char *data, size_t len)
         s->http_preread = preread_http_status(rc, &s->http);
         http_open = s->http_preread == PREREAD_NONE;
         if (rc == HTTP_HEAD_MALFORMED) {
-            session_log(s, ERRLOG_INFO, 0, "malformed HTTP request head: %s",
+            session_log(s, ERRLOG_INFO, "malformed HTTP request head: %s",
                         s->http.reason);
         }
     }
@@ -261,7 +261,7 @@ preread_timer(struct loop_timer *t)
 {
     struct session *s = t->data;
 
-    session_log(s, ERRLOG_INFO, ETIMEDOUT, "preread timed out");
+    session_log(s, ERRLOG_INFO, "preread timed out");
     preread_mark(s, PREREAD_TIMEOUT);
     session_finalize(s, 200);
 }

@@ -132,7 +132,7 @@ proxy_choose(struct session *s)
     vars_reset();
     value = vars_eval(s, &srv->pass_value, &len);
     if (value == NULL || len == 0) {
-        session_log(s, ERRLOG_ERR, 0, "empty proxy_pass value \"%s\"",
+        session_log(s, ERRLOG_ERR, "empty proxy_pass value \"%s\"",
                     srv->pass_text);
         session_finalize(s, 500);
         return -1;
@@ -181,7 +181,7 @@ proxy_refuse(struct session *s, int status, const char *fmt, const char *value,
                                 len > 120 ? 120 : len, STR_ESCAPE_DEFAULT);
 
     shown[n < sizeof(shown) - 1 ? n : sizeof(shown) - 1] = '\0';
-    session_log(s, ERRLOG_ERR, 0, fmt, shown);
+    session_log(s, ERRLOG_ERR, fmt, shown);
     session_finalize(s, status);
 }
 
@@ -279,7 +279,7 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
         sock_addr_text(sa, names[n], SOCK_ADDR_TEXT_MAX);
         p->name = names[n];
         if (guard_is_loop(sa)) {
-            session_log(s, ERRLOG_ERR, 0,
+            session_log(s, ERRLOG_ERR,
                         "forwarding loop: %s resolved to "
                         "%s, which is this proxy",
                         s->target, p->name);
@@ -290,7 +290,7 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
                   ? guard_ssrf_reason(sa, set->target_allow, set->ntarget_allow)
                   : NULL;
         if (why != NULL) {
-            session_log(s, ERRLOG_ERR, 0,
+            session_log(s, ERRLOG_ERR,
                         "%s resolved to %s, a %s address: "
                         "denied",
                         s->target, p->name, why);
@@ -363,7 +363,7 @@ proxy_connect_next(struct session *s)
         p = balance_pick(s->bal, &s->try, now);
         if (p == NULL) {
             if (s->tries == 0) {
-                session_log(s, ERRLOG_ERR, 0, "no live upstreams");
+                session_log(s, ERRLOG_ERR, "no live upstreams");
             }
             session_finalize(s, 502);
             return;
@@ -373,7 +373,7 @@ proxy_connect_next(struct session *s)
         s->connect_start_ms = now;
         proxy_note(s->upstream_addrs, sizeof(s->upstream_addrs), p->name);
         if (guard_is_loop((struct sockaddr *)&p->addr)) {
-            session_log(s, ERRLOG_ERR, 0, "forwarding loop: %s is this proxy",
+            session_log(s, ERRLOG_ERR, "forwarding loop: %s is this proxy",
                         p->name);
             proxy_note(s->connect_times, sizeof(s->connect_times), "-");
             balance_done(s->bal, p, false, now);
@@ -407,10 +407,10 @@ static void
 proxy_failed(struct session *s, int err, const char *what)
 {
     if (err == ETIMEDOUT && what == NULL) {
-        session_log(s, ERRLOG_ERR, ETIMEDOUT,
+        session_log(s, ERRLOG_ERR,
                     "upstream timed out (110: Connection timed out)");
     } else {
-        session_log(s, ERRLOG_ERR, err, "%s failed (%d: %s)", what, err,
+        session_log(s, ERRLOG_ERR, "%s failed (%d: %s)", what, err,
                     strerror(err));
     }
     proxy_note(s->connect_times, sizeof(s->connect_times), "-");

@@ -131,8 +131,7 @@ realip_io(struct loop_io *io, uint32_t events)
             return;
         }
         if (n <= 0) {
-            session_log(s, ERRLOG_INFO, n == 0 ? 0 : errno,
-                        "client closed connection");
+            session_log(s, ERRLOG_INFO, "client closed connection");
             session_finalize(s, 400);
             return;
         }
@@ -147,7 +146,7 @@ realip_io(struct loop_io *io, uint32_t events)
             return;
         }
         if (rc == PROXY_PROTO_MALFORMED) {
-            session_log(s, ERRLOG_ERR, 0, "broken PROXY protocol header: %s",
+            session_log(s, ERRLOG_ERR, "broken PROXY protocol header: %s",
                         s->pp->reason);
             session_finalize(s, 400);
             return;
@@ -165,7 +164,7 @@ realip_timer(struct loop_timer *t)
 {
     struct session *s = t->data;
 
-    session_log(s, ERRLOG_ERR, ETIMEDOUT, "PROXY protocol header timed out");
+    session_log(s, ERRLOG_ERR, "PROXY protocol header timed out");
     session_finalize(s, 400);
 }
 

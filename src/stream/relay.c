@@ -163,7 +163,7 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         return 0;
     }
     if (relay_buf_get(d) == -1) {
-        session_log(s, ERRLOG_ALERT, ENOMEM, "relay buffer allocation failed");
+        session_log(s, ERRLOG_ALERT, "relay buffer allocation failed");
         return -1;
     }
     if (d->pos == d->last) {
@@ -194,7 +194,7 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             break;
         }
-        session_log(s, ERRLOG_INFO, errno, "recv() failed (%d: %s)", errno,
+        session_log(s, ERRLOG_INFO, "recv() failed (%d: %s)", errno,
                     strerror(errno));
         return -1;
     }
@@ -227,7 +227,7 @@ relay_write(struct session *s, struct loop_io *to, struct relay_dir *d,
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             break;
         }
-        session_log(s, ERRLOG_INFO, errno, "send() failed (%d: %s)", errno,
+        session_log(s, ERRLOG_INFO, "send() failed (%d: %s)", errno,
                     strerror(errno));
         return -1;
     }
@@ -258,12 +258,12 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
     const int b = a == -1 ? -1
                           : relay_write(s, &s->upstream, &s->c2u,
                                         &s->upstream_bytes_sent);
-    const int c = b == -1 ? -1
-                  : !(upstream_ev & LOOP_READ)
-                      ? 0
-                      : relay_read(s, &s->upstream, &s->u2c,
-                                   &s->upstream_bytes_received,
-                                   upstream_ev & LOOP_HUP);
+    const int c =
+        b == -1 ? -1
+        : !(upstream_ev & LOOP_READ)
+            ? 0
+            : relay_read(s, &s->upstream, &s->u2c, &s->upstream_bytes_received,
+                         upstream_ev & LOOP_HUP);
     const int d =
         c == -1 ? -1 : relay_write(s, &s->client, &s->u2c, &s->bytes_sent);
 
@@ -311,8 +311,8 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
 
     if (loop_io_set(s->loop, &s->client, client_mask) == -1 ||
         loop_io_set(s->loop, &s->upstream, upstream_mask) == -1) {
-        session_log(s, ERRLOG_ALERT, errno, "epoll_ctl() failed (%d: %s)",
-                    errno, strerror(errno));
+        session_log(s, ERRLOG_ALERT, "epoll_ctl() failed (%d: %s)", errno,
+                    strerror(errno));
         session_finalize(s, 500);
     }
 }
@@ -343,7 +343,7 @@ relay_timer(struct loop_timer *t)
         loop_timer_set(s->loop, t, timeout - idle);
         return;
     }
-    session_log(s, ERRLOG_INFO, ETIMEDOUT,
+    session_log(s, ERRLOG_INFO,
                 "timed out (110: Connection timed "
                 "out)");
     session_finalize(s, 200);

@@ -139,7 +139,7 @@ resolve_start(struct session *s)
     const size_t len = strlen(s->target);
 
     if (sr == NULL || sr->r == NULL) {
-        session_log(s, ERRLOG_ERR, 0, "no resolver defined to resolve %s",
+        session_log(s, ERRLOG_ERR, "no resolver defined to resolve %s",
                     s->target);
         session_finalize(s, 500);
         return;
@@ -159,7 +159,7 @@ resolve_done(void *data, const struct resolver_result *res)
     struct session *s = data;
 
     if (res->status != RESOLVER_OK) {
-        session_log(s, ERRLOG_ERR, 0, "%s could not be resolved (%d: %s)",
+        session_log(s, ERRLOG_ERR, "%s could not be resolved (%d: %s)",
                     s->target, (int)res->status,
                     resolver_status_text(res->status));
         session_finalize(s, 500);

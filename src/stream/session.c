@@ -318,8 +318,7 @@ session_free(void *data)
 
 
 void
-session_log(struct session *s, enum errlog_level level, int err,
-            const char *fmt, ...)
+session_log(struct session *s, enum errlog_level level, const char *fmt, ...)
 {
     struct errlog *log = s->server->set.errlog;
     char msg[1024];
@@ -327,7 +326,6 @@ session_log(struct session *s, enum errlog_level level, int err,
     char upstream[SOCK_ADDR_TEXT_MAX + 32] = "";
     va_list ap;
 
-    (void)err;
     if (!errlog_enabled(log, level)) {
         return;
     }

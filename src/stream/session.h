@@ -158,7 +158,7 @@ void relay_start(struct session *s);
 void relay_release(struct session *s);
 
 /* Formats an error-log line for s with nginx's context suffix. */
-void session_log(struct session *s, enum errlog_level level, int err,
-                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void session_log(struct session *s, enum errlog_level level, const char *fmt,
+                 ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -56,14 +56,14 @@ struct stream_listen {
  * each worker whenever the answer's TTL runs out.
  */
 struct upstream_resolve {
-    const char *host;            /* the name, validated */
+    const char *host; /* the name, validated */
     int port;
     struct stream_upstream *u;
-    size_t first;                /* its slots: u->bal.peers[first..+nslots) */
+    size_t first; /* its slots: u->bal.peers[first..+nslots) */
     size_t nslots;
     char (*names)[SOCK_ADDR_TEXT_MAX]; /* the slots' $upstream_addr texts */
-    struct resolver_wait wait;   /* while a lookup is in flight */
-    struct loop_timer timer;     /* the next lookup */
+    struct resolver_wait wait;         /* while a lookup is in flight */
+    struct loop_timer timer;           /* the next lookup */
     struct stream_resolver *resolver;
     struct upstream_resolve *next;
 };
@@ -73,9 +73,9 @@ struct stream_upstream {
     bool implicit;        /* made for a proxy_pass address */
     struct balancer bal;  /* peers and method */
     struct tmpl hash_key; /* `hash KEY`, when method is HASH* */
-    struct upstream_build *build; /* peers being read; NULL once built */
+    struct upstream_build *build;      /* peers being read; NULL once built */
     struct upstream_resolve *resolves; /* `resolve` servers */
-    const char *file;             /* where defined or first used */
+    const char *file;                  /* where defined or first used */
     unsigned line;
     struct stream_upstream *next;
 };

@@ -18,8 +18,8 @@
 #include "conf/conf.h"
 #include "conf/parser.h"
 #include "core/arena.h"
-#include "core/units.h"
 #include "core/clock.h"
+#include "core/units.h"
 #include "dns/resolver.h"
 #include "event/loop.h"
 #include "log/errlog.h"
@@ -32,8 +32,8 @@
 #include "stream/vars.h"
 
 
-#define UPSTREAM_RESOLVE_SLOTS 8      /* addresses kept per resolve server */
-#define UPSTREAM_RESOLVE_MIN_MS 1000  /* lookups at most this often */
+#define UPSTREAM_RESOLVE_SLOTS 8       /* addresses kept per resolve server */
+#define UPSTREAM_RESOLVE_MIN_MS 1000   /* lookups at most this often */
 #define UPSTREAM_RESOLVE_RETRY_MS 5000 /* after a failed lookup */
 
 
@@ -362,8 +362,9 @@ upstream_add_resolve(struct conf_ctx *cf, struct stream_upstream *u,
     }
     if (hostname_normalize(text, (size_t)(colon - text), host, sizeof(host),
                            &host_len, &reason) != HOSTNAME_OK) {
-        return conf_msg(cf, "\"resolve\" needs a host name in upstream "
-                            "\"%s\"",
+        return conf_msg(cf,
+                        "\"resolve\" needs a host name in upstream "
+                        "\"%s\"",
                         text);
     }
     res->host = arena_strndup(cf->arena, host, host_len);
@@ -379,9 +380,11 @@ upstream_add_resolve(struct conf_ctx *cf, struct stream_upstream *u,
     hints.ai_flags = AI_NUMERICSERV;
     if (getaddrinfo(res->host, colon + 1, &hints, &ai) != 0) {
         ai = NULL;
-        errlog_write(NULL, ERRLOG_WARN, 0, "host \"%s\" in upstream \"%s\" "
+        errlog_write(NULL, ERRLOG_WARN, 0,
+                     "host \"%s\" in upstream \"%s\" "
                      "does not resolve yet; its server stays down until it "
-                     "does", res->host, u->name);
+                     "does",
+                     res->host, u->name);
     }
     const struct addrinfo *a = ai;
     for (size_t i = 0; i < res->nslots; i++) {
@@ -464,14 +467,16 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
         }
         if (u->resolves != NULL) {
             if (u->bal.method == BALANCE_HASH_CONSISTENT) {
-                return conf_msg(cf, "\"resolve\" cannot be used with \"hash "
-                                    "... consistent\" in upstream \"%s\" in "
-                                    "%s:%u",
+                return conf_msg(cf,
+                                "\"resolve\" cannot be used with \"hash "
+                                "... consistent\" in upstream \"%s\" in "
+                                "%s:%u",
                                 u->name, u->file, u->line);
             }
             if (conf->set.resolver == NULL) {
-                return conf_msg(cf, "no resolver defined to resolve \"%s\" "
-                                    "in upstream \"%s\" in %s:%u",
+                return conf_msg(cf,
+                                "no resolver defined to resolve \"%s\" "
+                                "in upstream \"%s\" in %s:%u",
                                 u->resolves->host, u->name, u->file, u->line);
             }
             for (struct upstream_resolve *r = u->resolves; r != NULL;
@@ -532,8 +537,10 @@ upstream_resolved(void *data, const struct resolver_result *rr)
         next_ms = rr->expires_ms - clock_now_ms();
     } else {
         /* Keep the last good addresses, as nginx does, and ask again. */
-        errlog_write(NULL, ERRLOG_ERR, 0, "%s could not be resolved (%d: %s) "
-                     "for upstream \"%s\"", res->host, (int)rr->status,
+        errlog_write(NULL, ERRLOG_ERR, 0,
+                     "%s could not be resolved (%d: %s) "
+                     "for upstream \"%s\"",
+                     res->host, (int)rr->status,
                      resolver_status_text(rr->status), res->u->name);
     }
     if (next_ms < UPSTREAM_RESOLVE_MIN_MS) {
@@ -565,8 +572,7 @@ upstream_resolve_start(struct stream_conf *conf, struct loop *l)
 {
     upstream_loop = l;
     for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
-        for (struct upstream_resolve *r = u->resolves; r != NULL;
-             r = r->next) {
+        for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
             upstream_resolve_timer(&r->timer);
         }
     }
@@ -577,8 +583,7 @@ void
 upstream_resolve_stop(struct stream_conf *conf)
 {
     for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
-        for (struct upstream_resolve *r = u->resolves; r != NULL;
-             r = r->next) {
+        for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
             resolver_cancel(&r->wait);
             if (upstream_loop != NULL) {
                 loop_timer_cancel(upstream_loop, &r->timer);

@@ -31,7 +31,7 @@ load(const char *text)
     struct stream_conf *conf;
 
     assert_non_null(t);
-    conf = stream_conf_build(t, "test.conf", true, &err);
+    conf = stream_conf_build(t, "test.conf", &err);
     if (conf == NULL) {
         fail_msg("%s", err.msg);
     }
