@@ -4,6 +4,8 @@
 #   make test         deps, layer check, unit tests (plain + ASan/UBSan),
 #                     integration tests (plain + ASan/UBSan binary), fuzz smoke
 #   make fuzz         build the libFuzzer targets (clang)
+#   make nginx-tests  nginx's own stream_*.t against build/snirelay
+#                     (NGINX_TESTS=DIR, default ../shared/nginx-tests)
 
 CC       ?= gcc
 PYTHON   ?= /usr/bin/python3
@@ -25,7 +27,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 
 .PHONY: all run test deps unit integration asan asan-build fuzz fuzz-smoke \
-        check-layers format clean bench
+        check-layers format clean bench nginx-tests
 
 all: $(BUILD)/snirelay
 
@@ -99,6 +101,9 @@ test: deps all check-layers unit integration asan fuzz-smoke
 
 format:
 	clang-format -i $$(find src tests -name '*.[ch]')
+
+nginx-tests: all
+	bash scripts/nginx-tests.sh
 
 bench: all
 	sh bench/run.sh

@@ -24,6 +24,9 @@
 #include "conf/parser.h"
 #include "core/arena.h"
 
+/* The name -g directives are located by in messages, as nginx. */
+#define PARSER_CMDLINE "command line"
+
 /* First read size for a file whose size fstat() does not tell. */
 #define PARSER_READ_CHUNK 4096
 
@@ -45,7 +48,8 @@ struct parser_frame {
 };
 
 static struct conf_tree *parser_run(struct parser *ps, const char *path,
-                                    const char *text, size_t len);
+                                    const char *text, size_t len,
+                                    const char *globals);
 static int parser_load_file(struct parser *ps, const char *path,
                             const struct conf_node *from, unsigned depth,
                             struct conf_node ***tailp);
@@ -73,7 +77,17 @@ conf_tree_load(const char *path, struct conf_err *err)
 {
     struct parser ps = {.err = err};
 
-    return parser_run(&ps, path, NULL, 0);
+    return parser_run(&ps, path, NULL, 0, NULL);
+}
+
+
+struct conf_tree *
+conf_tree_load_with(const char *path, const char *text, size_t len,
+                    const char *globals, struct conf_err *err)
+{
+    struct parser ps = {.err = err};
+
+    return parser_run(&ps, path, text, len, globals);
 }
 
 struct conf_tree *
@@ -86,7 +100,7 @@ conf_tree_load_text(const char *name, const char *text, size_t len,
         text = "";
         len = 0;
     }
-    return parser_run(&ps, name, text, len);
+    return parser_run(&ps, name, text, len, NULL);
 }
 
 void
@@ -121,10 +135,13 @@ conf_tree_free(struct conf_tree *t)
 
 /*
  * Builds a tree from the file at path, or from text when text is not NULL
- * (then path only names it and includes are relative to the cwd).
+ * (then path only names it and includes are relative to the cwd). The
+ * directives in globals, when not NULL, come first, as nginx parses -g
+ * before the file.
  */
 static struct conf_tree *
-parser_run(struct parser *ps, const char *path, const char *text, size_t len)
+parser_run(struct parser *ps, const char *path, const char *text, size_t len,
+           const char *globals)
 {
     struct arena *const a = arena_new();
     int rc = -1;
@@ -145,6 +162,22 @@ parser_run(struct parser *ps, const char *path, const char *text, size_t len)
 
     struct conf_node **tail = &ps->tree->root;
 
+    if (globals != NULL) {
+        const size_t glen = strlen(globals);
+        const char *const gtext = arena_strndup(a, globals, glen);
+
+        if (gtext == NULL) {
+            parser_error(ps, NULL, 0, "memory allocation failed");
+        } else if (parser_parse(ps, PARSER_CMDLINE, gtext, glen, 0, &tail) ==
+                   0) {
+            rc = 0;
+        }
+        if (rc == -1) {
+            free(ps->argv);
+            arena_free(a);
+            return NULL;
+        }
+    }
     if (text == NULL) {
         ps->base_dir = parser_dirname(a, path);
         rc = parser_load_file(ps, path, NULL, 0, &tail);

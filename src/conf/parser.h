@@ -89,6 +89,15 @@ struct conf_tree *conf_tree_load_text(const char *name, const char *text,
                                       size_t len, struct conf_err *err);
 
 /*
+ * Either of the above (text NULL: the file at path), with the directives
+ * of globals (nginx's -g; NULL for none) parsed first into the main
+ * context. Errors in globals are located "in command line:LINE".
+ */
+struct conf_tree *conf_tree_load_with(const char *path, const char *text,
+                                      size_t len, const char *globals,
+                                      struct conf_err *err);
+
+/*
  * Writes every file read, as `nginx -T` does: for each, once even if it was
  * included more than once, "# configuration file PATH:\n", its text and a
  * newline.

@@ -25,9 +25,9 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "conf/parser.h"
 #include "core/clock.h"
 #include "log/errlog.h"
+#include "process/cycle.h"
 #include "process/master.h"
 #include "process/worker.h"
 #include "stream/core.h"
@@ -51,7 +51,7 @@ struct master_worker {
 };
 
 struct master {
-    const char *path;
+    const struct cycle_opts *opts; /* how to load a generation (reload) */
     struct stream_conf *conf;    /* current generation */
     struct stream_conf *old[16]; /* generations still draining */
     size_t nold;
@@ -230,12 +230,10 @@ static void
 master_reload(struct master *m)
 {
     struct conf_err err = {{0}};
-    struct conf_tree *tree;
     struct stream_conf *conf;
 
     errlog_write(NULL, ERRLOG_NOTICE, 0, "reconfiguring");
-    tree = conf_tree_load(m->path, &err);
-    conf = tree != NULL ? stream_conf_build(tree, m->path, &err) : NULL;
+    conf = cycle_load(m->opts, &err);
     if (conf == NULL) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "%s", err.msg);
         errlog_write(NULL, ERRLOG_ALERT, 0,
@@ -284,7 +282,7 @@ master_reload(struct master *m)
 
 
 int
-master_run(const char *path, struct stream_conf *conf)
+master_run(const struct cycle_opts *opts, struct stream_conf *conf)
 {
     struct master *m = calloc(1, sizeof(*m));
     sigset_t set;
@@ -293,7 +291,7 @@ master_run(const char *path, struct stream_conf *conf)
     if (m == NULL) {
         return 1;
     }
-    m->path = path;
+    m->opts = opts;
     m->conf = conf;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

@@ -7,12 +7,14 @@
 #ifndef SNIRELAY_PROCESS_MASTER_H
 #define SNIRELAY_PROCESS_MASTER_H
 
+struct cycle_opts;
 struct stream_conf;
 
 /*
- * Serves conf (loaded from path, listeners open) with its workers until a
- * stop signal. Takes ownership of conf. Returns the exit status.
+ * Serves conf (loaded as opts say, listeners open) with its workers until a
+ * stop signal; reloads load through opts again. Takes ownership of conf;
+ * opts must outlive the call. Returns the exit status.
  */
-int master_run(const char *path, struct stream_conf *conf);
+int master_run(const struct cycle_opts *opts, struct stream_conf *conf);
 
 #endif
