@@ -64,8 +64,21 @@ scope_of() {
     esac
 }
 
-# Subtests that look for nginx's own version string in a log line.
-declare -A version_subtests=()
+# Subtests that look for nginx's own version string ("nginx/1.x") in a log:
+# snirelay logs its own name. A file whose only failures are these passes.
+declare -A version_subtests=(
+    [stream_error_log.t]="6 7"
+)
+# "2, 4, 6-7" -> "2 4 6 7"
+expand() {
+    echo "$1" | tr ',' '\n' | while read -r r; do
+        [ -z "$r" ] && continue
+        case "$r" in
+        *-*) seq "${r%-*}" "${r#*-}" ;;
+        *) echo "$r" ;;
+        esac
+    done | tr '\n' ' '
+}
 
 out=$(mktemp -d /tmp/nginx-tests.XXXXXX)
 chmod 755 "$out"
@@ -123,6 +136,24 @@ for f in $files; do
         pass=$((pass + 1))
     else
         failed=$(echo "$res" | sed -n 's/^ *Failed tests\?: *//p' | head -1)
+        allowed=${version_subtests[$f]:-}
+        if [ -n "$failed" ] && [ -n "$allowed" ] &&
+            echo "$res" | grep -q "Non-zero exit status" &&
+            ! echo "$res" | grep -q "Parse errors"; then
+            extra=""
+            for n in $(expand "$failed"); do
+                case " $allowed " in
+                *" $n "*) ;;
+                *) extra="$extra $n" ;;
+                esac
+            done
+            if [ -z "$extra" ]; then
+                printf '%-36s pass          (subtests %s look for "nginx/1.x" in a log)\n' \
+                    "$f" "$allowed"
+                pass=$((pass + 1))
+                continue
+            fi
+        fi
         [ -z "$failed" ] && failed=$(echo "$res" | grep -m1 -E 'Dubious|Bad plan|died|Parse errors' )
         [ "$rc" = 124 ] && failed="timed out after 300 s"
         printf '%-36s FAIL          %s\n' "$f" "$failed"

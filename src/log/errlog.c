@@ -4,11 +4,17 @@
  * lines from several processes never interleave.
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -19,8 +25,25 @@ static const char *const errlog_names[] = {
     "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
 };
 
-static struct errlog errlog_stderr = {2, ERRLOG_INFO, "stderr", NULL};
+/* RFC 3164 facility names, as nginx's syslog: parameters take them. */
+static const char *const errlog_facilities[] = {
+    "kern",   "user",   "mail",   "daemon", "auth",   "intern",
+    "lpr",    "news",   "uucp",   "clock",  "authpriv", "ftp",
+    "ntp",    "audit",  "alert",  "cron",   "local0", "local1",
+    "local2", "local3", "local4", "local5", "local6", "local7",
+};
+
+static struct errlog errlog_stderr = {
+    .fd = 2, .level = ERRLOG_INFO, .path = "stderr"};
 static struct errlog *errlog_current = &errlog_stderr;
+
+
+static void errlog_emit(struct errlog *log, enum errlog_level level,
+                        const char *line, size_t len);
+static int errlog_open_syslog(struct errlog *log, struct errlog_syslog *sl,
+                              const char *params, char *err, size_t errcap);
+static int errlog_syslog_connect(const char *server, char *err,
+                                 size_t errcap);
 
 
 int
@@ -49,7 +72,12 @@ errlog_enabled(const struct errlog *log, enum errlog_level level)
     if (log == NULL) {
         log = errlog_current;
     }
-    return level <= log->level;
+    for (; log != NULL; log = log->also) {
+        if (level <= log->level) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 
@@ -66,7 +94,7 @@ errlog_write(struct errlog *log, enum errlog_level level, uint64_t conn_id,
     if (log == NULL) {
         log = errlog_current;
     }
-    if (level > log->level) {
+    if (!errlog_enabled(log, level)) {
         return;
     }
     if (log == &errlog_stderr) {
@@ -99,17 +127,269 @@ errlog_write(struct errlog *log, enum errlog_level level, uint64_t conn_id,
         len = sizeof(line) - 2;
     }
     line[len++] = '\n';
-    /* One write per line; a short or failed write has nowhere to go. */
-    if (write(log->fd, line, len) == -1) {
-        errno = saved_errno;
+    for (; log != NULL; log = log->also) {
+        if (level <= log->level) {
+            errlog_emit(log, level, line, len);
+        }
     }
     errno = saved_errno;
+}
+
+
+/*
+ * One line to one target: a write to a file or stderr, or one datagram
+ * with an RFC 3164 header for syslog, as nginx's ngx_syslog_writer():
+ *   <PRI>Mmm dd hh:mm:ss HOST TAG: LINE
+ * A short or failed write has nowhere to go.
+ */
+static void
+errlog_emit(struct errlog *log, enum errlog_level level, const char *line,
+            size_t len)
+{
+    char dgram[2300];
+    char host[256] = "";
+    char stamp[32];
+    struct tm tm;
+    const time_t now = (time_t)(clock_wall_ms() / 1000);
+    int n;
+
+    if (log->syslog == NULL) {
+        if (write(log->fd, line, len) == -1) {
+            return;
+        }
+        return;
+    }
+    if (log->syslog->has_hostname) {
+        if (gethostname(host, sizeof(host) - 1) == -1) {
+            host[0] = '\0';
+        }
+        for (char *p = host; *p != '\0'; p++) {
+            *p = (char)tolower((unsigned char)*p);
+        }
+    }
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+    n = snprintf(dgram, sizeof(dgram), "<%u>%s %s%s%s: ",
+                 log->syslog->facility * 8 + (unsigned)level, stamp, host,
+                 host[0] != '\0' ? " " : "", log->syslog->tag);
+    if (n < 0 || (size_t)n >= sizeof(dgram)) {
+        return;
+    }
+    /* The datagram carries the line without its newline. */
+    if (len > 0 && line[len - 1] == '\n') {
+        len--;
+    }
+    if (len > sizeof(dgram) - (size_t)n) {
+        len = sizeof(dgram) - (size_t)n;
+    }
+    memcpy(dgram + n, line, len);
+    if (send(log->fd, dgram, (size_t)n + len, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+        -1) {
+        return;
+    }
+}
+
+
+int
+errlog_open(struct errlog *log, struct errlog_syslog *sl, const char *target,
+            char *err, size_t errcap)
+{
+    log->path = target;
+    log->syslog = NULL;
+    if (strcmp(target, "stderr") == 0) {
+        log->fd = 2;
+        return 0;
+    }
+    if (strncmp(target, "syslog:", 7) == 0) {
+        return errlog_open_syslog(log, sl, target + 7, err, errcap);
+    }
+    if (strncmp(target, "memory:", 7) == 0) {
+        snprintf(err, errcap,
+                 "\"memory:\" error logs are not supported: they need an "
+                 "nginx built --with-debug and a debugger to read");
+        return -1;
+    }
+    log->fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log->fd == -1) {
+        snprintf(err, errcap, "open() \"%s\" failed (%d: %s)", target, errno,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+
+/*
+ * syslog:server=ADDR[:PORT][,facility=F][,severity=S][,tag=T][,nohostname]
+ * (nginx's ngx_syslog_process_conf(); severity= only matters for access
+ * logs and is accepted here as nginx does).
+ */
+static int
+errlog_open_syslog(struct errlog *log, struct errlog_syslog *sl,
+                   const char *params, char *err, size_t errcap)
+{
+    char server[512] = "";
+
+    sl->facility = 23;
+    snprintf(sl->tag, sizeof(sl->tag), "nginx");
+    sl->has_hostname = true;
+    while (*params != '\0') {
+        const char *const end = params + strcspn(params, ",");
+        const size_t len = (size_t)(end - params);
+        char word[512];
+        bool is_known = false;
+
+        if (len >= sizeof(word)) {
+            snprintf(err, errcap, "syslog parameter too long");
+            return -1;
+        }
+        memcpy(word, params, len);
+        word[len] = '\0';
+        if (strncmp(word, "server=", 7) == 0) {
+            snprintf(server, sizeof(server), "%s", word + 7);
+            is_known = server[0] != '\0';
+        } else if (strncmp(word, "facility=", 9) == 0) {
+            for (size_t i = 0; i < sizeof(errlog_facilities) /
+                                       sizeof(errlog_facilities[0]);
+                 i++) {
+                if (strcmp(word + 9, errlog_facilities[i]) == 0) {
+                    sl->facility = (unsigned)i;
+                    is_known = true;
+                }
+            }
+            if (!is_known) {
+                snprintf(err, errcap, "unknown syslog facility \"%s\"",
+                         word + 9);
+                return -1;
+            }
+        } else if (strncmp(word, "severity=", 9) == 0) {
+            is_known = errlog_level_parse(word + 9) != -1;
+            if (!is_known) {
+                snprintf(err, errcap, "unknown syslog severity \"%s\"",
+                         word + 9);
+                return -1;
+            }
+        } else if (strncmp(word, "tag=", 4) == 0) {
+            const size_t tlen = strlen(word + 4);
+
+            /* nginx: at most 32 characters of [A-Za-z0-9_]. */
+            if (tlen > 32) {
+                snprintf(err, errcap, "syslog tag length exceeds 32");
+                return -1;
+            }
+            for (size_t i = 0; i < tlen; i++) {
+                const unsigned char ch = (unsigned char)word[4 + i];
+
+                if (!isalnum(ch) && ch != '_') {
+                    snprintf(err, errcap,
+                             "syslog \"tag\" only allows alphanumeric "
+                             "characters and underscore");
+                    return -1;
+                }
+            }
+            memcpy(sl->tag, word + 4, tlen + 1);
+            is_known = true;
+        } else if (strcmp(word, "nohostname") == 0) {
+            sl->has_hostname = false;
+            is_known = true;
+        }
+        if (!is_known) {
+            snprintf(err, errcap, "unknown syslog parameter \"%s\"", word);
+            return -1;
+        }
+        params = *end == ',' ? end + 1 : end;
+    }
+    if (server[0] == '\0') {
+        snprintf(err, errcap, "no syslog server specified");
+        return -1;
+    }
+    log->fd = errlog_syslog_connect(server, err, errcap);
+    if (log->fd == -1) {
+        return -1;
+    }
+    log->syslog = sl;
+    return 0;
+}
+
+
+/* A datagram socket connected to ADDR[:PORT] (514) or unix:PATH. */
+static int
+errlog_syslog_connect(const char *server, char *err, size_t errcap)
+{
+    struct addrinfo hints = {0};
+    struct addrinfo *res = NULL;
+    char host[512];
+    const char *port = "514";
+    int fd;
+
+    if (strncmp(server, "unix:", 5) == 0) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+        if (strlen(server + 5) >= sizeof(sun.sun_path)) {
+            snprintf(err, errcap, "path \"%s\" is too long", server + 5);
+            return -1;
+        }
+        strcpy(sun.sun_path, server + 5);
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd == -1 ||
+            connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+            snprintf(err, errcap, "connect() to \"%s\" failed (%d: %s)",
+                     server, errno, strerror(errno));
+            if (fd != -1) {
+                close(fd);
+            }
+            return -1;
+        }
+        return fd;
+    }
+    snprintf(host, sizeof(host), "%s", server);
+    if (host[0] == '[') {
+        char *const close_br = strchr(host, ']');
+
+        if (close_br == NULL) {
+            snprintf(err, errcap, "invalid syslog server \"%s\"", server);
+            return -1;
+        }
+        *close_br = '\0';
+        if (close_br[1] == ':') {
+            port = close_br + 2;
+        }
+        memmove(host, host + 1, strlen(host + 1) + 1);
+    } else {
+        char *const colon = strrchr(host, ':');
+
+        if (colon != NULL) {
+            *colon = '\0';
+            port = colon + 1;
+        }
+    }
+    hints.ai_socktype = SOCK_DGRAM;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
+        snprintf(err, errcap, "host not found in syslog server \"%s\"",
+                 server);
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd == -1 || connect(fd, res->ai_addr, res->ai_addrlen) == -1) {
+        snprintf(err, errcap, "connect() to \"%s\" failed (%d: %s)", server,
+                 errno, strerror(errno));
+        if (fd != -1) {
+            close(fd);
+        }
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
 }
 
 
 int
 errlog_reopen(struct errlog *log)
 {
+    if (log->syslog != NULL || log->fd <= 2) {
+        return 0;
+    }
+
     const int fd =
         open(log->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 

@@ -8,6 +8,8 @@
 #ifndef SNIRELAY_LOG_ERRLOG_H
 #define SNIRELAY_LOG_ERRLOG_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum errlog_level {
@@ -21,15 +23,39 @@ enum errlog_level {
     ERRLOG_DEBUG,
 };
 
+/* Where a syslog target sends lines (nginx's syslog:server=...). */
+struct errlog_syslog {
+    unsigned facility;  /* 0..23; local7 (23) by default */
+    char tag[33];       /* "nginx" by default, as nginx */
+    bool has_hostname;  /* false with nohostname */
+};
+
+/*
+ * One error_log target. A context may name several: they are chained
+ * through also, and a line goes to each whose level lets it through.
+ */
 struct errlog {
-    int fd;                  /* open with O_APPEND; 2 means stderr */
+    int fd;                  /* O_APPEND file, 2 for stderr, or a
+                                connected datagram socket for syslog */
     enum errlog_level level; /* lines above this level are dropped */
     const char *path;        /* for messages and reopen; "stderr" */
     struct errlog *next;     /* the owner's list of logs it opened */
+    struct errlog *also;     /* the next target of the same context */
+    struct errlog_syslog *syslog; /* set for a syslog: target */
 };
 
 /* Parses an nginx level name ("warn", "error", ...); -1 when unknown. */
 int errlog_level_parse(const char *name);
+
+/*
+ * Opens log for an error_log target: "stderr", "syslog:server=ADDR[:PORT]
+ * [,facility=F][,tag=T][,nohostname]" (ADDR may be unix:PATH; UDP port 514
+ * by default) or a file path (created, appended to). log->level, also and
+ * next are left alone; syslog settings go in *sl, which must live as long
+ * as log. Returns 0, or -1 with a message (nginx's text) in err.
+ */
+int errlog_open(struct errlog *log, struct errlog_syslog *sl,
+                const char *target, char *err, size_t errcap);
 
 /* Sets the log that errlog_write(NULL, ...) uses; NULL means stderr. */
 void errlog_set_default(struct errlog *log);
@@ -41,11 +67,12 @@ void errlog_set_default(struct errlog *log);
 void errlog_write(struct errlog *log, enum errlog_level level, uint64_t conn_id,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* True when log (NULL: default) would write a line at level. */
+/* True when log (NULL: default) or a target chained to it would write a
+ * line at level. */
 int errlog_enabled(const struct errlog *log, enum errlog_level level);
 
 /*
- * Reopens log's file at its path onto the same descriptor (SIGUSR1, after
+ * Reopens log's file at its path (nothing to do for stderr and syslog) onto the same descriptor (SIGUSR1, after
  * logrotate renamed it). Returns 0, or -1 (logged to the old file).
  */
 int errlog_reopen(struct errlog *log);

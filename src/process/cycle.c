@@ -61,7 +61,8 @@ cycle_emerg(const struct cycle_opts *o, const char *msg)
 {
     fprintf(stderr, "snirelay: [emerg] %s\n", msg);
     if (o->error_log != NULL && strcmp(o->error_log, "stderr") != 0) {
-        struct errlog log = {-1, ERRLOG_EMERG, o->error_log, NULL};
+        struct errlog log = {
+            .fd = -1, .level = ERRLOG_EMERG, .path = o->error_log};
 
         log.fd = open(o->error_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
                       0644);

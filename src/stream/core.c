@@ -248,10 +248,12 @@ core_error_log(struct conf_ctx *cf, const struct conf_node *n,
 {
     struct core_state *st = cf->data;
     struct errlog *log;
+    struct errlog **head;
+    struct errlog_syslog *sl;
     int level = ERRLOG_ERR;
+    char err[256];
 
     (void)cmd;
-    (void)conf;
     if (n->nargs > 3) {
         return conf_msg(cf, "invalid number of arguments in \"%s\" directive",
                         n->args[0]);
@@ -262,33 +264,45 @@ core_error_log(struct conf_ctx *cf, const struct conf_node *n,
             return conf_msg(cf, "invalid log level \"%s\"", n->args[2]);
         }
     }
-    if (conf == st->conf) {
+    sl = arena_alloc(cf->arena, sizeof(*sl));
+    if (sl == NULL) {
+        return "out of memory";
+    }
+    /*
+     * Several error_log lines in one context all get every line their
+     * level lets through (nginx). The main context's first one is
+     * conf->errlog itself; the others are chained after it.
+     */
+    if (conf == st->conf && !st->conf->has_errlog) {
         log = &st->conf->errlog;
         st->conf->has_errlog = true;
+        head = NULL;
     } else {
         log = arena_alloc(cf->arena, sizeof(*log));
         if (log == NULL) {
             return "out of memory";
         }
-        if (st->server != NULL) {
-            st->server->set.errlog = log;
+        if (conf == st->conf) {
+            head = &st->conf->errlog.also;
+        } else if (st->server != NULL) {
+            head = &st->server->set.errlog;
         } else {
-            st->conf->set.errlog = log;
+            head = &st->conf->set.errlog;
         }
         log->next = st->conf->errlogs;
         st->conf->errlogs = log;
     }
     log->level = (enum errlog_level)level;
-    log->path = n->args[1];
+    log->also = NULL;
     log->fd = -1;
-    if (strcmp(n->args[1], "stderr") == 0) {
-        log->fd = 2;
-        return NULL;
+    if (errlog_open(log, sl, n->args[1], err, sizeof(err)) == -1) {
+        return conf_msg(cf, "%s", err);
     }
-    log->fd = open(n->args[1], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (log->fd == -1) {
-        return conf_msg(cf, "open() \"%s\" failed (%d: %s)", n->args[1], errno,
-                        strerror(errno));
+    if (head != NULL) {
+        while (*head != NULL) {
+            head = &(*head)->also;
+        }
+        *head = log;
     }
     return NULL;
 }

@@ -34,6 +34,7 @@
 #define RELAY_POOL_MAX 256 /* idle buffers kept for reuse */
 
 
+static void relay_log_connected(struct session *s);
 static void relay_client_io(struct loop_io *io, uint32_t events);
 static void relay_upstream_io(struct loop_io *io, uint32_t events);
 static void relay_timer(struct loop_timer *t);
@@ -103,11 +104,31 @@ relay_release(struct session *s)
 }
 
 
+/* nginx's info line for a connected upstream: "proxy LOCAL connected to
+ * PEER". getsockname() is paid only when the line is wanted. */
+static void
+relay_log_connected(struct session *s)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    char text[SOCK_ADDR_TEXT_MAX];
+
+    if (!errlog_enabled(s->server->set.errlog, ERRLOG_INFO) ||
+        getsockname(s->upstream.fd, (struct sockaddr *)&local, &len) == -1) {
+        return;
+    }
+    session_log(s, ERRLOG_INFO, "proxy %s connected to %s",
+                sock_addr_text((struct sockaddr *)&local, text, sizeof(text)),
+                s->peer != NULL ? s->peer->name : "?");
+}
+
+
 void
 relay_start(struct session *s)
 {
     s->state = SESSION_RELAY;
     s->action = "proxying connection";
+    relay_log_connected(s);
     /* The preread bytes go first, unchanged: they become c2u's buffer. */
     if (s->pre_buf != NULL && s->pre_len > 0) {
         s->c2u.buf = s->pre_buf;

@@ -215,6 +215,16 @@ session_accept(struct loop_io *io, uint32_t events)
         loop_io_init(&s->upstream, -1, NULL, s);
         loop_timer_init(&s->timer, NULL, s);
         s->action = "accepting";
+        if (errlog_enabled(s->server->set.errlog, ERRLOG_INFO)) {
+            char text[SOCK_ADDR_TEXT_MAX];
+
+            /* nginx's line, before any context is known. */
+            errlog_write(s->server->set.errlog, ERRLOG_INFO, s->id,
+                         "client %s connected to %s",
+                         sock_addr_text((struct sockaddr *)&peer, text,
+                                        sizeof(text)),
+                         ls->text);
+        }
         if (s->server->set.tcp_nodelay) {
             sock_nodelay(fd);
         }
@@ -246,6 +256,17 @@ session_finalize(struct session *s, int status)
 {
     if (s->state == SESSION_CLOSED) {
         return;
+    }
+    if (s->state == SESSION_RELAY && (s->c2u.eof || s->u2c.eof)) {
+        /* nginx's info line; "client" also when both sides sent FIN. */
+        session_log(s, ERRLOG_INFO,
+                    "%s disconnected, bytes from/to client:%llu/%llu, "
+                    "bytes from/to upstream:%llu/%llu",
+                    s->u2c.eof && !s->c2u.eof ? "upstream" : "client",
+                    (unsigned long long)s->bytes_received,
+                    (unsigned long long)s->bytes_sent,
+                    (unsigned long long)s->upstream_bytes_received,
+                    (unsigned long long)s->upstream_bytes_sent);
     }
     s->state = SESSION_CLOSED;
     s->status = status;
@@ -336,6 +357,10 @@ session_log(struct session *s, enum errlog_level level, const char *fmt, ...)
     if (s->peer != NULL) {
         snprintf(upstream, sizeof(upstream), ", upstream: \"%s\"",
                  s->peer->name);
+    } else if (s->up != NULL) {
+        /* No server chosen (yet, or none live): the group, as nginx. */
+        snprintf(upstream, sizeof(upstream), ", upstream: \"%s\"",
+                 s->up->name);
     }
     errlog_write(log, level, s->id, "%s while %s, client: %s, server: %s%s",
                  msg, s->action, client, s->listen->text, upstream);
