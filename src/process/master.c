@@ -65,6 +65,7 @@ struct master {
 static int master_spawn(struct master *m, struct master_worker *w,
                         struct stream_conf *conf, int slot);
 static void master_start_workers(struct master *m);
+static void master_reap_shared(struct master *m, pid_t pid);
 static void master_reap(struct master *m);
 static void master_reload(struct master *m);
 static void master_signal_workers(struct master *m, int sig, bool all);
@@ -188,6 +189,28 @@ master_release_old(struct master *m)
 }
 
 
+/*
+ * Gives back what a dead worker held in shared zones: its counts are
+ * tagged with its pid, in every generation's zones (a zone taken over by
+ * a newer generation is reaped through that one).
+ */
+static void
+master_reap_shared(struct master *m, pid_t pid)
+{
+    uint64_t freed = limit_conn_reap(m->conf, (int)pid);
+
+    for (size_t i = 0; i < m->nold; i++) {
+        freed += limit_conn_reap(m->old[i], (int)pid);
+    }
+    if (freed > 0) {
+        errlog_write(NULL, ERRLOG_NOTICE, 0,
+                     "gave back %llu limit_conn count(s) held by worker "
+                     "process %d",
+                     (unsigned long long)freed, (int)pid);
+    }
+}
+
+
 static void
 master_reap(struct master *m)
 {
@@ -201,6 +224,7 @@ master_reap(struct master *m)
                 continue;
             }
             w->pid = 0;
+            master_reap_shared(m, pid);
             if (WIFSIGNALED(status)) {
                 errlog_write(NULL, w->retiring ? ERRLOG_NOTICE : ERRLOG_ALERT,
                              0, "worker process %d exited on signal %d",
@@ -249,7 +273,6 @@ master_reload(struct master *m)
         stream_conf_free(conf);
         return;
     }
-    limit_conn_take_zones(conf, m->conf);
     if (m->nold == sizeof(m->old) / sizeof(m->old[0])) {
         errlog_write(NULL, ERRLOG_ALERT, 0,
                      "too many generations draining; "
@@ -258,6 +281,9 @@ master_reload(struct master *m)
         stream_conf_free(conf);
         return;
     }
+    /* Only an accepted generation takes the live zones (a refused one
+     * would unmap them when freed). */
+    limit_conn_take_zones(conf, m->conf);
     /* Old workers retire after the new ones exist: no gap in accepting. */
     for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
         if (m->workers[i].pid != 0) {

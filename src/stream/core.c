@@ -148,7 +148,7 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"deny", SS, CONF_TAKE1, access_rule_set, 0},
     {"limit_conn_zone", CONF_STREAM, CONF_TAKE2, limit_conn_zone_set, 0},
     {"limit_conn", SS, CONF_TAKE2, limit_conn_set, 0},
-    {"limit_conn_log_level", SS, CONF_TAKE1, conf_set_ignore, 0},
+    {"limit_conn_log_level", SS, CONF_TAKE1, limit_conn_log_level_set, 0},
     {"proxy_target_allow", SS, CONF_1MORE, guard_target_allow_set, 0},
     /* nginx sizes its hash tables with these; ours need no tuning. */
     {"map_hash_bucket_size", CONF_STREAM, CONF_TAKE1, conf_set_ignore, 0},
@@ -366,6 +366,7 @@ core_settings_init(struct stream_settings *set)
     set->proxy_next_upstream_tries = CONF_UNSET;
     set->proxy_next_upstream_timeout_ms = CONF_UNSET;
     set->proxy_half_close = CONF_UNSET;
+    set->limit_conn_log_level = CONF_UNSET;
     set->tcp_nodelay = CONF_UNSET;
     set->http_preread = CONF_UNSET;
     set->resolver_timeout_ms = CONF_UNSET;
@@ -396,6 +397,8 @@ core_settings_merge(struct stream_settings *child,
     CONF_MERGE(child->proxy_next_upstream_timeout_ms,
                parent->proxy_next_upstream_timeout_ms, 0);
     CONF_MERGE(child->proxy_half_close, parent->proxy_half_close, 1);
+    CONF_MERGE(child->limit_conn_log_level, parent->limit_conn_log_level,
+               ERRLOG_ERR);
     CONF_MERGE(child->tcp_nodelay, parent->tcp_nodelay, 1);
     if (!child->access_log_set) {
         child->access_logs = parent->access_logs;
@@ -743,6 +746,7 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
                             .proxy_next_upstream_tries = CONF_UNSET,
                             .proxy_next_upstream_timeout_ms = CONF_UNSET,
                             .proxy_half_close = CONF_UNSET,
+                            .limit_conn_log_level = CONF_UNSET,
                             .tcp_nodelay = CONF_UNSET,
                             .http_preread = CONF_UNSET,
                             .resolver_timeout_ms = CONF_UNSET,

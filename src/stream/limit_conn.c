@@ -1,23 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared counters. A zone is one anonymous shared mapping made by the
- * master before the workers fork: a spin lock and an open-addressed table
- * of (key hash, count) slots. Keys are hashed to 64 bits (FNV-1a, salted per
- * zone) and only the hash is kept, so a slot has a fixed size; a slot whose
- * count is back at 0 may be claimed by another key.
+ * Shared counters. A zone is a shared mapping (core/shm) made by the
+ * master before the workers fork, holding a salt and a table of counts
+ * per (key hash, worker pid) (core/owned_counts). Keys are hashed to 64
+ * bits (FNV-1a, salted per zone) and only the hash is kept, so an entry
+ * has a fixed size (16 bytes: a 10m zone holds about 450,000 keys at the
+ * table's bounded probing, more than nginx's 64-byte nodes).
  *
- * Known cost: a worker killed while holding the lock would stop every
- * worker at this lock; the critical section is a few dozen instructions.
+ * A worker that dies gives nothing back itself: the master reaps its pid
+ * from every zone (limit_conn_reap()), and the zone's robust lock tells
+ * the next locker when the dead worker held it, which then rebuilds the
+ * table. So a kill -9 at any instruction leaks no count and stops no one.
  */
 
-#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 #include "conf/parser.h"
 #include "core/arena.h"
+#include "core/owned_counts.h"
+#include "core/shm.h"
 #include "core/units.h"
 #include "log/errlog.h"
 #include "stream/core.h"
@@ -30,40 +35,49 @@
 #define LIMIT_CONN_MIN_SIZE 4096
 
 
-struct limit_conn_slot {
-    uint64_t hash;  /* 0: never used */
-    uint32_t count; /* live sessions with this key */
-    uint32_t pad;
-};
-
-struct limit_conn_shm {
-    int lock; /* 0 free, 1 held */
-    uint32_t pad;
+/* The zone's data: the key salt, then the table. */
+struct limit_conn_data {
     uint64_t salt;
-    size_t nslots;
-    struct limit_conn_slot slots[]; /* nslots */
+    uint64_t pad;
+    struct owned_counts table;
 };
 
 
-static void limit_conn_lock(struct limit_conn_shm *z);
-static void limit_conn_unlock(struct limit_conn_shm *z);
+static enum shm_lock_rc limit_conn_lock(struct shm_zone *z);
 static uint64_t limit_conn_hash(uint64_t salt, const char *key, size_t len);
+static struct limit_conn_data *limit_conn_data(struct shm_zone *z);
 
 
-static void
-limit_conn_lock(struct limit_conn_shm *z)
+static struct limit_conn_data *
+limit_conn_data(struct shm_zone *z)
 {
-    /* Bounded in practice: the holder runs a short, non-blocking section. */
-    while (__atomic_exchange_n(&z->lock, 1, __ATOMIC_ACQUIRE) != 0) {
-        sched_yield();
-    }
+    return (struct limit_conn_data *)(void *)z->data;
 }
 
 
-static void
-limit_conn_unlock(struct limit_conn_shm *z)
+/*
+ * Takes z's lock; when its holder died inside, rebuilds the table first
+ * (what the dead one held is reaped by the master when it sees the
+ * death).
+ */
+static enum shm_lock_rc
+limit_conn_lock(struct shm_zone *z)
 {
-    __atomic_store_n(&z->lock, 0, __ATOMIC_RELEASE);
+    int32_t dead = 0;
+    const enum shm_lock_rc rc = shm_lock(z, &dead);
+
+    if (rc == SHM_LOCKED_HOLDER_DIED) {
+        struct owned_counts *const t = &limit_conn_data(z)->table;
+        void *const scratch = malloc(owned_counts_size(t->nslots));
+
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "process %d died holding a limit_conn zone lock: "
+                     "table rebuilt%s",
+                     (int)dead, scratch == NULL ? " empty (out of memory)" : "");
+        owned_counts_repair(t, scratch);
+        free(scratch);
+    }
+    return rc;
 }
 
 
@@ -115,15 +129,20 @@ limit_conn_zone_set(struct conf_ctx *cf, const struct conf_node *n,
         return conf_msg(cf, "%s", err);
     }
     z->size = (size_t)size;
-    z->shm = mmap(NULL, z->size, PROT_READ | PROT_WRITE,
-                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (z->shm == MAP_FAILED) {
-        z->shm = NULL;
+    z->shm = shm_zone_new(z->size);
+    if (z->shm == NULL) {
         return conf_msg(cf, "mmap(%zu) failed for zone \"%s\"", z->size,
                         z->name);
     }
-    z->shm->nslots = (z->size - sizeof(*z->shm)) / sizeof(z->shm->slots[0]);
-    z->shm->salt = (uint64_t)(uintptr_t)z->shm ^ 0x9e3779b97f4a7c15ull;
+
+    struct limit_conn_data *const d = limit_conn_data(z->shm);
+
+    if (owned_counts_init(&d->table,
+                          z->shm->data_len - offsetof(struct limit_conn_data,
+                                                      table)) == NULL) {
+        return conf_msg(cf, "zone \"%s\" is too small", z->name);
+    }
+    d->salt = (uint64_t)(uintptr_t)z->shm ^ 0x9e3779b97f4a7c15ull;
     z->next = st->conf->zones;
     st->conf->zones = z;
     return NULL;
@@ -175,6 +194,29 @@ limit_conn_set(struct conf_ctx *cf, const struct conf_node *n,
 }
 
 
+const char *
+limit_conn_log_level_set(struct conf_ctx *cf, const struct conf_node *n,
+                         const struct conf_cmd *cmd, void *conf)
+{
+    struct stream_settings *set = conf;
+    const int level = errlog_level_parse(n->args[1]);
+
+    (void)cmd;
+    if (set->limit_conn_log_level != CONF_UNSET) {
+        return "is duplicate";
+    }
+    /* nginx takes these four only. */
+    if (level < ERRLOG_ERR || level > ERRLOG_INFO) {
+        return conf_msg(cf, "invalid value \"%s\" in \"%s\" directive, it "
+                            "must be \"info\", \"notice\", \"warn\" or "
+                            "\"error\"",
+                        n->args[1], n->args[0]);
+    }
+    set->limit_conn_log_level = level;
+    return NULL;
+}
+
+
 void
 limit_conn_take_zones(struct stream_conf *conf, struct stream_conf *old)
 {
@@ -182,7 +224,7 @@ limit_conn_take_zones(struct stream_conf *conf, struct stream_conf *old)
         for (struct limit_conn_zone *o = old->zones; o != NULL; o = o->next) {
             if (o->shm != NULL && strcmp(o->name, z->name) == 0 &&
                 o->size == z->size) {
-                munmap(z->shm, z->size);
+                shm_zone_free(z->shm);
                 z->shm = o->shm;
                 o->shm = NULL;
                 break;
@@ -196,76 +238,79 @@ void
 limit_conn_free_zones(struct stream_conf *conf)
 {
     for (struct limit_conn_zone *z = conf->zones; z != NULL; z = z->next) {
-        if (z->shm != NULL) {
-            munmap(z->shm, z->size);
-            z->shm = NULL;
-        }
+        shm_zone_free(z->shm);
+        z->shm = NULL;
     }
+}
+
+
+uint64_t
+limit_conn_reap(struct stream_conf *conf, int pid)
+{
+    uint64_t freed = 0;
+
+    for (struct limit_conn_zone *z = conf->zones; z != NULL; z = z->next) {
+        if (z->shm == NULL || limit_conn_lock(z->shm) == SHM_LOCK_FAILED) {
+            continue;
+        }
+        freed += owned_counts_reap(&limit_conn_data(z->shm)->table,
+                                   (uint32_t)pid);
+        shm_unlock(z->shm);
+    }
+    return freed;
 }
 
 
 bool
 limit_conn_acquire(struct session *s)
 {
+    const uint32_t self = (uint32_t)getpid();
+
     for (const struct limit_conn_rule *r = s->server->set.limit_conns;
          r != NULL; r = r->next) {
-        struct limit_conn_shm *z = r->zone->shm;
+        struct limit_conn_zone *const zone = r->zone;
+        struct shm_zone *const z = zone->shm; /* never NULL in a worker */
         const char *key;
         size_t len;
-        uint64_t h;
-        size_t i;
-        size_t free_slot = SIZE_MAX;
-        bool over = false;
+        enum owned_counts_rc rc;
 
         vars_reset();
-        key = vars_eval(s, &r->zone->key, &len);
+        key = vars_eval(s, &zone->key, &len);
         if (key == NULL || len == 0) {
             continue; /* nginx: an empty key is not counted */
         }
-        h = limit_conn_hash(z->salt, key, len);
-        limit_conn_lock(z);
-        for (i = 0; i < z->nslots; i++) {
-            struct limit_conn_slot *sl = &z->slots[(h + i) % z->nslots];
-            if (sl->hash == h) {
-                break;
-            }
-            if (sl->count == 0 && free_slot == SIZE_MAX) {
-                free_slot = (h + i) % z->nslots;
-            }
-            if (sl->hash == 0) {
-                i = z->nslots; /* end of the chain: not present */
-                break;
-            }
-        }
-        if (i < z->nslots) {
-            free_slot = (h + i) % z->nslots;
-        }
-        if (free_slot == SIZE_MAX) {
-            over = true; /* the zone is full */
+
+        const uint64_t h = limit_conn_hash(limit_conn_data(z)->salt, key, len);
+
+        if (limit_conn_lock(z) == SHM_LOCK_FAILED) {
+            rc = OWNED_COUNTS_FULL;
         } else {
-            struct limit_conn_slot *sl = &z->slots[free_slot];
-            if (sl->hash != h) {
-                sl->hash = h;
-                sl->count = 0;
-            }
-            if ((int)sl->count >= r->limit) {
-                over = true;
-            } else {
-                sl->count++;
-                s->limits[s->nlimits].shm = z;
-                s->limits[s->nlimits].slot = free_slot;
-                s->nlimits++;
-            }
+            rc = owned_counts_take(&limit_conn_data(z)->table, h, self,
+                                   (uint32_t)r->limit);
+            shm_unlock(z);
         }
-        limit_conn_unlock(z);
-        if (over) {
-            session_log(s, ERRLOG_ERR,
-                        "limiting connections by zone "
-                        "\"%s\"",
-                        r->zone->name);
-            session_finalize(s, 503);
-            return false;
+        if (rc == OWNED_COUNTS_OK) {
+            s->limits[s->nlimits].shm = z;
+            s->limits[s->nlimits].hash = h;
+            s->nlimits++;
+            continue;
         }
+        if (rc == OWNED_COUNTS_FULL) {
+            /* nginx answers 503 when its zone has no room: so do we. */
+            if (!zone->is_full_logged) {
+                zone->is_full_logged = true;
+                session_log(s, ERRLOG_ALERT,
+                            "limit_conn zone \"%s\" is full: sessions "
+                            "with new keys are refused (logged once)",
+                            zone->name);
+            }
+        } else {
+            session_log(s,
+                        (enum errlog_level)s->server->set.limit_conn_log_level,
+                        "limiting connections by zone \"%s\"", zone->name);
+        }
+        session_finalize(s, 503);
+        return false;
     }
     return true;
 }
@@ -274,13 +319,16 @@ limit_conn_acquire(struct session *s)
 void
 limit_conn_release(struct session *s)
 {
+    const uint32_t self = (uint32_t)getpid();
+
     for (size_t i = 0; i < s->nlimits; i++) {
-        struct limit_conn_shm *z = s->limits[i].shm;
-        limit_conn_lock(z);
-        if (z->slots[s->limits[i].slot].count > 0) {
-            z->slots[s->limits[i].slot].count--;
+        struct shm_zone *const z = s->limits[i].shm;
+
+        if (limit_conn_lock(z) == SHM_LOCK_FAILED) {
+            continue;
         }
-        limit_conn_unlock(z);
+        owned_counts_give(&limit_conn_data(z)->table, s->limits[i].hash, self);
+        shm_unlock(z);
     }
     s->nlimits = 0;
 }

@@ -3,7 +3,10 @@ the extra clients wait in the backlog), EMFILE (worker_rlimit_nofile), and
 limit_conn / limit_conn_zone shared by all workers.  While a worker waits it
 must not spin: its CPU time is measured from /proc/PID/stat."""
 
+import os
 import select
+import signal
+import subprocess
 import socket
 import time
 
@@ -323,3 +326,121 @@ def test_limit_conn_count_survives_reload(master, backend, port):
     s2.close()
     m.wait_access(3)
     assert [l["status"] for l in _lines(m)] == ["503", "200", "200"]
+
+
+# --------------------------------------------------------------------------
+# limit_conn across worker deaths (shared memory that survives a kill -9)
+
+
+def test_limit_conn_count_of_a_killed_worker_is_given_back(master, backend,
+                                                           port):
+    B = backend(util.echo())
+    L = port()
+    m = master(LIMIT_CONF, log_format=FMT, L=L, B=B.port, OPT="", N=1,
+               allow_log=[r"exited on signal 9"])
+    (w,) = m.wait_workers(1)
+    s1 = _try(L)
+    assert s1 is not None
+    assert _try(L) is None            # the count is held
+    os.kill(w, signal.SIGKILL)
+    m.wait_workers(1, exclude=[w])
+    m.wait_error(r"gave back 1 limit_conn count\(s\) held by worker process %d"
+                 % w)
+    # The dead worker's session no longer counts: the address is served.
+    s2 = _try(L)
+    assert s2 is not None, "the dead worker's count was never given back"
+    assert _try(L) is None            # and counting goes on as before
+    s1.close()
+    s2.close()
+
+
+def test_limit_conn_survives_a_refused_reload_then_a_crash(master, backend,
+                                                           port):
+    """Refused reloads (too many generations draining) must not unmap the
+    live zone: a worker started after them still counts (no SIGSEGV)."""
+    B = backend(util.echo())
+    L = port()
+    m = master(LIMIT_CONF, log_format=FMT, L=L, B=B.port, OPT="", N=1,
+               allow_log=[r"exited on signal 9", r"reload refused"])
+    m.wait_workers(1)
+    held = []
+    # Each generation keeps one session open, so none finishes draining.
+    for i in range(16):
+        s = _try(L, host="127.0.%d.1" % (i + 1))
+        assert s is not None
+        held.append(s)
+        (w,) = m.reload()
+    s = _try(L, host="127.0.17.1")
+    assert s is not None
+    held.append(s)
+    m.send_signal(signal.SIGHUP)
+    util.wait_for(lambda: m.count_errors(r"reload refused") >= 1,
+                  "a reload refused for too many generations")
+    seen = set(m.workers()) | set(m.seen)
+    os.kill(w, signal.SIGKILL)
+    (w2,) = m.wait_workers(1, exclude=seen)
+    s = _try(L, host="127.0.99.1")
+    assert s is not None, "a new worker could not serve after the refused reload"
+    assert _try(L, host="127.0.99.1") is None   # the zone still counts
+    assert util.pid_alive(w2)
+    assert m.count_errors(r"exited on signal 11") == 0
+    s.close()
+    for h in held:
+        h.close()
+
+
+def test_limit_conn_log_level(master, backend, port):
+    B = backend(util.echo())
+    L = port()
+    conf = LIMIT_CONF.replace("        limit_conn perip @N@;\n",
+                              "        limit_conn perip @N@;\n"
+                              "        limit_conn_log_level warn;\n")
+    m = master(conf, log_format=FMT, L=L, B=B.port, OPT="", N=1,
+               main_extra="error_log @D@/warn.log warn;", D=".")
+    m.wait_workers(1)
+    s = _try(L)
+    assert s is not None
+    assert _try(L) is None
+    m.wait_error(r'\[warn\] .*limiting connections by zone "perip"')
+    assert m.count_errors(r'\[error\] .*limiting connections') == 0
+    s.close()
+
+
+def test_limit_conn_log_level_values(master, backend, port, snirelay_bin,
+                                     workdir):
+    path = os.path.join(workdir, "lvl.conf")
+    with open(path, "w") as f:
+        f.write("events { }\nstream {\n    limit_conn_log_level crit;\n}\n")
+    p = subprocess.run([snirelay_bin, "-t", "-c", path], capture_output=True,
+                       timeout=util.DEADLINE)
+    assert p.returncode == 1
+    assert ('invalid value "crit" in "limit_conn_log_level" directive, it must '
+            'be "info", "notice", "warn" or "error" in %s:3' % path
+            ) in p.stderr.decode()
+
+
+def test_limit_conn_full_zone_refuses_new_keys_and_says_so_once(
+        master, backend, port):
+    B = backend(util.echo())
+    L = port()
+    conf = LIMIT_CONF.replace("zone=perip:64k", "zone=perip:4k")
+    m = master(conf, log_format=FMT, L=L, B=B.port, OPT="", N=5,
+               allow_log=[r'limit_conn zone "perip" is full'])
+    m.wait_workers(1)
+    held, refused = [], 0
+    for i in range(400):
+        s = _try(L, host="127.1.%d.%d" % (i // 200, i % 200 + 1))
+        if s is None:
+            refused += 1
+        else:
+            held.append(s)
+    assert refused > 0 and len(held) > 150, (refused, len(held))
+    assert m.count_errors(r'limit_conn zone "perip" is full') == 1
+    for s in held:
+        s.close()
+    # Once given back, the room is there again (no tombstones left).
+    m.wait_access(400)
+    again = [_try(L, host="127.2.0.%d" % (i + 1)) for i in range(100)]
+    assert all(again)
+    for s in again:
+        s.close()
