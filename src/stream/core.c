@@ -26,6 +26,7 @@
 #include "net/sock.h"
 #include "stream/access.h"
 #include "stream/core.h"
+#include "stream/geo.h"
 #include "stream/guard.h"
 #include "stream/hostmatch.h"
 #include "stream/limit_conn.h"
@@ -34,6 +35,7 @@
 #include "stream/proxy.h"
 #include "stream/realip.h"
 #include "stream/resolve.h"
+#include "stream/split_clients.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
 #include "stream/vars.h"
@@ -111,6 +113,8 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"server", CONF_STREAM, CONF_BLOCK | CONF_NOARGS, core_server, 0},
     {"upstream", CONF_STREAM, CONF_BLOCK | CONF_TAKE1, upstream_block, 0},
     {"map", CONF_STREAM, CONF_BLOCK | CONF_TAKE2, core_map, 0},
+    {"geo", CONF_STREAM, CONF_BLOCK | CONF_TAKE12, core_map, 0},
+    {"split_clients", CONF_STREAM, CONF_BLOCK | CONF_TAKE2, core_map, 0},
     {"log_format", CONF_STREAM, CONF_2MORE, log_format_set, 0},
     {"access_log", SS, CONF_1MORE, log_access_set, 0},
     {"error_log", SS, CONF_1MORE, core_error_log, 0},
@@ -323,7 +327,8 @@ core_stream(struct conf_ctx *cf, const struct conf_node *n,
     st->conf->has_stream = true;
     /* Map variables exist wherever their map stands, as in nginx. */
     for (const struct conf_node *c = n->children; c != NULL; c = c->next) {
-        if (strcmp(c->args[0], "map") == 0) {
+        if (strcmp(c->args[0], "map") == 0 || strcmp(c->args[0], "geo") == 0 ||
+            strcmp(c->args[0], "split_clients") == 0) {
             rv = map_declare(cf, st->conf, c);
             if (rv != NULL) {
                 snprintf(cf->nested.msg, sizeof(cf->nested.msg), "%s in %s:%u",
@@ -345,9 +350,17 @@ core_map(struct conf_ctx *cf, const struct conf_node *n,
     (void)cmd;
     (void)conf;
     for (size_t i = 0; i < st->conf->nmaps; i++) {
-        if (st->conf->maps[i]->node == n) {
-            return map_compile(cf, st->conf, st->conf->maps[i]);
+        struct stream_map *m = st->conf->maps[i];
+        if (m->node != n) {
+            continue;
         }
+        if (strcmp(n->args[0], "geo") == 0) {
+            return geo_compile(cf, st->conf, m);
+        }
+        if (strcmp(n->args[0], "split_clients") == 0) {
+            return split_clients_compile(cf, st->conf, m);
+        }
+        return map_compile(cf, st->conf, m);
     }
     return "map was not declared";
 }

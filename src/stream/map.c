@@ -66,11 +66,12 @@ map_declare(struct conf_ctx *cf, struct stream_conf *conf,
     const char *dst;
     bool unused;
 
-    if (n->nargs != 3) {
-        return conf_msg(cf, "invalid number of arguments in \"map\" "
-                            "directive");
+    /* geo takes an optional source: `geo [$address] $variable`. */
+    if (n->nargs != 3 && !(n->nargs == 2 && strcmp(n->args[0], "geo") == 0)) {
+        return conf_msg(cf, "invalid number of arguments in \"%s\" directive",
+                        n->args[0]);
     }
-    dst = n->args[2];
+    dst = n->args[n->nargs - 1];
     if (dst[0] != '$' || dst[1] == '\0') {
         return conf_msg(cf, "invalid variable name \"%s\"", dst);
     }

@@ -12,7 +12,9 @@
 
 struct conf_ctx;
 struct conf_node;
+struct geo;
 struct hostmatch;
+struct split_clients;
 struct stream_conf;
 
 /* A key's value; listed so the whole map can be inspected. */
@@ -31,11 +33,15 @@ struct stream_map {
     bool hostnames;
     bool is_volatile;             /* accepted; values are never cached anyway */
     const struct conf_node *node; /* compiled in a second pass */
+    struct geo *geo;              /* a geo{} variable: its table; else NULL */
+    struct split_clients *split;  /* a split_clients{} variable; else NULL */
 };
 
 /*
- * First pass over stream{}: registers the variable of every map so that any
- * directive may use it wherever the map stands. Returns NULL or a message.
+ * First pass over stream{}: registers the variable of every map (and of
+ * every geo and split_clients, which share this registry: n->args[0] says
+ * which) so that any directive may use it wherever the block stands.
+ * Returns NULL or a message.
  */
 const char *map_declare(struct conf_ctx *cf, struct stream_conf *conf,
                         const struct conf_node *n);

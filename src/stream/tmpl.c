@@ -276,3 +276,23 @@ tmpl_emit(char *dst, size_t cap, size_t pos, const char *src, size_t len,
 
     return pos + str_escape(at, room, src, len, esc);
 }
+
+
+int
+tmpl_literal(struct arena *a, const char *text, size_t len, struct tmpl *t)
+{
+    t->parts = NULL;
+    t->nparts = 0;
+    t->has_vars = false;
+    if (len == 0) {
+        return 0;
+    }
+    t->parts = arena_alloc(a, sizeof(struct tmpl_part));
+    if (t->parts == NULL ||
+        tmpl_add_part(a, t, TMPL_LITERAL, text, len, 0) == -1) {
+        t->parts = NULL;
+        t->nparts = 0;
+        return -1;
+    }
+    return 0;
+}

@@ -87,4 +87,11 @@ typedef int (*tmpl_value_fn)(void *data, const struct tmpl_part *p,
 size_t tmpl_render(const struct tmpl *t, tmpl_value_fn value, void *data,
                    enum str_escape esc, char *dst, size_t cap);
 
+/*
+ * Makes t the constant text (len bytes, copied into arena a, no variables
+ * read from it: a '$' stays a '$'), as values of geo and split_clients
+ * are. 0, or -1 when out of memory (t is then empty).
+ */
+int tmpl_literal(struct arena *a, const char *text, size_t len, struct tmpl *t);
+
 #endif

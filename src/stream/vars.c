@@ -15,9 +15,11 @@
 #include "core/clock.h"
 #include "core/str.h"
 #include "net/sock.h"
+#include "stream/geo.h"
 #include "stream/hostmatch.h"
 #include "stream/map.h"
 #include "stream/session.h"
+#include "stream/split_clients.h"
 #include "stream/vars.h"
 
 
@@ -259,15 +261,26 @@ vars_map_value(struct vars_ctx *ctx, const struct stream_map *m,
     if (inner.depth > VARS_MAX_DEPTH) {
         return -1;
     }
-    /* The key is rendered raw (not escaped) and kept for the captures. */
-    key_len =
-        vars_render_ctx(&inner, &m->source, STR_ESCAPE_NONE, buf, sizeof(buf));
-    if (key_len > sizeof(buf) ||
-        (key = vars_scratch_copy(buf, key_len)) == NULL) {
-        return -1;
-    }
     caps.count = 0;
-    value = hostmatch_find(m->keys, key, key_len, &caps);
+    if (m->geo != NULL && m->source.nparts == 0) {
+        /* geo without $address: the client's address ($remote_addr). */
+        value = geo_find_addr(m->geo, (struct sockaddr *)&ctx->s->client_addr);
+    } else {
+        /* The key is rendered raw (not escaped) and kept for the captures. */
+        key_len = vars_render_ctx(&inner, &m->source, STR_ESCAPE_NONE, buf,
+                                  sizeof(buf));
+        if (key_len > sizeof(buf) ||
+            (key = vars_scratch_copy(buf, key_len)) == NULL) {
+            return -1;
+        }
+        if (m->geo != NULL) {
+            value = geo_find_text(m->geo, key, key_len);
+        } else if (m->split != NULL) {
+            value = split_clients_find(m->split, key, key_len);
+        } else {
+            value = hostmatch_find(m->keys, key, key_len, &caps);
+        }
+    }
     if (value == NULL) {
         value = &m->default_value;
     }
