@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for src/stream/split_clients.c: MurmurHash2 against values
- * computed by an independent implementation (Python, in the integration
- * tests' util), nginx's percentage syntax (ngx_atofp with two decimals)
- * on good and malformed input flush against a guard page, the 100% total
- * rule, the cumulative bounds, and the buckets of the keys "1".."20" that
- * nginx-tests stream_split_clients.t expects (12 / 2 / 6 for 51.2% / 10% /
- * `*`).
+ * computed by an independent implementation (the Python one in
+ * tests/integration/test_split_clients.py), nginx's percentage syntax
+ * (ngx_atofp with two decimals) on good and malformed input flush against a
+ * guard page, the 100% total rule, the cumulative bounds, and the buckets of
+ * the keys "1".."20" that nginx-tests stream_split_clients.t expects
+ * (12 / 2 / 6 for 51.2% / 10% / `*`).
  */
 
 #include <setjmp.h>
