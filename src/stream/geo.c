@@ -96,6 +96,7 @@ static const char *geo_located(struct conf_ctx *cf, const struct conf_node *c,
                                const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static const char *geo_text(const struct tmpl *t);
+static uint32_t geo_hash(const char *text);
 static const struct tmpl *geo_value(struct conf_ctx *cf, struct stream_map *m,
                                     struct geo_values *vs, const char *text);
 static const char *geo_source(struct conf_ctx *cf, struct stream_conf *conf,
@@ -489,7 +490,8 @@ geo_find_text(const struct geo *g, const char *text, size_t len)
     char buf[GEO_ADDR_TEXT_MAX + 1];
     uint8_t a[16];
 
-    if (len == 0 || len > GEO_ADDR_TEXT_MAX || memchr(text, '\0', len)) {
+    if (len == 0 || len > GEO_ADDR_TEXT_MAX ||
+        memchr(text, '\0', len) != NULL) {
         return geo_find_v4(g, GEO_ADDR_NONE);
     }
     memcpy(buf, text, len);
@@ -512,7 +514,7 @@ geo_parse_v4(const char *text, size_t len, uint32_t *addr)
     char buf[GEO_V4_TEXT_MAX + 1];
     uint8_t a[4];
 
-    if (len == 0 || len > GEO_V4_TEXT_MAX || memchr(text, '\0', len)) {
+    if (len == 0 || len > GEO_V4_TEXT_MAX || memchr(text, '\0', len) != NULL) {
         return -1;
     }
     memcpy(buf, text, len);
@@ -569,6 +571,19 @@ geo_text(const struct tmpl *t)
 }
 
 
+/* FNV-1a of a NUL-terminated text, to share equal values. */
+static uint32_t
+geo_hash(const char *text)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; text[i] != '\0'; i++) {
+        h = (h ^ (unsigned char)text[i]) * 16777619u;
+    }
+    return h;
+}
+
+
 /*
  * The value for text: one constant per distinct text, listed in
  * m->values. NULL when out of memory.
@@ -577,11 +592,10 @@ static const struct tmpl *
 geo_value(struct conf_ctx *cf, struct stream_map *m, struct geo_values *vs,
           const char *text)
 {
-    const size_t len = strlen(text);
-    uint32_t h = 2166136261u; /* FNV-1a */
     struct stream_map_value *mv;
     size_t i;
 
+    /* Kept at most half full, so a probe always ends at an empty slot. */
     if (vs->n * 2 >= vs->cap) {
         const size_t cap = vs->cap == 0 ? 64 : vs->cap * 2;
         struct stream_map_value **slots = calloc(cap, sizeof(*slots));
@@ -589,36 +603,28 @@ geo_value(struct conf_ctx *cf, struct stream_map *m, struct geo_values *vs,
             return NULL;
         }
         for (i = 0; i < vs->cap; i++) {
-            struct stream_map_value *v = vs->slots[i];
-            if (v == NULL) {
+            if (vs->slots[i] == NULL) {
                 continue;
             }
-            uint32_t vh = 2166136261u;
-            const char *vt = geo_text(&v->t);
-            for (size_t k = 0; vt[k] != '\0'; k++) {
-                vh = (vh ^ (unsigned char)vt[k]) * 16777619u;
-            }
-            size_t j = vh & (cap - 1);
+            size_t j = geo_hash(geo_text(&vs->slots[i]->t)) & (cap - 1);
             while (slots[j] != NULL) {
                 j = (j + 1) & (cap - 1);
             }
-            slots[j] = v;
+            slots[j] = vs->slots[i];
         }
         free(vs->slots);
         vs->slots = slots;
         vs->cap = cap;
     }
-    for (i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)text[i]) * 16777619u;
-    }
-    for (i = h & (vs->cap - 1); vs->slots[i] != NULL;
+    for (i = geo_hash(text) & (vs->cap - 1); vs->slots[i] != NULL;
          i = (i + 1) & (vs->cap - 1)) {
         if (strcmp(geo_text(&vs->slots[i]->t), text) == 0) {
             return &vs->slots[i]->t;
         }
     }
     mv = arena_alloc(cf->arena, sizeof(*mv));
-    if (mv == NULL || tmpl_literal(cf->arena, text, len, &mv->t) == -1) {
+    if (mv == NULL ||
+        tmpl_literal(cf->arena, text, strlen(text), &mv->t) == -1) {
         return NULL;
     }
     mv->next = m->values;

@@ -228,6 +228,45 @@ def test_geo_include_and_delete(relay, backend, port):
     assert rows[1] == ["127.0.0.2", "two", "two", "loopback"]
 
 
+def test_geo_many_networks_from_an_include(relay, backend, port):
+    # 600 networks and 250 distinct values: the tables and the sharing of
+    # equal values grow well past their first sizes.
+    B = backend(_named("B"), name="B")
+    L = port()
+    r = relay(r"""
+    geo $g {
+        default  none;
+        include  many.conf;
+    }
+    geo $r {
+        ranges;
+        default  none;
+        include  many-ranges.conf;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass 127.0.0.1:@B@;
+    }
+""", B=B.port, L=L, log_format="$remote_addr|$g|$r", start=False)
+    addrs = ["127.0.%d.%d" % (i // 250, i % 250 + 1) for i in range(600)]
+    with open(os.path.join(r.dir, "many.conf"), "w") as f:
+        for i, a in enumerate(addrs):
+            f.write("%s  v%d;\n" % (a, i % 250))
+    with open(os.path.join(r.dir, "many-ranges.conf"), "w") as f:
+        for i, a in enumerate(addrs):
+            f.write("%s-%s  r%d;\n" % (a, a, i % 250))
+    r.start()
+    picks = [0, 1, 249, 250, 251, 499, 599]
+    for n, i in enumerate(picks):
+        _ask(L, addrs[i])
+        r.wait_access(n + 1)
+    _ask(L, "127.0.3.1")
+    rows = _values(r, len(picks) + 1)
+    assert rows[:-1] == [[addrs[i], "v%d" % (i % 250), "r%d" % (i % 250)]
+                         for i in picks]
+    assert rows[-1] == ["127.0.3.1", "none", "none"]
+
+
 def test_geo_ranges(relay, backend, port):
     B = backend(_named("B"), name="B")
     L = port()
