@@ -8,6 +8,8 @@
  */
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -195,24 +197,80 @@ realip_done(struct session *s)
 }
 
 
-size_t
-realip_upstream_header(struct session *s, uint8_t *buf, size_t cap)
+/*
+ * The header's addresses: the client (the PROXY-in address when trusted)
+ * and the address it connected to. When one side is IPv4 and the other
+ * IPv6 (a trusted PROXY-in header of the other family), the IPv4 one is
+ * written IPv4-mapped so both fit one TCP6 header. Returns false when the
+ * pair has no place in a header (a family other than IPv4/IPv6): the
+ * caller then sends "no addresses" (v1 UNKNOWN, v2 LOCAL), as nginx does.
+ */
+static bool
+realip_header_addrs(const struct session *s, struct sockaddr_storage *src,
+                    struct sockaddr_storage *dst)
+{
+    const struct sockaddr_storage *in[2] = {&s->client_addr, &s->local_addr};
+    struct sockaddr_storage *out[2] = {src, dst};
+    bool any6 = false;
+
+    for (size_t i = 0; i < 2; i++) {
+        const int fam = in[i]->ss_family;
+        if (fam != AF_INET && fam != AF_INET6) {
+            return false;
+        }
+        any6 = any6 || fam == AF_INET6;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        *out[i] = *in[i];
+        if (any6 && in[i]->ss_family == AF_INET) {
+            struct sockaddr_in v4;
+            struct sockaddr_in6 v6;
+
+            memcpy(&v4, in[i], sizeof(v4));
+            memset(&v6, 0, sizeof(v6));
+            v6.sin6_family = AF_INET6;
+            v6.sin6_port = v4.sin_port;
+            v6.sin6_addr.s6_addr[10] = 0xff;
+            v6.sin6_addr.s6_addr[11] = 0xff;
+            memcpy(&v6.sin6_addr.s6_addr[12], &v4.sin_addr, 4);
+            memset(out[i], 0, sizeof(*out[i]));
+            memcpy(out[i], &v6, sizeof(v6));
+        }
+    }
+    return true;
+}
+
+
+int
+realip_upstream_header(struct session *s, uint8_t *buf, size_t cap,
+                       size_t *len)
 {
     const int version = s->server->set.proxy_protocol;
+    struct sockaddr_storage src, dst;
     const char *name = NULL;
-    size_t len = 0;
+    size_t name_len = 0;
+    bool has_addrs;
 
+    *len = 0;
     if (version <= 0) {
         return 0;
     }
-    if (s->preread == PREREAD_OK) {
+    /* Only v2 carries the name (an AUTHORITY TLV); v1 has no place for it. */
+    if (version == 2 && s->preread == PREREAD_OK) {
         name = s->hello.server_name;
-        len = s->hello.server_name_len;
-    } else if (s->http_preread == PREREAD_OK) {
+        name_len = s->hello.server_name_len;
+    } else if (version == 2 && s->http_preread == PREREAD_OK) {
         name = s->http.host;
-        len = s->http.host_len;
+        name_len = s->http.host_len;
     }
-    return proxy_proto_build(
-        (unsigned)version, (const struct sockaddr *)&s->client_addr,
-        (const struct sockaddr *)&s->local_addr, name, len, buf, cap);
+    has_addrs = realip_header_addrs(s, &src, &dst);
+    if (!has_addrs) {
+        name = NULL; /* a v2 LOCAL header carries no TLV */
+        name_len = 0;
+    }
+    *len = proxy_proto_build(
+        (unsigned)version, has_addrs ? (const struct sockaddr *)&src : NULL,
+        has_addrs ? (const struct sockaddr *)&dst : NULL, name, name_len, buf,
+        cap);
+    return *len > 0 ? 0 : -1;
 }

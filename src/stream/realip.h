@@ -26,9 +26,14 @@ const char *realip_proxy_protocol_set(struct conf_ctx *cf,
 void realip_start(struct session *s);
 
 /*
- * Builds the header to send upstream for s into buf (cap bytes); returns
- * its length, 0 when the server sends none.
+ * Builds the header to send upstream for s into buf (cap bytes;
+ * PROXY_PROTO_BUILD_MAX suffices) and sets *len to its length, 0 when the
+ * server sends none. v1 gets the addresses only; v2 also the preread name
+ * as an AUTHORITY TLV. Returns 0, or -1 when the header could not be
+ * built: the caller must then close the session, never send the stream
+ * without the header the backend expects.
  */
-size_t realip_upstream_header(struct session *s, uint8_t *buf, size_t cap);
+int realip_upstream_header(struct session *s, uint8_t *buf, size_t cap,
+                           size_t *len);
 
 #endif

@@ -144,7 +144,12 @@ relay_start(struct session *s)
     }
     /* A PROXY header for the upstream goes before the client's bytes. */
     uint8_t hdr[PROXY_PROTO_BUILD_MAX];
-    const size_t hdr_len = realip_upstream_header(s, hdr, sizeof(hdr));
+    size_t hdr_len = 0;
+    if (realip_upstream_header(s, hdr, sizeof(hdr), &hdr_len) == -1) {
+        session_log(s, ERRLOG_ERR, "could not build PROXY protocol header");
+        session_finalize(s, 500);
+        return;
+    }
     if (hdr_len > 0) {
         if (relay_buf_get(&s->c2u) == -1) {
             session_finalize(s, 500);

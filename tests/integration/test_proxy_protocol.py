@@ -389,6 +389,50 @@ def test_outbound_v2_carries_the_sni_as_authority(master, backend, port):
     assert rest == hs + tail
 
 
+@pytest.mark.parametrize("version", ["on", "v1"])
+def test_outbound_v1_with_ssl_preread_sends_the_line(master, backend, port, version):
+    # The commonest set-up: v1 has no place for the name, so the line goes
+    # without it (it once sent no header at all).
+    m, L, B = _out(master, backend, port, version, extra="        ssl_preread on;")
+    hs = hello.records(hello.build_client_hello(server_name="v1.example.test"))
+    s = _send(L, hs)
+    cport = s.getsockname()[1]
+    util.recv_all(s)
+    s.close()
+    data = _backend_data(B)
+    assert data == b"PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\n" % (cport, L) + hs
+    assert _first(m)["ssl_preread_server_name"] == "v1.example.test"
+
+
+def test_outbound_v1_with_http_preread_sends_the_line(master, backend, port):
+    m, L, B = _out(master, backend, port, "v1", extra="        http_preread on;")
+    req = b"GET / HTTP/1.1\r\nHost: h.example.test\r\n\r\n"
+    s = _send(L, req)
+    cport = s.getsockname()[1]
+    util.recv_all(s)
+    s.close()
+    assert _backend_data(B) == \
+        b"PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\n" % (cport, L) + req
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_outbound_header_for_an_ipv6_realip_client_on_ipv4(master, backend, port, version):
+    # The trusted PROXY-in client is IPv6, the listener IPv4: the header is
+    # TCP6 with the listener address IPv4-mapped, never left out.
+    m, L, B = _out(master, backend, port, version, lopt=" proxy_protocol",
+                   extra="        set_real_ip_from 127.0.0.1;\n        ssl_preread on;")
+    hs = hello.records(hello.build_client_hello(server_name="m.test"))
+    s = _send(L, v2("2001:db8::9", "2001:db8::1", 7000, 443) + hs)
+    util.recv_all(s)
+    s.close()
+    hdr, rest = parse(_backend_data(B))
+    assert hdr["family"] == "TCP6"
+    assert (hdr["src"], hdr["sport"]) == ("2001:db8::9", 7000)
+    assert (hdr["dst"], hdr["dport"]) == ("::ffff:127.0.0.1", L)
+    assert rest == hs
+    assert _first(m)["status"] == "200"
+
+
 def test_outbound_v2_without_sni_has_no_authority(master, backend, port):
     m, L, B = _out(master, backend, port, "v2", extra="        ssl_preread on;")
     hs = hello.records(hello.build_client_hello(server_name=None))
