@@ -48,6 +48,8 @@ static int proxy_use_peers(struct session *s, struct balance_peer *peers,
 static int proxy_name(struct session *s, const char *value, size_t len);
 static void proxy_refuse(struct session *s, int status, const char *fmt,
                          const char *value, size_t len);
+static bool proxy_peer_is_resolved(const struct session *s,
+                                   const struct balance_peer *p);
 
 
 const char *
@@ -138,6 +140,14 @@ proxy_choose(struct session *s)
         return -1;
     }
     s->up = upstream_find(s->conf, value, len);
+    /*
+     * A client-chosen value names only upstream{} blocks: an implicit
+     * upstream is an address some fixed proxy_pass wrote, and reaching it
+     * by its text would skip the literal, SSRF and loop checks below.
+     */
+    if (s->up != NULL && s->up->implicit && srv->pass_is_client) {
+        s->up = NULL;
+    }
     if (s->up != NULL && s->up->build == NULL) {
         s->bal = &s->up->bal;
         return 0;
@@ -372,7 +382,8 @@ proxy_connect_next(struct session *s)
         s->tries++;
         s->connect_start_ms = now;
         proxy_note(s->upstream_addrs, sizeof(s->upstream_addrs), p->name);
-        if (guard_is_loop((struct sockaddr *)&p->addr)) {
+        if (proxy_peer_is_resolved(s, p) &&
+            guard_is_loop((struct sockaddr *)&p->addr)) {
             session_log(s, ERRLOG_ERR, "forwarding loop: %s is this proxy",
                         p->name);
             proxy_note(s->connect_times, sizeof(s->connect_times), "-");
@@ -396,6 +407,24 @@ proxy_connect_next(struct session *s)
         loop_timer_set(s->loop, &s->timer, set->proxy_connect_timeout_ms);
         return;
     }
+}
+
+
+/*
+ * True when p's address came from DNS at run time: a proxy_pass value's
+ * name or an upstream `resolve` server. Only those are loop-checked here:
+ * an address written in the config (an upstream{} server, a fixed
+ * proxy_pass, a literal from a value no client chooses) may name one of
+ * our own listeners, since chaining servers is legitimate (nginx allows
+ * it); the loop guard is for names the config does not fix.
+ */
+static bool
+proxy_peer_is_resolved(const struct session *s, const struct balance_peer *p)
+{
+    if (s->bal == &s->single_bal && s->bal->peers == s->dyn_peers) {
+        return true;
+    }
+    return s->up != NULL && upstream_peer_is_resolved(s->up, p);
 }
 
 

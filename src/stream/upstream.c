@@ -125,6 +125,22 @@ upstream_find(const struct stream_conf *conf, const char *name, size_t len)
 }
 
 
+bool
+upstream_peer_is_resolved(const struct stream_upstream *u,
+                          const struct balance_peer *p)
+{
+    const size_t i = (size_t)(p - u->bal.peers);
+
+    for (const struct upstream_resolve *r = u->resolves; r != NULL;
+         r = r->next) {
+        if (i >= r->first && i < r->first + r->nslots) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
 const char *
 upstream_block(struct conf_ctx *cf, const struct conf_node *n,
                const struct conf_cmd *cmd, void *conf)

@@ -6,6 +6,7 @@
 #ifndef SNIRELAY_STREAM_UPSTREAM_H
 #define SNIRELAY_STREAM_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct conf_cmd;
@@ -21,6 +22,16 @@ const char *upstream_block(struct conf_ctx *cf, const struct conf_node *n,
 /* The upstream named name (case-insensitive, as nginx), or NULL. */
 struct stream_upstream *upstream_find(const struct stream_conf *conf,
                                       const char *name, size_t len);
+
+struct balance_peer;
+
+/*
+ * True when p (one of u's peers) holds an address of a `resolve` server,
+ * looked up at run time; false for addresses written in the config or
+ * resolved once at load.
+ */
+bool upstream_peer_is_resolved(const struct stream_upstream *u,
+                               const struct balance_peer *p);
 
 /*
  * An implicit upstream for a proxy_pass "host:port" written in the config;

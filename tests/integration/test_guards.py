@@ -194,6 +194,77 @@ def test_name_resolving_to_the_proxy_itself_is_a_loop(relay, port, dnsmasq,
     assert dns.fwd_line(lines[1])["ssl_preread_server_name"] == "nx.test"
 
 
+CHAIN_CONF = r"""
+    upstream inner {
+        server 127.0.0.1:@M@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass @PASS@;
+    }
+    server {
+        listen 127.0.0.1:@M@;
+        proxy_pass 127.0.0.1:@B@;
+    }
+"""
+
+
+@pytest.mark.parametrize("pass_", ["127.0.0.1:@M@", "inner", "$server_addr:@M@"],
+                         ids=["address", "upstream-block", "non-client-value"])
+def test_chaining_to_our_own_listener_written_in_the_config(relay, port, backend, pass_):
+    # An address the config writes is the operator's choice, not a loop:
+    # server L hands over to server M, which forwards to the backend.
+    b = backend(util.echo())
+    L, M = port(), port()
+    r = relay(CHAIN_CONF.replace("@PASS@", pass_), L=L, M=M, B=b.port)
+    s = util.connect(L)
+    assert util.echo_roundtrip(s, b"chained") == b"chained"
+    s.close()
+    lines = [util.parse_line(l) for l in r.wait_access(2)]
+    assert sorted(f["upstream_addr"] for f in lines) == \
+        sorted(["127.0.0.1:%d" % M, b.addr])
+    assert all(f["status"] == "200" for f in lines), lines
+    assert "forwarding loop" not in r.error_text()
+
+
+@pytest.mark.parametrize("preread,send", [
+    ("ssl_preread on;", lambda L, name: dns.send_hello(L, name)[0]),
+    ("http_preread on;", lambda L, name: dns.send_http(L, dns.http_head(name))),
+], ids=["sni", "host"])
+def test_client_name_equal_to_a_fixed_proxy_pass_address_is_refused(
+        relay, port, dnsmasq, same_port_backends, preread, send):
+    # Issue 8: a fixed `proxy_pass 127.0.0.22:P` makes an implicit upstream
+    # named "127.0.0.22:P"; a client's "127.0.0.22" must not reach it.
+    P, bk = same_port_backends(["127.0.0.22"], lambda h: util.record_to_eof())
+    b = bk["127.0.0.22"]
+    d = dnsmasq({"a.test": "127.0.0.21"}, ttl=60)
+    r = relay(r"""
+        resolver @DNS@ ipv6=off;
+        server {
+            listen 127.0.0.1:@L@;
+            @PRE@
+            preread_timeout 5s;
+            proxy_target_allow 127.0.0.0/8;
+            proxy_pass $@VAR@:@P@;
+        }
+        server {
+            listen 127.0.0.1:@M@;
+            proxy_pass 127.0.0.22:@P@;
+        }
+    """, DNS=d.addr, L=port(), M=port(), P=P, PRE=preread,
+        VAR="ssl_preread_server_name" if "ssl" in preread else "http_preread_host",
+        log_format=dns.FWD_FORMAT)
+    s = send(r.listen_ports[0], "127.0.0.22")
+    assert util.recv_all(s) == b""
+    s.close()
+    f = dns.fwd_line(r.wait_access(1)[0])
+    assert f["status"] == "403"
+    assert util.empty(f["upstream_addr"])
+    r.wait_error(r"is an address, not a name|is an address in a form that is never resolved")
+    assert b.accepted == 0
+    assert d.queries() == []
+
+
 # --------------------------------------------------------------------------
 # deny_if allow-list
 
