@@ -816,21 +816,43 @@ balance_random_next(struct balancer *b)
 }
 
 void
-balance_done(struct balancer *b, struct balance_peer *p, bool failed,
-             int64_t now_ms)
+balance_connected(struct balancer *b, struct balance_peer *p)
+{
+    BUG_ON(b == NULL || p == NULL);
+    BUG_ON(p < b->peers || p >= b->peers + b->npeers);
+
+    /* nginx keeps no failure accounting for a single peer. */
+    if (b->single) {
+        return;
+    }
+    if (p->accessed_ms < p->checked_ms) {
+        /* A pick opened a new fail_timeout window after the last failure,
+         * and it worked: the peer is live again. */
+        p->fails = 0;
+    }
+}
+
+void
+balance_release(struct balancer *b, struct balance_peer *p)
 {
     BUG_ON(b == NULL || p == NULL);
     BUG_ON(p < b->peers || p >= b->peers + b->npeers);
     BUG_ON(p->conns == 0);
 
     p->conns--;
+}
 
-    /* nginx keeps no failure accounting for a single peer. */
-    if (b->single) {
-        return;
-    }
+void
+balance_done(struct balancer *b, struct balance_peer *p, bool failed,
+             int64_t now_ms)
+{
+    BUG_ON(b == NULL || p == NULL);
+    BUG_ON(p < b->peers || p >= b->peers + b->npeers);
 
-    if (failed) {
+    if (!failed) {
+        balance_connected(b, p);
+    } else if (!b->single) {
+        /* nginx keeps no failure accounting for a single peer. */
         p->fails++;
         p->accessed_ms = now_ms;
         p->checked_ms = now_ms;
@@ -840,11 +862,8 @@ balance_done(struct balancer *b, struct balance_peer *p, bool failed,
         if (p->effective_weight < 0) {
             p->effective_weight = 0;
         }
-    } else if (p->accessed_ms < p->checked_ms) {
-        /* A pick opened a new fail_timeout window after the last failure,
-         * and it worked: the peer is live again. */
-        p->fails = 0;
     }
+    balance_release(b, p);
 }
 
 /* Common bookkeeping of a selection: tried bit, fail_timeout window. */

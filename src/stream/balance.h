@@ -5,8 +5,8 @@
  * random (optionally "two"), with passive health (max_fails/fail_timeout),
  * backup and down peers, and the per-session tried set that
  * proxy_next_upstream walks. Pure logic: no I/O, no clock, no logging.
- * Memory is taken only by balance_init(); balance_pick() and
- * balance_done() never allocate.
+ * Memory is taken only by balance_init(); balance_pick(),
+ * balance_connected(), balance_release() and balance_done() never allocate.
  *
  * Ownership: the caller owns struct balancer, its peers array and the
  * peers' name strings; balance_init() adds private tables that
@@ -60,7 +60,8 @@ struct balance_peer {
     int64_t checked_ms;   /* as nginx's peer->checked: start of the
                              current fail_timeout window */
     int64_t accessed_ms;  /* as nginx's peer->accessed: last failure */
-    unsigned conns;       /* picks not yet reported by balance_done() */
+    unsigned conns;       /* picks not yet released (balance_release()
+                             or balance_done()) */
 };
 
 enum balance_method {
@@ -166,11 +167,26 @@ struct balance_peer *balance_pick(struct balancer *b, struct balance_try *t,
                                   int64_t now_ms);
 
 /*
- * Reports how the connection to p (returned by balance_pick()) went; call
- * exactly once per pick. failed is true on connect error or timeout: fails
- * grows, checked_ms and accessed_ms become now_ms and effective_weight
- * drops by weight / max_fails. On success fails is cleared when a new
- * fail_timeout window started since the last failure. Decrements conns.
+ * Reports a connection to p (returned by balance_pick()) as made: when a
+ * new fail_timeout window started since p's last failure, its fails are
+ * cleared, so p is live again at once for every session, not only once
+ * this one ends. p stays counted in conns until balance_release().
+ */
+void balance_connected(struct balancer *b, struct balance_peer *p);
+
+/*
+ * Ends a pick's use of p: decrements conns (what least_conn, random two
+ * and max_conns count). Call exactly once per pick, when the connection
+ * failed, ended, or no longer carries the upstream's traffic.
+ */
+void balance_release(struct balancer *b, struct balance_peer *p);
+
+/*
+ * Reports how the connection to p (returned by balance_pick()) went and
+ * releases it. failed is true on connect error or timeout: fails grows,
+ * checked_ms and accessed_ms become now_ms and effective_weight drops by
+ * weight / max_fails. Not failed: as balance_connected(). Then as
+ * balance_release().
  */
 void balance_done(struct balancer *b, struct balance_peer *p, bool failed,
                   int64_t now_ms);

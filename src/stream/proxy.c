@@ -379,6 +379,7 @@ proxy_connect_next(struct session *s)
             return;
         }
         s->peer = p;
+        s->peer_held = true;
         s->tries++;
         s->connect_start_ms = now;
         proxy_note(s->upstream_addrs, sizeof(s->upstream_addrs), p->name);
@@ -387,7 +388,7 @@ proxy_connect_next(struct session *s)
             session_log(s, ERRLOG_ERR, "forwarding loop: %s is this proxy",
                         p->name);
             proxy_note(s->connect_times, sizeof(s->connect_times), "-");
-            balance_done(s->bal, p, false, now);
+            proxy_release(s);
             s->peer = NULL;
             continue;
         }
@@ -444,6 +445,7 @@ proxy_failed(struct session *s, int err, const char *what)
     }
     proxy_note(s->connect_times, sizeof(s->connect_times), "-");
     balance_done(s->bal, s->peer, true, clock_now_ms());
+    s->peer_held = false;
     s->peer = NULL;
     if (s->upstream.fd >= 0) {
         const int fd = s->upstream.fd;
@@ -483,8 +485,19 @@ proxy_connect_io(struct loop_io *io, uint32_t events)
              (long long)((s->connected_ms - s->connect_start_ms) / 1000),
              (long long)((s->connected_ms - s->connect_start_ms) % 1000));
     proxy_note(s->connect_times, sizeof(s->connect_times), took);
+    balance_connected(s->bal, s->peer);
     if (s->server->set.tcp_nodelay) {
         sock_nodelay(io->fd);
     }
     relay_start(s);
+}
+
+
+void
+proxy_release(struct session *s)
+{
+    if (s->peer != NULL && s->peer_held) {
+        balance_release(s->bal, s->peer);
+        s->peer_held = false;
+    }
 }

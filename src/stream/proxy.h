@@ -21,6 +21,13 @@ struct session;
 /* Goes on with s once its name resolved (res->status is RESOLVER_OK). */
 void proxy_resolved(struct session *s, const struct resolver_result *res);
 
+/*
+ * Stops counting s's upstream server as in use (least_conn, max_conns):
+ * when the session ends, or earlier once the upstream has closed and its
+ * bytes are delivered. s->peer stays set for the logs. Safe to call twice.
+ */
+void proxy_release(struct session *s);
+
 /* Resolves srv's proxy_pass name to an upstream. NULL or a message. */
 const char *proxy_finish(struct conf_ctx *cf, struct stream_conf *conf,
                          struct stream_server *srv);

@@ -25,6 +25,7 @@
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "proto/proxy_proto.h"
+#include "stream/proxy.h"
 #include "stream/realip.h"
 #include "stream/session.h"
 #include "stream/stream.h"
@@ -32,6 +33,13 @@
 
 #define RELAY_BUFFER_SIZE (16 * 1024)
 #define RELAY_POOL_MAX 256 /* idle buffers kept for reuse */
+
+/*
+ * How long a session whose upstream has closed (its bytes delivered) may
+ * stay once the worker drains: the client may still be sending its last
+ * bytes, but a graceful stop does not wait for it any longer.
+ */
+#define RELAY_LINGER_MS 1000
 
 
 static void relay_log_connected(struct session *s);
@@ -46,6 +54,7 @@ static int relay_write(struct session *s, struct loop_io *to,
                        struct relay_dir *d, uint64_t *count);
 static int relay_buf_get(struct relay_dir *d);
 static void relay_buf_put(struct relay_dir *d);
+static void relay_upstream_done(struct session *s);
 
 
 static unsigned char *relay_pool[RELAY_POOL_MAX]; /* free buffers */
@@ -317,6 +326,7 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
         }
         shutdown(s->client.fd, SHUT_WR);
         s->u2c.shut = true;
+        relay_upstream_done(s);
     }
     if (s->c2u.shut && s->u2c.shut) {
         session_finalize(s, 200);
@@ -344,6 +354,32 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
 }
 
 
+/*
+ * The upstream has closed and all it sent is delivered: the session only
+ * carries the client's last bytes now, so the server no longer counts it
+ * as an active connection, and a draining worker gives it a short linger.
+ */
+static void
+relay_upstream_done(struct session *s)
+{
+    proxy_release(s);
+    if (session_is_draining()) {
+        relay_drain(s);
+    }
+}
+
+
+void
+relay_drain(struct session *s)
+{
+    if (s->state != SESSION_RELAY || !s->u2c.shut || s->lingering) {
+        return;
+    }
+    s->lingering = true;
+    loop_timer_set(s->loop, &s->timer, RELAY_LINGER_MS);
+}
+
+
 static void
 relay_client_io(struct loop_io *io, uint32_t events)
 {
@@ -365,6 +401,13 @@ relay_timer(struct loop_timer *t)
     const int64_t idle = clock_now_ms() - s->last_active_ms;
     const int64_t timeout = s->server->set.proxy_timeout_ms;
 
+    if (s->lingering) {
+        session_log(s, ERRLOG_INFO,
+                    "closing a session whose upstream has closed, "
+                    "on shutdown");
+        session_finalize(s, 200);
+        return;
+    }
     if (idle < timeout) {
         loop_timer_set(s->loop, t, timeout - idle);
         return;

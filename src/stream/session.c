@@ -20,6 +20,7 @@
 #include "stream/access.h"
 #include "stream/limit_conn.h"
 #include "stream/log.h"
+#include "stream/proxy.h"
 #include "stream/realip.h"
 #include "stream/session.h"
 #include "stream/stream.h"
@@ -47,6 +48,7 @@ static struct stream_conf *session_conf; /* listeners being served */
 static uint64_t session_max;             /* from worker_connections */
 static bool session_paused;              /* at the limit, or EMFILE */
 static bool session_accepting;           /* false once draining */
+static bool session_draining;            /* stopped accepting for good */
 static struct loop_timer session_resume_t;
 static int64_t session_emfile_logged_ms;
 static void (*session_idle_fn)(void *);
@@ -68,6 +70,7 @@ session_serve(struct loop *l, struct stream_conf *conf, uint64_t max)
     session_max = max > 0 ? max : 1;
     session_paused = false;
     session_accepting = true;
+    session_draining = false;
     loop_timer_init(&session_resume_t, session_resume_timer, NULL);
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
         loop_io_init(&ls->io, ls->fd, session_accept, ls);
@@ -82,10 +85,21 @@ session_serve(struct loop *l, struct stream_conf *conf, uint64_t max)
 }
 
 
+bool
+session_is_draining(void)
+{
+    return session_draining;
+}
+
+
 void
 session_stop_accepting(void)
 {
     session_accepting = false;
+    session_draining = true;
+    for (struct session *s = session_list; s != NULL; s = s->next) {
+        relay_drain(s);
+    }
     loop_timer_cancel(session_loop, &session_resume_t);
     for (struct stream_listen *ls = session_conf->listens; ls != NULL;
          ls = ls->next) {
@@ -270,10 +284,8 @@ session_finalize(struct session *s, int status)
     }
     s->state = SESSION_CLOSED;
     s->status = status;
-    if (s->peer != NULL) {
-        balance_done(s->bal, s->peer, false, clock_now_ms());
-        s->peer = NULL;
-    }
+    proxy_release(s);
+    s->peer = NULL;
     log_session(s);
     limit_conn_release(s);
     loop_timer_cancel(s->loop, &s->timer);

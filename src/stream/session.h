@@ -88,6 +88,8 @@ struct session {
     struct balance_peer single_peer;
     char single_name[SOCK_ADDR_TEXT_MAX]; /* single_peer's name */
     struct balance_peer *peer;            /* peer being connected/used */
+    bool peer_held; /* peer still counted in its conns (proxy_release) */
+    bool lingering; /* draining: ends when the timer fires (relay_drain) */
     struct resolver_wait rwait;           /* while a name is being resolved */
     struct stream_resolver *resolver;     /* the one rwait waits on */
     struct balance_peer *dyn_peers; /* malloc'd: a resolved name's addresses */
@@ -156,6 +158,16 @@ void relay_start(struct session *s);
 
 /* Gives s's relay buffers back (session_finalize()). */
 void relay_release(struct session *s);
+
+/*
+ * On a graceful stop: a relaying session whose upstream has closed (its
+ * bytes delivered) ends after a short linger instead of being waited for.
+ * Other sessions are left alone.
+ */
+void relay_drain(struct session *s);
+
+/* True once the process stopped accepting for good (graceful stop). */
+bool session_is_draining(void);
 
 /* Formats an error-log line for s with nginx's context suffix. */
 void session_log(struct session *s, enum errlog_level level, const char *fmt,

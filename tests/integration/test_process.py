@@ -397,6 +397,74 @@ def test_quit_with_worker_shutdown_timeout_closes_sessions_after_it(
     assert m.stop_all() == 0
 
 
+HALF_CONF = r"""
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_timeout 1m;
+        proxy_pass 127.0.0.1:@B@;
+    }
+    server {
+        listen 127.0.0.1:@H@;
+        proxy_timeout 1m;
+        proxy_pass 127.0.0.1:@Q@;
+    }
+"""
+
+
+def _bye():
+    """Handler: read a line, answer "bye", close."""
+    def handler(conn, info):
+        util.recv_all(conn, 4)
+        conn.sendall(b"bye\n")
+    return handler
+
+
+def _half_session(H):
+    """A session whose upstream has closed, all its bytes delivered, while
+    the client keeps its own side open (proxy_half_close on)."""
+    s = util.connect(H, timeout=10)
+    s.sendall(b"hi!\n")
+    assert util.recv_all(s) == b"bye\n"
+    return s
+
+
+@pytest.mark.parametrize("how", ["quit", "reload"])
+def test_drain_does_not_wait_for_a_session_whose_upstream_closed(
+        master, backend, port, how):
+    B = backend(util.echo(), name="echo")
+    Q = backend(_bye(), name="bye")
+    L, H = port(), port()
+    m = master(HALF_CONF, log_format=FMT, L=L, B=B.port, H=H, Q=Q.port)
+    (w,) = m.wait_workers(1)
+    live = util.connect(L, timeout=10)
+    assert util.echo_roundtrip(live, b"live\n") == b"live\n"
+    half = _half_session(H)
+    t0 = time.monotonic()
+    try:
+        if how == "quit":
+            m.expect_exit = True
+            m.send_signal(signal.SIGQUIT)
+        else:
+            m.reload()
+        m.wait_error("gracefully shutting down")
+        # The half-closed session ends after a short linger (not after
+        # proxy_timeout); the live one is still served.
+        line = util.wait_for(
+            lambda: [f for f in _lines(m) if f["upstream_addr"] == Q.addr],
+            "the half-closed session to end", timeout=10)
+        assert line[0]["status"] == "200"
+        assert time.monotonic() - t0 < 5
+        assert util.echo_roundtrip(live, b"still\n") == b"still\n"
+        assert w in m.workers(), "the worker left while a live session was open"
+    finally:
+        live.close()
+        half.close()
+    if how == "quit":
+        assert m.proc.wait(util.DEADLINE) == 0
+    else:
+        assert util.wait_for_gone([w], timeout=10) == []
+
+
 def test_workers_exit_when_the_master_is_killed(master, backend, port):
     m, L, _ = _start(master, backend, port, workers=3)
     ws = m.wait_workers(3)

@@ -349,3 +349,117 @@ def test_least_conn_prefers_idle_server(relay, backend, port):
         release.set()
         if held:
             held.close()
+
+
+def _line_or_close(name):
+    """Handler: read a line; answer `name`; on "close" close at once, else
+    hold the connection until the peer's EOF."""
+    def handler(conn, info):
+        buf = b""
+        while not buf.endswith(b"\n"):
+            b = conn.recv(64)
+            if not b:
+                return
+            buf += b
+        info["line"] = buf
+        conn.sendall(name.encode() + b"\n")
+        if buf != b"close\n":
+            util.recv_all(conn)
+    return handler
+
+
+def _ask(L, line):
+    """Open a session, send `line`, return (socket, the server's name)."""
+    s = util.connect(L)
+    s.sendall(line)
+    got = b""
+    while not got.endswith(b"\n"):
+        b = s.recv(64)
+        assert b, "the session closed before the server answered"
+        got += b
+    return s, got.decode().strip()
+
+
+def test_least_conn_does_not_count_a_session_whose_upstream_closed(relay, backend, port):
+    # proxy_half_close on (the default): the upstream closed and all its
+    # bytes reached the client, who keeps its side open. That session no
+    # longer loads its server.
+    X = backend(_line_or_close("x"), name="x")
+    Y = backend(_line_or_close("y"), name="y")
+    L = port()
+    relay(r"""
+    upstream pool {
+        least_conn;
+        server 127.0.0.1:@X@;
+        server 127.0.0.1:@Y@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, X=X.port, Y=Y.port, L=L)
+    open_ = []
+    try:
+        s1, first = _ask(L, b"close\n")
+        open_.append(s1)
+        assert util.recv_all(s1) == b""      # the upstream's FIN arrived
+        s2, second = _ask(L, b"hold\n")
+        open_.append(s2)
+        s3, third = _ask(L, b"hold\n")
+        open_.append(s3)
+        # Two held sessions on two idle servers: one each.
+        assert second != third, (first, second, third)
+    finally:
+        for s in open_:
+            s.close()
+
+
+def test_failed_server_is_live_again_once_a_connection_succeeds(relay, backend, port):
+    # A server that failed is live again when a connection to it succeeds,
+    # not only when that session ends.
+    import threading
+    release = threading.Event()
+
+    def hold(name):
+        def handler(conn, info):
+            util.recv_all(conn, len(MSG))
+            conn.sendall(name + b"\n")
+            release.wait(util.DEADLINE)
+        return handler
+
+    A_port = port()            # refuses until its backend starts
+    B = backend(hold(b"b"), name="b")
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@A@ max_fails=1 fail_timeout=2s;
+        server 127.0.0.1:@B@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_connect_timeout 2s;
+        proxy_pass pool;
+    }
+    """, A=A_port, B=B.port, L=L)
+    opened = []
+
+    def session():
+        s = util.connect(L)
+        opened.append(s)
+        s.sendall(MSG)
+        return s.recv(64).strip()
+
+    try:
+        assert session() == b"b"            # A refused: failed, then B
+        r.wait_error(r"connect\(\) failed .*127\.0\.0\.1:%d" % A_port)
+        backend(hold(b"a"), name="a", port=A_port)
+        # Once fail_timeout has passed, a session reaches A again and stays.
+        util.wait_for(lambda: session() == b"a", "a session to reach A again",
+                      interval=0.1)
+        # A is live: the next sessions share the load with it at once.
+        got = [session() for _ in range(4)]
+        assert b"a" in got, got
+    finally:
+        release.set()
+        for s in opened:
+            s.close()

@@ -240,6 +240,97 @@ test_rr_fail_timeout(void **state)
     balance_free(&b);
 }
 
+/*
+ * A failed peer picked again after fail_timeout is live for every session
+ * as soon as its connection is made, while that session still holds it;
+ * balance_release() alone never clears failures.
+ */
+static void
+test_connected_revives_before_release(void **state)
+{
+    (void)state;
+    struct balance_peer peers[2];
+    struct balancer b;
+    struct balance_try t;
+
+    peers_setup(peers, 2, NULL);
+    balancer_setup(&b, BALANCE_RR, peers, 2);
+    assert_int_equal(session_once(&b, NULL, true, 1000), 0);
+
+    /* After the window, peer 0 is picked; its connect is still pending. */
+    struct balance_peer *held = NULL;
+    for (int k = 0; k < 4 && held == NULL; k++) {
+        balance_try_init(&b, &t, NULL, 0);
+        struct balance_peer *p = balance_pick(&b, &t, 11001);
+        if (p == &peers[0]) {
+            held = p;
+        } else {
+            balance_done(&b, p, false, 11001);
+        }
+    }
+    assert_non_null(held);
+    /* Not connected yet: still failed for the other sessions. */
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(session_once(&b, NULL, false, 11002), 1);
+    }
+    balance_connected(&b, held);
+    assert_int_equal(peers[0].fails, 0);
+    assert_int_equal(peers[0].conns, 1);
+    size_t count0 = 0;
+    for (int k = 0; k < 4; k++) {
+        count0 += session_once(&b, NULL, false, 11003) == 0;
+    }
+    assert_true(count0 >= 1);
+    balance_release(&b, held);
+    assert_int_equal(peers[0].conns, 0);
+
+    /* A release without a connect keeps the failure. */
+    peers[0].fails = 1;
+    peers[0].checked_ms = 20000;
+    peers[0].accessed_ms = 20000;
+    held = NULL;
+    for (int k = 0; k < 4 && held == NULL; k++) {
+        balance_try_init(&b, &t, NULL, 0);
+        struct balance_peer *p = balance_pick(&b, &t, 31000);
+        if (p == &peers[0]) {
+            held = p;
+        } else {
+            balance_done(&b, p, false, 31000);
+        }
+    }
+    assert_non_null(held);
+    balance_release(&b, held);
+    assert_int_equal(peers[0].fails, 1);
+    balance_free(&b);
+}
+
+/* least_conn counts a peer until its pick is released, not connected. */
+static void
+test_least_conn_release(void **state)
+{
+    (void)state;
+    struct balance_peer peers[2];
+    struct balancer b;
+    struct balance_try t1, t2, t3;
+
+    peers_setup(peers, 2, NULL);
+    balancer_setup(&b, BALANCE_LEAST_CONN, peers, 2);
+    balance_try_init(&b, &t1, NULL, 0);
+    struct balance_peer *p1 = balance_pick(&b, &t1, 1000);
+    balance_connected(&b, p1);
+    assert_int_equal(p1->conns, 1);
+    balance_try_init(&b, &t2, NULL, 0);
+    struct balance_peer *p2 = balance_pick(&b, &t2, 1000);
+    assert_ptr_not_equal(p1, p2);
+    /* p1's upstream closed: released while its session goes on. */
+    balance_release(&b, p1);
+    balance_try_init(&b, &t3, NULL, 0);
+    assert_ptr_equal(balance_pick(&b, &t3, 1000), p1);
+    balance_release(&b, p1);
+    balance_release(&b, p2);
+    balance_free(&b);
+}
+
 static void
 test_rr_max_fails(void **state)
 {
@@ -885,6 +976,8 @@ main(void)
         cmocka_unit_test(test_rr_smooth_sequence),
         cmocka_unit_test(test_rr_down_skipped),
         cmocka_unit_test(test_rr_fail_timeout),
+        cmocka_unit_test(test_connected_revives_before_release),
+        cmocka_unit_test(test_least_conn_release),
         cmocka_unit_test(test_rr_max_fails),
         cmocka_unit_test(test_single_peer),
         cmocka_unit_test(test_backup),
