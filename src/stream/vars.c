@@ -39,6 +39,8 @@ struct vars_ctx {
 static const char *vars_scratch_copy(const char *src, size_t len);
 static int vars_value(void *data, const struct tmpl_part *p, const char **val,
                       size_t *len);
+static const char *vars_upstream_bytes(unsigned tries, uint64_t last,
+                                       size_t *len);
 static const char *vars_scratch_printf(size_t *len, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static const char *vars_seconds(int64_t ms, size_t *len);
@@ -221,6 +223,37 @@ vars_scratch_printf(size_t *len, const char *fmt, ...)
 }
 
 
+/*
+ * One count per tried server, ", "-separated as $upstream_addr (nginx):
+ * only the last try carried bytes, the earlier ones failed to connect.
+ */
+static const char *
+vars_upstream_bytes(unsigned tries, uint64_t last, size_t *len)
+{
+    char *const p = vars_scratch + vars_scratch_used;
+    const size_t room = VARS_SCRATCH_SIZE - vars_scratch_used;
+    size_t n = 0;
+
+    for (unsigned i = 0; i + 1 < tries; i++) {
+        if (room - n < 4) {
+            *len = 0;
+            return "";
+        }
+        memcpy(p + n, "0, ", 3);
+        n += 3;
+    }
+    const int k = snprintf(p + n, room - n, "%llu", (unsigned long long)last);
+    if (k < 0 || (size_t)k >= room - n) {
+        *len = 0;
+        return "";
+    }
+    n += (size_t)k;
+    vars_scratch_used += n + 1;
+    *len = n;
+    return p;
+}
+
+
 static const char *
 vars_seconds(int64_t ms, size_t *len)
 {
@@ -381,15 +414,13 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
         if (s->tries == 0) {
             return -1;
         }
-        *val = vars_scratch_printf(len, "%llu",
-                                   (unsigned long long)s->upstream_bytes_sent);
+        *val = vars_upstream_bytes(s->tries, s->upstream_bytes_sent, len);
         return 0;
     case VAR_UPSTREAM_BYTES_RECEIVED:
         if (s->tries == 0) {
             return -1;
         }
-        *val = vars_scratch_printf(
-            len, "%llu", (unsigned long long)s->upstream_bytes_received);
+        *val = vars_upstream_bytes(s->tries, s->upstream_bytes_received, len);
         return 0;
     case VAR_UPSTREAM_CONNECT_TIME:
         if (s->connect_times[0] == '\0') {

@@ -463,3 +463,38 @@ def test_failed_server_is_live_again_once_a_connection_succeeds(relay, backend, 
         release.set()
         for s in opened:
             s.close()
+
+
+def test_upstream_variables_list_one_value_per_tried_server(relay, backend, port):
+    # As $upstream_addr: nginx lists each try, ", "-separated; the servers
+    # that refused carried no bytes and have no connect time.
+    x1, x2 = port(), port()    # nobody listens: refused
+    G = _named(backend, "good")
+    L = port()
+    fields = ["upstream_addr", "upstream_bytes_sent", "upstream_bytes_received",
+              "upstream_connect_time", "status"]
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@X1@;
+        server 127.0.0.1:@X2@;
+        server 127.0.0.1:@G@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, X1=x1, X2=x2, G=G.port, L=L,
+        log_format="|".join("$" + f for f in fields))
+    assert _session(L) == _reply("good")
+    f = util.parse_line(r.wait_access(1)[0], fields)
+    assert f["status"] == "200"
+    assert f["upstream_addr"] == "127.0.0.1:%d, 127.0.0.1:%d, %s" % (x1, x2, G.addr)
+    assert f["upstream_bytes_sent"] == "0, 0, %d" % len(MSG)
+    assert f["upstream_bytes_received"] == "0, 0, %d" % len(_reply("good"))
+    assert re.fullmatch(r"-, -, \d+\.\d{3}", f["upstream_connect_time"]), f
+    # A session that reached its first server has one value each.
+    assert _session(L) == _reply("good")
+    f = util.parse_line(r.wait_access(2)[1], fields)
+    assert f["upstream_addr"] == G.addr
+    assert f["upstream_bytes_sent"] == "%d" % len(MSG)
+    assert re.fullmatch(r"\d+\.\d{3}", f["upstream_connect_time"]), f
