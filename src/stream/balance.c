@@ -443,9 +443,13 @@ balance_pick_once(struct balancer *b, struct balance_try *t, int64_t now_ms)
     case BALANCE_LEAST_CONN:
         return balance_pick_tiered(b, t, now_ms);
     case BALANCE_HASH:
-        return balance_hash_pick(b, t, now_ms);
     case BALANCE_HASH_CONSISTENT:
-        return balance_chash_pick(b, t, now_ms);
+        /* nginx: an empty key has nothing to hash, so round-robin. */
+        if (t->key_len == 0) {
+            return balance_rr_select(b, t, 0, b->nprimary, now_ms);
+        }
+        return b->method == BALANCE_HASH ? balance_hash_pick(b, t, now_ms)
+                                         : balance_chash_pick(b, t, now_ms);
     case BALANCE_RANDOM:
         return balance_random_pick(b, t, now_ms);
     }

@@ -154,9 +154,10 @@ void balance_try_init(struct balancer *b, struct balance_try *t,
  * down peers, and peers that failed max_fails times until fail_timeout
  * has passed since checked_ms. RR and LEAST_CONN move on to the backup
  * peers when no primary one is usable, and stay there for the session.
- * HASH and RANDOM fall back to round-robin after 21 rejected draws, as
- * nginx. When nothing is usable while untried peers remain, every peer's
- * fails is cleared (nginx: "all peers failed, mark them as live"); on a
+ * HASH and RANDOM fall back to round-robin after 21 rejected draws, and
+ * HASH and HASH_CONSISTENT use round-robin for an empty key, as nginx.
+ * When nothing is usable while untried peers remain, every peer's fails
+ * is cleared (nginx: "all peers failed, mark them as live"); on a
  * session's first pick the selection then runs once more, where nginx
  * would answer that session 502. A single-peer upstream ignores failures.
  * Marks the peer tried in t and counts it in conns. now_ms is a monotonic

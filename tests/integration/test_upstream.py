@@ -4,6 +4,8 @@ weighted round robin, backup servers, consistent hashing."""
 import collections
 import re
 
+import pytest
+
 import hello
 import util
 from util import sha
@@ -498,3 +500,29 @@ def test_upstream_variables_list_one_value_per_tried_server(relay, backend, port
     assert f["upstream_addr"] == G.addr
     assert f["upstream_bytes_sent"] == "%d" % len(MSG)
     assert re.fullmatch(r"\d+\.\d{3}", f["upstream_connect_time"]), f
+
+
+
+@pytest.mark.parametrize("method", ["hash $proxy_protocol_addr",
+                                    "hash $proxy_protocol_addr consistent"],
+                         ids=["hash", "consistent"])
+def test_hash_with_an_empty_key_is_round_robin(relay, backend, port, method):
+    # $proxy_protocol_addr is empty without a PROXY header: nginx then
+    # balances round-robin instead of sending every client to one server.
+    A = _named(backend, "a")
+    B = _named(backend, "b")
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        @M@;
+        server 127.0.0.1:@A@;
+        server 127.0.0.1:@B@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, M=method, A=A.port, B=B.port, L=L)
+    got = [_session(L) for _ in range(4)]
+    assert got == [_reply("a"), _reply("b")] * 2, got
+    r.wait_access(4)

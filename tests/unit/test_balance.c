@@ -331,6 +331,34 @@ test_least_conn_release(void **state)
     balance_free(&b);
 }
 
+/* An empty hash key means round-robin, plain or consistent (nginx). */
+static void
+test_hash_empty_key_round_robin(void **state)
+{
+    (void)state;
+    const enum balance_method methods[] = {BALANCE_HASH,
+                                           BALANCE_HASH_CONSISTENT};
+
+    for (size_t m = 0; m < 2; m++) {
+        struct balance_peer peers[3];
+        struct balancer b;
+
+        peers_setup(peers, 3, NULL);
+        balancer_setup(&b, methods[m], peers, 3);
+        for (int k = 0; k < 9; k++) {
+            assert_int_equal(session_once(&b, "", false, 1000), (size_t)k % 3);
+        }
+        /* NULL with length 0 is the same empty key. */
+        assert_int_equal(session_once(&b, NULL, false, 1000), 0);
+        /* A non-empty key still hashes: always the same peer. */
+        const size_t first = session_once(&b, "key", false, 1000);
+        for (int k = 0; k < 5; k++) {
+            assert_int_equal(session_once(&b, "key", false, 1000), first);
+        }
+        balance_free(&b);
+    }
+}
+
 static void
 test_rr_max_fails(void **state)
 {
@@ -978,6 +1006,7 @@ main(void)
         cmocka_unit_test(test_rr_fail_timeout),
         cmocka_unit_test(test_connected_revives_before_release),
         cmocka_unit_test(test_least_conn_release),
+        cmocka_unit_test(test_hash_empty_key_round_robin),
         cmocka_unit_test(test_rr_max_fails),
         cmocka_unit_test(test_single_peer),
         cmocka_unit_test(test_backup),
