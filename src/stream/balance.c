@@ -70,6 +70,7 @@ static void balance_took(struct balance_peer *p, struct balance_try *t,
 static bool balance_is_tried(const struct balance_try *t, size_t i);
 static void balance_set_tried(struct balance_try *t, size_t i);
 static bool balance_is_failed(const struct balance_peer *p, int64_t now_ms);
+static bool balance_is_full(const struct balance_peer *p);
 static bool balance_is_usable(const struct balance_peer *p, int64_t now_ms);
 static uint32_t balance_crc32(const void *data, size_t len);
 static uint32_t balance_crc32_update(uint32_t crc, const void *data,
@@ -91,6 +92,7 @@ balance_peer_defaults(struct balance_peer *p)
     p->weight = 1;
     p->max_fails = 1;
     p->fail_timeout_ms = 10000;
+    p->max_conns = 0;
     p->backup = false;
     p->down = false;
 }
@@ -402,7 +404,7 @@ balance_pick(struct balancer *b, struct balance_try *t, int64_t now_ms)
          * failures, but never when down. */
         struct balance_peer *p = &b->peers[0];
 
-        if (p->down || balance_is_tried(t, 0)) {
+        if (p->down || balance_is_full(p) || balance_is_tried(t, 0)) {
             return NULL;
         }
         balance_set_tried(t, 0);
@@ -901,11 +903,21 @@ balance_is_failed(const struct balance_peer *p, int64_t now_ms)
            now_ms - p->checked_ms <= p->fail_timeout_ms;
 }
 
-/* True when p may be picked: not down and not held back by failures. */
+/* True when p has as many connections as its max_conns allows. */
+static bool
+balance_is_full(const struct balance_peer *p)
+{
+    return p->max_conns > 0 && p->conns >= p->max_conns;
+}
+
+/*
+ * True when p may be picked: not down, not at max_conns and not held back
+ * by failures.
+ */
 static bool
 balance_is_usable(const struct balance_peer *p, int64_t now_ms)
 {
-    return !p->down && !balance_is_failed(p, now_ms);
+    return !p->down && !balance_is_full(p) && !balance_is_failed(p, now_ms);
 }
 
 /* Standard CRC-32 of data (init and final xor all ones), as ngx_crc32. */

@@ -49,6 +49,9 @@ struct balance_peer {
                                 terminated; required for HASH_CONSISTENT */
     int weight;              /* 1..BALANCE_MAX_WEIGHT, default 1 */
     int max_fails;           /* default 1; 0 = never marked failed */
+    unsigned max_conns;      /* default 0 = no limit; else a peer with this
+                                many conns is skipped (per balancer, so
+                                per worker, as nginx without a zone) */
     int64_t fail_timeout_ms; /* default 10000 */
     bool backup;             /* only with BALANCE_RR and BALANCE_LEAST_CONN */
     bool down;               /* never picked; may be toggled at run time */
@@ -120,7 +123,7 @@ struct balance_try {
 
 /*
  * Sets p's configuration fields to nginx's defaults: weight 1,
- * max_fails 1, fail_timeout 10s, not backup, not down. Leaves addr,
+ * max_fails 1, fail_timeout 10s, max_conns 0 (none), not backup, not down. Leaves addr,
  * addrlen and name alone.
  */
 void balance_peer_defaults(struct balance_peer *p);
@@ -151,8 +154,8 @@ void balance_try_init(struct balancer *b, struct balance_try *t,
 
 /*
  * Picks the next peer for t with b's method. Skips peers t has tried,
- * down peers, and peers that failed max_fails times until fail_timeout
- * has passed since checked_ms. RR and LEAST_CONN move on to the backup
+ * down peers, peers at max_conns, and peers that failed max_fails times
+ * until fail_timeout has passed since checked_ms. RR and LEAST_CONN move on to the backup
  * peers when no primary one is usable, and stay there for the session.
  * HASH and RANDOM fall back to round-robin after 21 rejected draws, and
  * HASH and HASH_CONSISTENT use round-robin for an empty key, as nginx.

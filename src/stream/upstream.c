@@ -335,8 +335,11 @@ upstream_server(struct conf_ctx *cf, const struct conf_node *n,
         } else if (strcmp(p, "down") == 0) {
             proto.down = true;
         } else if (strncmp(p, "max_conns=", 10) == 0) {
-            return conf_msg(cf, "the \"max_conns\" parameter is not "
-                                "supported yet");
+            if (units_parse_int(p + 10, strlen(p + 10), &num) == -1 ||
+                num < 0) {
+                return conf_msg(cf, "invalid parameter \"%s\"", p);
+            }
+            proto.max_conns = (unsigned)num;
         } else if (strcmp(p, "resolve") == 0) {
             resolve = true;
         } else {

@@ -3,6 +3,7 @@ weighted round robin, backup servers, consistent hashing."""
 
 import collections
 import re
+import subprocess
 
 import pytest
 
@@ -526,3 +527,91 @@ def test_hash_with_an_empty_key_is_round_robin(relay, backend, port, method):
     got = [_session(L) for _ in range(4)]
     assert got == [_reply("a"), _reply("b")] * 2, got
     r.wait_access(4)
+
+
+def test_max_conns_skips_a_full_server_and_all_full_is_502(relay, backend, port):
+    X = backend(_line_or_close("x"), name="x")
+    Y = backend(_line_or_close("y"), name="y")
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@X@ max_conns=1;
+        server 127.0.0.1:@Y@ max_conns=1;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, X=X.port, Y=Y.port, L=L)
+    held = []
+    try:
+        for _ in range(2):
+            s, name = _ask(L, b"hold\n")
+            held.append((s, name))
+        assert sorted(n for _, n in held) == ["x", "y"]
+        # Both at max_conns: the third client is closed, 502.
+        s = util.connect(L)
+        s.sendall(b"hold\n")
+        assert util.recv_all(s) == b""
+        s.close()
+        f = util.parse_line(r.wait_access(1)[0])
+        assert f["status"] == "502" and util.empty(f["upstream_addr"]), f
+        r.wait_error(r"no live upstreams")
+        assert X.accepted == 1 and Y.accepted == 1
+        # One ends: its server takes the next client.
+        s, freed = held.pop(0)
+        s.close()
+        r.wait_access(2)
+        s, name = _ask(L, b"hold\n")
+        held.append((s, name))
+        assert name == freed
+    finally:
+        for s, _ in held:
+            s.close()
+
+
+def test_max_conns_does_not_count_a_session_whose_upstream_closed(relay, backend, port):
+    # proxy_half_close on: the first session's upstream closed and its
+    # bytes were delivered; the client still holds its side. The server's
+    # one connection is free again.
+    X = backend(_line_or_close("x"), name="x")
+    L = port()
+    relay(r"""
+    upstream pool {
+        server 127.0.0.1:@X@ max_conns=1;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, X=X.port, L=L)
+    opened = []
+    try:
+        s1, name = _ask(L, b"close\n")
+        opened.append(s1)
+        assert util.recv_all(s1) == b""
+        s2, name = _ask(L, b"hold\n")
+        opened.append(s2)
+        assert name == "x"
+    finally:
+        for s in opened:
+            s.close()
+
+
+@pytest.mark.parametrize("bad", ["max_conns=x", "max_conns=-1", "max_conns="])
+def test_max_conns_invalid_value_is_refused(relay, port, bad):
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:1 @BAD@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass pool;
+    }
+    """, BAD=bad, L=port(), start=False)
+    p = subprocess.run([r.binary, "-t", "-c", r.conf], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=util.DEADLINE)
+    assert p.returncode == 1
+    line = [l for l in r.text.splitlines() if bad in l]
+    assert ('snirelay: [emerg] invalid parameter "%s" in %s:%d'
+            % (bad, r.conf, r.text.splitlines().index(line[0]) + 1)) in p.stderr, p.stderr

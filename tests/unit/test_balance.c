@@ -359,6 +359,59 @@ test_hash_empty_key_round_robin(void **state)
     }
 }
 
+/* max_conns: a full peer is skipped by every method; all full is NULL. */
+static void
+test_max_conns(void **state)
+{
+    (void)state;
+    const enum balance_method methods[] = {
+        BALANCE_RR, BALANCE_LEAST_CONN, BALANCE_HASH, BALANCE_HASH_CONSISTENT,
+        BALANCE_RANDOM};
+
+    for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+        struct balance_peer peers[2];
+        struct balancer b;
+        struct balance_try t[3];
+        struct balance_peer *held[2];
+
+        peers_setup(peers, 2, NULL);
+        peers[0].max_conns = 1;
+        peers[1].max_conns = 1;
+        balancer_setup(&b, methods[m], peers, 2);
+        for (size_t k = 0; k < 2; k++) {
+            balance_try_init(&b, &t[k], "k", 1);
+            held[k] = balance_pick(&b, &t[k], 1000);
+            assert_non_null(held[k]);
+        }
+        assert_ptr_not_equal(held[0], held[1]);
+        balance_try_init(&b, &t[2], "k", 1);
+        assert_null(balance_pick(&b, &t[2], 1000));
+        /* Full peers are not failed ones: nothing was revived. */
+        assert_int_equal(peers[0].fails, 0);
+        balance_release(&b, held[1]);
+        balance_try_init(&b, &t[2], "k", 1);
+        assert_ptr_equal(balance_pick(&b, &t[2], 1000), held[1]);
+        balance_release(&b, held[1]);
+        balance_release(&b, held[0]);
+        balance_free(&b);
+    }
+
+    /* A single peer, too. */
+    struct balance_peer one[1];
+    struct balancer b;
+    struct balance_try t1, t2;
+    peers_setup(one, 1, NULL);
+    one[0].max_conns = 1;
+    balancer_setup(&b, BALANCE_RR, one, 1);
+    balance_try_init(&b, &t1, NULL, 0);
+    struct balance_peer *p = balance_pick(&b, &t1, 1000);
+    assert_ptr_equal(p, &one[0]);
+    balance_try_init(&b, &t2, NULL, 0);
+    assert_null(balance_pick(&b, &t2, 1000));
+    balance_release(&b, p);
+    balance_free(&b);
+}
+
 static void
 test_rr_max_fails(void **state)
 {
@@ -1007,6 +1060,7 @@ main(void)
         cmocka_unit_test(test_connected_revives_before_release),
         cmocka_unit_test(test_least_conn_release),
         cmocka_unit_test(test_hash_empty_key_round_robin),
+        cmocka_unit_test(test_max_conns),
         cmocka_unit_test(test_rr_max_fails),
         cmocka_unit_test(test_single_peer),
         cmocka_unit_test(test_backup),
