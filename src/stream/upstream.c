@@ -527,12 +527,27 @@ upstream_resolved(void *data, const struct resolver_result *rr)
     struct balance_peer *peers = res->u->bal.peers + res->first;
     int64_t next_ms = UPSTREAM_RESOLVE_RETRY_MS;
 
-    if (rr->status == RESOLVER_OK) {
+    if (rr->status == RESOLVER_OK || rr->status == RESOLVER_NXDOMAIN) {
+        /*
+         * NXDOMAIN and an empty answer are answers: the name has no
+         * address now, so its servers go down (nginx drops them too).
+         */
+        bool was_up = false;
+        for (size_t i = 0; i < res->nslots; i++) {
+            was_up = was_up || !peers[i].down;
+        }
+        if (rr->status == RESOLVER_NXDOMAIN && was_up) {
+            errlog_write(NULL, ERRLOG_WARN, 0,
+                         "%s has no address (%s) for upstream \"%s\"; "
+                         "its servers are down until it has",
+                         res->host, resolver_status_text(rr->status),
+                         res->u->name);
+        }
         for (size_t i = 0; i < res->nslots; i++) {
             struct balance_peer *p = &peers[i];
             struct sockaddr *sa = (struct sockaddr *)&p->addr;
 
-            if (i >= rr->naddrs) {
+            if (rr->status != RESOLVER_OK || i >= rr->naddrs) {
                 p->down = true;
                 continue;
             }
@@ -555,7 +570,8 @@ upstream_resolved(void *data, const struct resolver_result *rr)
         }
         next_ms = rr->expires_ms - clock_now_ms();
     } else {
-        /* Keep the last good addresses, as nginx does, and ask again. */
+        /* A failure is no answer: keep the last good addresses, as nginx
+         * does, and ask again. */
         errlog_write(NULL, ERRLOG_ERR, 0,
                      "%s could not be resolved (%d: %s) "
                      "for upstream \"%s\"",

@@ -5,6 +5,8 @@ until it resolves."""
 import socket
 import time
 
+import pytest
+
 import dns
 import util
 
@@ -87,3 +89,41 @@ def test_resolve_needs_a_resolver(snirelay_bin, workdir):
     err = p.stderr.decode()
     assert p.returncode == 1, err
     assert 'no resolver defined to resolve "svc.test" in upstream "u"' in err
+
+
+
+@pytest.mark.parametrize("gone,ropts", [({}, ""), ({"svc.test": "::1"}, "ipv6=off")],
+                         ids=["nxdomain", "empty-answer"])
+def test_resolve_server_with_no_address_any_more_is_down(relay, port, dnsmasq,
+                                                        same_port_backends, gone, ropts):
+    # NXDOMAIN, or an answer with no address of the families asked for,
+    # says the name has no address now: its servers go down, the last
+    # addresses are not kept as after a failed lookup.
+    P, bk = same_port_backends(["127.0.0.25"], lambda h: util.record_to_eof())
+    d = dnsmasq({"svc.test": "127.0.0.25"}, ttl=1)
+    r = relay(CONF.replace("resolver @DNS@;", "resolver @DNS@ %s;" % ropts),
+              DNS=d.addr, P=P, L=port())
+    L = r.listen_ports[0]
+    util.wait_for(lambda: _session(L, bk) == "127.0.0.25", "the first lookup",
+                  interval=0.1)
+    d.set_records(gone)
+    util.wait_for(lambda: _session(L, bk) is None,
+                  "the server to go down once its name has no address", interval=0.2)
+    r.wait_error(r"svc\.test has no address \(Host not found\) for upstream \"svc\"")
+    assert util.parse_line(r.access_lines()[-1])["status"] == "502"
+    # ... and up again when it has one.
+    d.set_records({"svc.test": "127.0.0.25"})
+    util.wait_for(lambda: _session(L, bk) == "127.0.0.25", "the server back up",
+                  interval=0.2)
+
+
+def test_resolve_server_follows_a_cname_chain(relay, port, dnsmasq,
+                                              same_port_backends):
+    P, bk = same_port_backends(["127.0.0.26"], lambda h: util.record_to_eof())
+    d = dnsmasq({"real.test": "127.0.0.26"}, ttl=1,
+                extra=["--cname=svc.test,mid.test", "--cname=mid.test,real.test"])
+    r = relay(CONF, DNS=d.addr, P=P, L=port())
+    L = r.listen_ports[0]
+    util.wait_for(lambda: _session(L, bk) == "127.0.0.26",
+                  "a session through svc.test -> mid.test -> real.test", interval=0.1)
+    assert d.count("svc.test") >= 1
