@@ -123,8 +123,8 @@ struct balance_try {
 
 /*
  * Sets p's configuration fields to nginx's defaults: weight 1,
- * max_fails 1, fail_timeout 10s, max_conns 0 (none), not backup, not down. Leaves addr,
- * addrlen and name alone.
+ * max_fails 1, fail_timeout 10s, max_conns 0 (none), not backup, not down.
+ * Leaves addr, addrlen and name alone.
  */
 void balance_peer_defaults(struct balance_peer *p);
 
@@ -155,17 +155,16 @@ void balance_try_init(struct balancer *b, struct balance_try *t,
 /*
  * Picks the next peer for t with b's method. Skips peers t has tried,
  * down peers, peers at max_conns, and peers that failed max_fails times
- * until fail_timeout has passed since checked_ms. RR and LEAST_CONN move on to the backup
- * peers when no primary one is usable, and stay there for the session.
- * HASH and RANDOM fall back to round-robin after 21 rejected draws, and
- * HASH and HASH_CONSISTENT use round-robin for an empty key, as nginx.
- * When nothing is usable while untried peers remain, every peer's fails
- * is cleared (nginx: "all peers failed, mark them as live"); on a
- * session's first pick the selection then runs once more, where nginx
- * would answer that session 502. A single-peer upstream ignores failures.
- * Marks the peer tried in t and counts it in conns. now_ms is a monotonic
- * clock in milliseconds. Returns a peer of b->peers, or NULL when nothing
- * is left (the caller answers 502).
+ * until fail_timeout has passed since checked_ms. RR and LEAST_CONN move on to
+ * the backup peers when no primary one is usable, and stay there for the
+ * session. HASH and RANDOM fall back to round-robin after 21 rejected draws,
+ * and HASH and HASH_CONSISTENT use round-robin for an empty key, as nginx. When
+ * nothing is usable while untried peers remain, every peer's fails is cleared
+ * (nginx: "all peers failed, mark them as live"); on a session's first pick the
+ * selection then runs once more, where nginx would answer that session 502. A
+ * single-peer upstream ignores failures. Marks the peer tried in t and counts
+ * it in conns. now_ms is a monotonic clock in milliseconds. Returns a peer of
+ * b->peers, or NULL when nothing is left (the caller answers 502).
  */
 struct balance_peer *balance_pick(struct balancer *b, struct balance_try *t,
                                   int64_t now_ms);

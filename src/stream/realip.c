@@ -242,8 +242,7 @@ realip_header_addrs(const struct session *s, struct sockaddr_storage *src,
 
 
 int
-realip_upstream_header(struct session *s, uint8_t *buf, size_t cap,
-                       size_t *len)
+realip_upstream_header(struct session *s, uint8_t *buf, size_t cap, size_t *len)
 {
     const int version = s->server->set.proxy_protocol;
     struct sockaddr_storage src, dst;
@@ -268,9 +267,9 @@ realip_upstream_header(struct session *s, uint8_t *buf, size_t cap,
         name = NULL; /* a v2 LOCAL header carries no TLV */
         name_len = 0;
     }
-    *len = proxy_proto_build(
-        (unsigned)version, has_addrs ? (const struct sockaddr *)&src : NULL,
-        has_addrs ? (const struct sockaddr *)&dst : NULL, name, name_len, buf,
-        cap);
+    *len = proxy_proto_build((unsigned)version,
+                             has_addrs ? (const struct sockaddr *)&src : NULL,
+                             has_addrs ? (const struct sockaddr *)&dst : NULL,
+                             name, name_len, buf, cap);
     return *len > 0 ? 0 : -1;
 }

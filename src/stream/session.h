@@ -90,8 +90,8 @@ struct session {
     struct balance_peer *peer;            /* peer being connected/used */
     bool peer_held; /* peer still counted in its conns (proxy_release) */
     bool lingering; /* draining: ends when the timer fires (relay_drain) */
-    struct resolver_wait rwait;           /* while a name is being resolved */
-    struct stream_resolver *resolver;     /* the one rwait waits on */
+    struct resolver_wait rwait;       /* while a name is being resolved */
+    struct stream_resolver *resolver; /* the one rwait waits on */
     struct balance_peer *dyn_peers; /* malloc'd: a resolved name's addresses */
     char target[RESOLVER_NAME_MAX + 8]; /* the name being resolved, ":port" */
     int target_port;
