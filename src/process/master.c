@@ -34,6 +34,7 @@
 #include "stream/limit_conn.h"
 #include "stream/log.h"
 #include "stream/stream.h"
+#include "stream/upstream.h"
 
 
 #define MASTER_MAX_WORKERS 256
@@ -284,6 +285,7 @@ master_reload(struct master *m)
     /* Only an accepted generation takes the live zones (a refused one
      * would unmap them when freed). */
     limit_conn_take_zones(conf, m->conf);
+    upstream_take_resolved(conf, m->conf);
     /* Old workers retire after the new ones exist: no gap in accepting. */
     for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
         if (m->workers[i].pid != 0) {

@@ -27,6 +27,7 @@ struct conf_tree;
 struct cidr;
 struct hostmatch;
 struct stream_server;
+struct shm_zone;
 struct upstream_build;
 struct limit_conn_zone;
 
@@ -53,7 +54,9 @@ struct stream_listen {
 /*
  * A `server NAME:PORT resolve` line: its addresses fill a fixed run of the
  * upstream's peers (the unused ones are down) and are looked up again in
- * each worker whenever the answer's TTL runs out.
+ * each worker whenever the answer's TTL runs out. The latest answer is kept
+ * in a shared zone: a worker started later (a respawn, or a reload's new
+ * generation, which takes the zone over) begins with it.
  */
 struct upstream_resolve {
     const char *host; /* the name, validated */
@@ -65,6 +68,8 @@ struct upstream_resolve {
     struct resolver_wait wait;         /* while a lookup is in flight */
     struct loop_timer timer;           /* the next lookup */
     struct stream_resolver *resolver;
+    struct shm_zone *shared; /* the latest answer (upstream.c); owned by
+                                this generation unless taken over */
     struct upstream_resolve *next;
 };
 

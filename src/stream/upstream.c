@@ -19,6 +19,7 @@
 #include "conf/parser.h"
 #include "core/arena.h"
 #include "core/clock.h"
+#include "core/shm.h"
 #include "core/units.h"
 #include "dns/resolver.h"
 #include "event/loop.h"
@@ -38,6 +39,17 @@
 
 
 static struct loop *upstream_loop; /* this worker's, for the timers */
+
+/*
+ * A `resolve` name's latest answer in its shared zone, written by whichever
+ * worker got it (under the zone's lock). Addresses carry the port.
+ */
+struct upstream_shared {
+    uint64_t version; /* answers stored; 0: none yet */
+    uint32_t naddrs;  /* 0: the name has no address */
+    socklen_t addrlens[UPSTREAM_RESOLVE_SLOTS];
+    struct sockaddr_storage addrs[UPSTREAM_RESOLVE_SLOTS];
+};
 
 
 struct upstream_pending {
@@ -73,6 +85,11 @@ static const char *upstream_add_resolve(struct conf_ctx *cf,
                                         const char *text,
                                         const struct balance_peer *proto);
 static void upstream_resolved(void *data, const struct resolver_result *rr);
+static void upstream_apply(struct upstream_resolve *res,
+                           const struct sockaddr_storage *addrs,
+                           const socklen_t *addrlens, size_t naddrs);
+static void upstream_share(struct upstream_resolve *res);
+static void upstream_seed(struct upstream_resolve *res);
 static void upstream_resolve_timer(struct loop_timer *t);
 static struct stream_upstream *upstream_new(struct conf_ctx *cf,
                                             struct stream_conf *conf,
@@ -431,6 +448,12 @@ upstream_add_resolve(struct conf_ctx *cf, struct stream_upstream *u,
         u->build->count++;
     }
     freeaddrinfo(ai);
+    /* Made last: once linked, stream_conf_free() unmaps it. */
+    res->shared = shm_zone_new(sizeof(struct upstream_shared));
+    if (res->shared == NULL) {
+        return conf_msg(cf, "mmap() failed for \"%s\" in upstream \"%s\"", text,
+                        u->name);
+    }
     res->next = u->resolves;
     u->resolves = res;
     return NULL;
@@ -519,12 +542,12 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
 }
 
 
-/* Puts res's latest answer into its slots. */
+/* Puts res's latest answer into its slots, and shares it. */
 static void
 upstream_resolved(void *data, const struct resolver_result *rr)
 {
     struct upstream_resolve *res = data;
-    struct balance_peer *peers = res->u->bal.peers + res->first;
+    const struct balance_peer *peers = res->u->bal.peers + res->first;
     int64_t next_ms = UPSTREAM_RESOLVE_RETRY_MS;
 
     if (rr->status == RESOLVER_OK || rr->status == RESOLVER_NXDOMAIN) {
@@ -543,31 +566,9 @@ upstream_resolved(void *data, const struct resolver_result *rr)
                          res->host, resolver_status_text(rr->status),
                          res->u->name);
         }
-        for (size_t i = 0; i < res->nslots; i++) {
-            struct balance_peer *p = &peers[i];
-            struct sockaddr *sa = (struct sockaddr *)&p->addr;
-
-            if (rr->status != RESOLVER_OK || i >= rr->naddrs) {
-                p->down = true;
-                continue;
-            }
-            if (p->down || p->addrlen != rr->addrlens[i] ||
-                memcmp(&p->addr, &rr->addrs[i], rr->addrlens[i]) != 0) {
-                /* A new address: its failures are not this one's. */
-                memcpy(&p->addr, &rr->addrs[i], rr->addrlens[i]);
-                p->addrlen = rr->addrlens[i];
-                if (sa->sa_family == AF_INET) {
-                    ((struct sockaddr_in *)sa)->sin_port =
-                        htons((uint16_t)res->port);
-                } else {
-                    ((struct sockaddr_in6 *)sa)->sin6_port =
-                        htons((uint16_t)res->port);
-                }
-                p->fails = 0;
-                sock_addr_text(sa, res->names[i], SOCK_ADDR_TEXT_MAX);
-            }
-            p->down = false;
-        }
+        upstream_apply(res, rr->addrs, rr->addrlens,
+                       rr->status == RESOLVER_OK ? rr->naddrs : 0);
+        upstream_share(res);
         next_ms = rr->expires_ms - clock_now_ms();
     } else {
         /* A failure is no answer: keep the last good addresses, as nginx
@@ -582,6 +583,96 @@ upstream_resolved(void *data, const struct resolver_result *rr)
         next_ms = UPSTREAM_RESOLVE_MIN_MS;
     }
     loop_timer_set(upstream_loop, &res->timer, next_ms);
+}
+
+
+/*
+ * Fills res's slots with naddrs addresses (their ports are set to res's);
+ * the slots left over are down. A slot whose address changed forgets its
+ * failures.
+ */
+static void
+upstream_apply(struct upstream_resolve *res,
+               const struct sockaddr_storage *addrs, const socklen_t *addrlens,
+               size_t naddrs)
+{
+    struct balance_peer *peers = res->u->bal.peers + res->first;
+
+    for (size_t i = 0; i < res->nslots; i++) {
+        struct balance_peer *p = &peers[i];
+        struct sockaddr *sa = (struct sockaddr *)&p->addr;
+
+        if (i >= naddrs || addrlens[i] > sizeof(p->addr)) {
+            p->down = true;
+            continue;
+        }
+        if (p->down || p->addrlen != addrlens[i] ||
+            memcmp(&p->addr, &addrs[i], addrlens[i]) != 0) {
+            memcpy(&p->addr, &addrs[i], addrlens[i]);
+            p->addrlen = addrlens[i];
+            if (sa->sa_family == AF_INET) {
+                ((struct sockaddr_in *)sa)->sin_port =
+                    htons((uint16_t)res->port);
+            } else {
+                ((struct sockaddr_in6 *)sa)->sin6_port =
+                    htons((uint16_t)res->port);
+            }
+            p->fails = 0;
+            sock_addr_text(sa, res->names[i], SOCK_ADDR_TEXT_MAX);
+        }
+        p->down = false;
+    }
+}
+
+
+/* Stores res's slots as the latest answer, for the other workers. */
+static void
+upstream_share(struct upstream_resolve *res)
+{
+    const struct balance_peer *peers = res->u->bal.peers + res->first;
+    struct upstream_shared *sh;
+
+    if (res->shared == NULL || shm_lock(res->shared, NULL) == SHM_LOCK_FAILED) {
+        return;
+    }
+    sh = (struct upstream_shared *)res->shared->data;
+    sh->naddrs = 0;
+    for (size_t i = 0; i < res->nslots && !peers[i].down; i++) {
+        memcpy(&sh->addrs[i], &peers[i].addr, sizeof(sh->addrs[i]));
+        sh->addrlens[i] = peers[i].addrlen;
+        sh->naddrs++;
+    }
+    sh->version++;
+    shm_unlock(res->shared);
+}
+
+
+/*
+ * Starts res from the latest answer any worker stored (this generation's
+ * or, after a reload, the one before), if there is one.
+ */
+static void
+upstream_seed(struct upstream_resolve *res)
+{
+    struct upstream_shared copy;
+    enum shm_lock_rc rc;
+
+    if (res->shared == NULL) {
+        return;
+    }
+    rc = shm_lock(res->shared, NULL);
+    if (rc == SHM_LOCK_FAILED) {
+        return;
+    }
+    if (rc == SHM_LOCKED_HOLDER_DIED) {
+        /* A writer died half-way: forget the answer. */
+        memset(res->shared->data, 0, res->shared->data_len);
+    }
+    memcpy(&copy, res->shared->data, sizeof(copy));
+    shm_unlock(res->shared);
+    if (copy.version > 0 && copy.naddrs <= res->nslots) {
+        upstream_apply(res, copy.addrs, copy.addrlens, copy.naddrs);
+    }
 }
 
 
@@ -608,6 +699,7 @@ upstream_resolve_start(struct stream_conf *conf, struct loop *l)
     upstream_loop = l;
     for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
         for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
+            upstream_seed(r);
             upstream_resolve_timer(&r->timer);
         }
     }
@@ -629,9 +721,39 @@ upstream_resolve_stop(struct stream_conf *conf)
 
 
 void
+upstream_take_resolved(struct stream_conf *conf, struct stream_conf *old)
+{
+    for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
+        const struct stream_upstream *ou =
+            upstream_find(old, u->name, strlen(u->name));
+
+        if (ou == NULL) {
+            continue;
+        }
+        for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
+            for (struct upstream_resolve *o = ou->resolves; o != NULL;
+                 o = o->next) {
+                if (o->shared != NULL && o->port == r->port &&
+                    strcmp(o->host, r->host) == 0) {
+                    shm_zone_free(r->shared);
+                    r->shared = o->shared;
+                    o->shared = NULL;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+
+void
 upstream_free_all(struct stream_conf *conf)
 {
     for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
+        for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
+            shm_zone_free(r->shared);
+            r->shared = NULL;
+        }
         if (u->bal.npeers > 0) {
             balance_free(&u->bal);
             u->bal.npeers = 0;

@@ -53,7 +53,14 @@ void upstream_resolve_start(struct stream_conf *conf, struct loop *l);
 /* Stops those lookups (before the resolvers go). */
 void upstream_resolve_stop(struct stream_conf *conf);
 
-/* Frees the balancers' memory. */
+/*
+ * At an accepted reload, in the master: conf's `resolve` servers take over
+ * the shared answers of old's servers with the same upstream name, host
+ * and port, so the new workers start from the addresses last resolved.
+ */
+void upstream_take_resolved(struct stream_conf *conf, struct stream_conf *old);
+
+/* Frees the balancers' memory and the `resolve` answers' zones. */
 void upstream_free_all(struct stream_conf *conf);
 
 #endif

@@ -127,3 +127,30 @@ def test_resolve_server_follows_a_cname_chain(relay, port, dnsmasq,
     util.wait_for(lambda: _session(L, bk) == "127.0.0.26",
                   "a session through svc.test -> mid.test -> real.test", interval=0.1)
     assert d.count("svc.test") >= 1
+
+
+def test_resolved_addresses_survive_a_reload_and_a_worker_restart(
+        master, port, dnsmasq, same_port_backends):
+    # svc.test is known only to the configured resolver (the system's, which
+    # the master asks at load, does not know it). Once a worker resolved
+    # it, the DNS server goes away: a reload's new worker, and a worker
+    # started after a crash, begin with the last answer instead of nothing.
+    import os
+    import signal
+    P, bk = same_port_backends(["127.0.0.27"], lambda h: util.record_to_eof())
+    d = dnsmasq({"svc.test": "127.0.0.27"}, ttl=1)
+    m = master(CONF.replace("resolver @DNS@;", "resolver @DNS@;\n    resolver_timeout 1s;"),
+               DNS=d.addr, P=P, L=port(), allow_log=[r"exited on signal 9"])
+    (w,) = m.wait_workers(1)
+    L = m.listen_ports[0]
+    util.wait_for(lambda: _session(L, bk) == "127.0.0.27", "the first lookup",
+                  interval=0.1)
+    d.stop()
+    (w2,) = m.reload()
+    util.wait_for_gone([w], timeout=10)
+    assert _session(L, bk) == "127.0.0.27"
+    os.kill(w2, signal.SIGKILL)
+    (w3,) = m.wait_workers(1, exclude=[w2])
+    assert _session(L, bk) == "127.0.0.27"
+    lines = [util.parse_line(l) for l in m.access_lines()]
+    assert lines[-1]["status"] == "200" and lines[-2]["status"] == "200", lines[-3:]
