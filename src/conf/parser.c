@@ -45,6 +45,7 @@ struct parser {
 struct parser_frame {
     struct conf_node **tail; /* where this block's next node goes */
     struct parser_frame *up; /* enclosing block in this file, or NULL */
+    bool is_inert;           /* in an http{} block: includes stay unread */
 };
 
 static struct conf_tree *parser_run(struct parser *ps, const char *path,
@@ -327,7 +328,7 @@ parser_parse(struct parser *ps, const char *path, const char *text, size_t len,
 {
     struct lexer lx;
     struct lexer_token tok;
-    struct parser_frame top = {.tail = *tailp, .up = NULL};
+    struct parser_frame top = {.tail = *tailp, .up = NULL, .is_inert = false};
     struct parser_frame *frame = &top;
     unsigned first_line = 0;
 
@@ -356,7 +357,7 @@ parser_parse(struct parser *ps, const char *path, const char *text, size_t len,
             if (n == NULL) {
                 return -1;
             }
-            if (strcmp(n->args[0], "include") == 0) {
+            if (strcmp(n->args[0], "include") == 0 && !frame->is_inert) {
                 if (parser_include(ps, n, depth, &frame->tail) == -1) {
                     return -1;
                 }
@@ -392,6 +393,13 @@ parser_parse(struct parser *ps, const char *path, const char *text, size_t len,
             frame->tail = &n->next;
             inner->tail = &n->children;
             inner->up = frame;
+            /*
+             * An http{} block is skipped whole (stream/core.c), so what its
+             * includes name (mime.types, http-module files a proxy box may
+             * not have) is never opened: they stay plain nodes.
+             */
+            inner->is_inert =
+                frame->is_inert || strcmp(n->args[0], "http") == 0;
             frame = inner;
             break;
         }

@@ -17,7 +17,10 @@
  *   - a pattern without any of * ? [ must name a file that opens; a pattern
  *     with them may match nothing (both as nginx);
  *   - includes nest at most CONF_INCLUDE_DEPTH_MAX files deep, which also
- *     stops a file that includes itself.
+ *     stops a file that includes itself;
+ *   - inside a block named "http" (at any depth below it) include is not
+ *     expanded but kept as a plain node: snirelay skips http{} whole, and
+ *     the files it includes need not exist on a proxy box.
  *
  * Every node, string and file text lives in the tree's arena and is freed
  * by conf_tree_free().

@@ -184,9 +184,13 @@ def test_unclosed_block_is_an_error(snirelay_bin, workdir):
 
 
 def test_http_block_is_skipped_with_a_warning_naming_its_line(snirelay_bin, workdir):
+    # Nothing inside http{} is opened: these includes name files that do
+    # not exist (as on a proxy box without nginx), and the config loads.
+    missing = os.path.join(workdir, "no-such-dir")
     http = ["http {",
-            "    include /etc/nginx/mime.types;",
-            "    server { listen 80; location / { return 200; } }",
+            "    include %s/mime.types;" % missing,
+            "    server { listen 80; include %s/*.conf;" % missing,
+            "             location / { return 200; } }",
             "}"]
     lines = _base_lines(workdir, main_lines=http)
     conf = _write(os.path.join(workdir, "http.conf"), lines)
@@ -197,6 +201,13 @@ def test_http_block_is_skipped_with_a_warning_naming_its_line(snirelay_bin, work
     assert "http" in warn[0]
     assert "%s:%d" % (conf, _line_of(lines, "http {")) in warn[0]
     assert "test is successful" in err
+    assert "no-such-dir" not in err
+    # The same include outside http{} is read, and fails: the test can fail.
+    lines = _base_lines(workdir, main_lines=["include %s/mime.types;" % missing])
+    conf = _write(os.path.join(workdir, "inc.conf"), lines)
+    rc, _, err = _run([snirelay_bin, "-t", "-c", conf])
+    _assert_failed(rc, err, conf)
+    assert "no-such-dir/mime.types" in err
 
 
 def test_v_prints_version(snirelay_bin):

@@ -367,6 +367,37 @@ test_include_in_data_block(void **state)
     conf_tree_free(t);
 }
 
+/* Includes inside http{} are never opened: the block is skipped whole. */
+static void
+test_include_in_http_not_read(void **state)
+{
+    static const char text[] = "http {\n"
+                               "    include /nonexistent/mime.types;\n"
+                               "    server { include /nonexistent/*.conf; }\n"
+                               "}\n"
+                               "stream { include /nonexistent/s.conf; }\n";
+    struct conf_err err;
+
+    (void)state;
+    expect_text_error(text, "open() \"/nonexistent/s.conf\" failed "
+                            "(2: No such file or directory) in t.conf:5");
+
+    static const char http_only[] = "http {\n"
+                                    "    include /nonexistent/mime.types;\n"
+                                    "    server { include /nonexistent/x; }\n"
+                                    "}\n";
+    struct conf_tree *const h = load_text(http_only, &err);
+
+    if (h == NULL) {
+        fail_msg("load failed: %s", err.msg);
+    }
+    NODE(h->root->children, "t.conf", 2, false, "include",
+         "/nonexistent/mime.types");
+    NODE(h->root->children->next->children, "t.conf", 3, false, "include",
+         "/nonexistent/x");
+    conf_tree_free(h);
+}
+
 static void
 test_include_text_relative_to_cwd(void **state)
 {
@@ -553,9 +584,11 @@ test_seed_like(void **state)
     NODE(n->children, SEED_LIKE, 4, false, "worker_connections", "1024");
     n = n->next;
     NODE(n, SEED_LIKE, 5, true, "http");
-    /* The glob that matches nothing vanished. */
-    assert_int_equal(count(n->children), 3);
-    NODE(n->children, SEED_LIKE, 5, false, "default_type",
+    /* Inside http{} the include stays a node, never expanded. */
+    assert_int_equal(count(n->children), 4);
+    NODE(n->children, SEED_LIKE, 5, false, "include",
+         "/nonexistent/mime.types*");
+    NODE(n->children->next, SEED_LIKE, 5, false, "default_type",
          "application/octet-stream");
     n = n->next;
     NODE(n, SEED_LIKE, 6, true, "stream");
@@ -598,6 +631,7 @@ main(void)
         cmocka_unit_test(test_include_glob_relative),
         cmocka_unit_test(test_include_in_data_block),
         cmocka_unit_test(test_include_text_relative_to_cwd),
+        cmocka_unit_test(test_include_in_http_not_read),
         cmocka_unit_test(test_include_errors),
         cmocka_unit_test(test_include_recursion),
         cmocka_unit_test(test_dump),
