@@ -52,6 +52,11 @@ enum conf_ctx_kind {
 #define CONF_2MORE 0x0400 /* two arguments or more */
 #define CONF_BLOCK 0x0800 /* must be a block; without it must not be one */
 #define CONF_ANY 0x1000   /* any number of arguments, unchecked */
+/*
+ * No block or argument check at all: for entries that only explain why a
+ * directive is refused (their setter always returns a message).
+ */
+#define CONF_REFUSE 0x2000
 
 /* The value of a generic setter's field before the directive is seen. */
 #define CONF_UNSET (-1)
@@ -86,9 +91,11 @@ struct conf_err {
  * conf_dispatch(), usually on its stack for the length of one load.
  */
 struct conf_ctx {
-    struct arena *arena;    /* the generation's arena: copy strings here */
-    void *data;             /* caller's pointer (the module's own state) */
-    char msg[512];          /* room for conf_msg() */
+    struct arena *arena; /* the generation's arena: copy strings here */
+    void *data;          /* caller's pointer (the module's own state) */
+    const struct conf_cmd *fallback; /* NULL, or a table searched after
+                                        every table given to dispatch */
+    char msg[512];                   /* room for conf_msg() */
     struct conf_err nested; /* a failure inside conf_block(), located */
 };
 
@@ -114,10 +121,13 @@ struct conf_cmd {
 
 /*
  * Handles directive n found in context ctx (one enum conf_ctx_kind bit):
- * looks its name up in table, checks context, block-ness and argument count
- * as nginx does, then calls the setter with conf. table may list a name
- * more than once for different contexts; the first entry allowed in ctx is
- * used. Returns 0, or -1 with err->msg set to one of
+ * looks its name up in table, then in cf->fallback, checks context,
+ * block-ness and argument count as nginx does, then calls the setter with
+ * conf. table may list a name more than once for different contexts; the
+ * first entry allowed in ctx is used. An entry whose name ends in '*'
+ * matches every name with that prefix, but only names that no entry of
+ * either table spells out (so "ssl_*" does not shadow "ssl_preread").
+ * Returns 0, or -1 with err->msg set to one of
  *   unknown directive "x" in F:L
  *   "x" directive is not allowed here in F:L
  *   directive "x" has no opening "{" in F:L

@@ -23,6 +23,9 @@
 #define SLOTS_MAX_ARGS 8
 
 static bool slots_args_ok(const struct conf_cmd *cmd, size_t nargs);
+static const struct conf_cmd *slots_find(const struct conf_cmd *table,
+                                         const char *name, unsigned ctx,
+                                         bool is_prefix, bool *is_found);
 static int slots_fail(struct conf_err *err, const struct conf_node *n,
                       const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -39,51 +42,83 @@ conf_dispatch(struct conf_ctx *cf, const struct conf_node *n, unsigned ctx,
               const struct conf_cmd *table, void *conf, struct conf_err *err)
 {
     const char *const name = n->args[0];
+    const struct conf_cmd *const fallback =
+        cf->fallback != table ? cf->fallback : NULL;
     bool is_found = false;
+    const struct conf_cmd *cmd = slots_find(table, name, ctx, false, &is_found);
 
+    if (cmd == NULL && fallback != NULL) {
+        cmd = slots_find(fallback, name, ctx, false, &is_found);
+    }
+    if (cmd == NULL && !is_found) {
+        cmd = slots_find(table, name, ctx, true, &is_found);
+        if (cmd == NULL && fallback != NULL) {
+            cmd = slots_find(fallback, name, ctx, true, &is_found);
+        }
+    }
+    if (cmd == NULL) {
+        if (is_found) {
+            return slots_fail(err, n, "\"%s\" directive is not allowed here",
+                              name);
+        }
+        return slots_fail(err, n, "unknown directive \"%s\"", name);
+    }
+    if ((cmd->args & CONF_REFUSE) != 0) {
+        /* The setter explains the refusal; shape does not matter. */
+    } else if ((cmd->args & CONF_BLOCK) == 0 && n->is_block) {
+        return slots_fail(err, n, "directive \"%s\" is not terminated by \";\"",
+                          name);
+    } else if ((cmd->args & CONF_BLOCK) != 0 && !n->is_block) {
+        return slots_fail(err, n, "directive \"%s\" has no opening \"{\"",
+                          name);
+    } else if (!slots_args_ok(cmd, n->nargs)) {
+        return slots_fail(
+            err, n, "invalid number of arguments in \"%s\" directive", name);
+    }
+
+    BUG_ON(cmd->set == NULL);
+    const char *const rv = cmd->set(cf, n, cmd, conf);
+
+    if (rv == NULL) {
+        return 0;
+    }
+    if (rv == cf->nested.msg) {
+        /* Already located by a conf_block() below us. */
+        if (err != &cf->nested) {
+            snprintf(err->msg, sizeof(err->msg), "%s", rv);
+        }
+        return -1;
+    }
+    return slots_fail(err, n, "%s", rv);
+}
+
+/*
+ * The first entry of table for name that is allowed in ctx, or NULL. With
+ * is_prefix only entries ending in '*' are tried, as prefixes; without it
+ * only the others, whole. *is_found is set when a matching entry exists
+ * even if it is not allowed in ctx.
+ */
+static const struct conf_cmd *
+slots_find(const struct conf_cmd *table, const char *name, unsigned ctx,
+           bool is_prefix, bool *is_found)
+{
     for (const struct conf_cmd *cmd = table; cmd->name != NULL; cmd++) {
-        if (strcmp(cmd->name, name) != 0) {
+        const size_t len = strlen(cmd->name);
+        const bool is_wild = len > 0 && cmd->name[len - 1] == '*';
+
+        if (is_wild != is_prefix) {
             continue;
         }
-        is_found = true;
-        if ((cmd->contexts & ctx) == 0) {
+        if (is_wild ? strncmp(cmd->name, name, len - 1) != 0
+                    : strcmp(cmd->name, name) != 0) {
             continue;
         }
-        if ((cmd->args & CONF_BLOCK) == 0 && n->is_block) {
-            return slots_fail(
-                err, n, "directive \"%s\" is not terminated by \";\"", name);
+        *is_found = true;
+        if ((cmd->contexts & ctx) != 0) {
+            return cmd;
         }
-        if ((cmd->args & CONF_BLOCK) != 0 && !n->is_block) {
-            return slots_fail(err, n, "directive \"%s\" has no opening \"{\"",
-                              name);
-        }
-        if (!slots_args_ok(cmd, n->nargs)) {
-            return slots_fail(err, n,
-                              "invalid number of arguments in \"%s\" "
-                              "directive",
-                              name);
-        }
-
-        BUG_ON(cmd->set == NULL);
-        const char *const rv = cmd->set(cf, n, cmd, conf);
-
-        if (rv == NULL) {
-            return 0;
-        }
-        if (rv == cf->nested.msg) {
-            /* Already located by a conf_block() below us. */
-            if (err != &cf->nested) {
-                snprintf(err->msg, sizeof(err->msg), "%s", rv);
-            }
-            return -1;
-        }
-        return slots_fail(err, n, "%s", rv);
     }
-
-    if (is_found) {
-        return slots_fail(err, n, "\"%s\" directive is not allowed here", name);
-    }
-    return slots_fail(err, n, "unknown directive \"%s\"", name);
+    return NULL;
 }
 
 const char *

@@ -23,6 +23,7 @@
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "process/worker.h"
+#include "stream/compat.h"
 #include "stream/core.h"
 #include "stream/guard.h"
 #include "stream/log.h"
@@ -248,6 +249,8 @@ worker_run(struct stream_conf *conf, int slot)
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
     worker_pick_sockets(conf, slot);
+    /* Before the privileges go: a negative nice value needs root. */
+    compat_worker_init(conf, slot);
     if (worker_drop_privileges(conf) == -1) {
         return 2;
     }

@@ -25,6 +25,7 @@
 #include "log/errlog.h"
 #include "net/sock.h"
 #include "stream/access.h"
+#include "stream/compat.h"
 #include "stream/core.h"
 #include "stream/geo.h"
 #include "stream/guard.h"
@@ -548,9 +549,11 @@ core_listen(struct conf_ctx *cf, const struct conf_node *n,
             ref->proxy_protocol = true;
         } else if (strcmp(p, "ssl") == 0) {
             return conf_msg(cf, "the \"ssl\" parameter is not supported: "
-                                "snirelay never terminates TLS");
+                                "snirelay never terminates TLS (passthrough "
+                                "only)");
         } else if (strcmp(p, "udp") == 0) {
-            return conf_msg(cf, "the \"udp\" parameter is not supported");
+            return conf_msg(cf, "the \"udp\" parameter is not supported: "
+                                "snirelay relays TCP only");
         } else {
             return conf_msg(cf, "invalid parameter \"%s\"", p);
         }
@@ -837,6 +840,7 @@ stream_conf_build(struct conf_tree *tree, const char *path,
     core_settings_init(&conf->set);
     cf.arena = tree->arena;
     cf.data = &st;
+    cf.fallback = compat_cmds;
     for (const struct conf_node *n = tree->root; n != NULL; n = n->next) {
         if (conf_dispatch(&cf, n, CONF_MAIN, core_main_cmds, conf, err) == -1) {
             stream_conf_free(conf);

@@ -142,6 +142,12 @@ struct stream_settings {
     struct cidr *target_allow; /* proxy_target_allow networks */
     size_t ntarget_allow;
     bool target_allow_set;
+    /* open_log_file_cache (stream/compat.c); all 0 until given */
+    bool log_cache_set;            /* the directive is in this block */
+    int log_cache_max;             /* max=; 0: off */
+    int64_t log_cache_inactive_ms; /* inactive=, default 10s */
+    int log_cache_min_uses;        /* min_uses=, default 1 */
+    int64_t log_cache_valid_ms;    /* valid=, default 60s */
 };
 
 /* One `allow` or `deny` line. */
@@ -199,6 +205,7 @@ struct stream_server {
 };
 
 struct stream_map;
+struct compat_main;
 
 struct stream_conf {
     struct conf_tree *tree; /* the parsed files; strings point here */
@@ -227,7 +234,8 @@ struct stream_conf {
     struct errlog *errlogs; /* stream/server error_logs, for closing */
     struct stream_resolver *resolvers;
     struct limit_conn_zone *zones;
-    const char *conf_path; /* the main file, for messages */
+    const char *conf_path;      /* the main file, for messages */
+    struct compat_main *compat; /* nginx core directives; NULL: none */
 };
 
 #endif

@@ -66,6 +66,24 @@ static const struct conf_cmd test_cmds[] = {
     {NULL, 0, 0, NULL, 0},
 };
 
+static const char *
+set_refuse(struct conf_ctx *cf, const struct conf_node *n,
+           const struct conf_cmd *cmd, void *conf)
+{
+    (void)cmd;
+    (void)conf;
+    return conf_msg(cf, "\"%s\" is refused", n->args[0]);
+}
+
+/* A fallback table: wildcards, a refusal, and one plain directive. */
+static const struct conf_cmd test_fallback[] = {
+    {"stream_only", 0, CONF_REFUSE, set_refuse, 0},
+    {"st*", CONF_MAIN | CONF_STREAM, CONF_REFUSE, set_refuse, 0},
+    {"extra", CONF_MAIN, CONF_TAKE1, set_count_args, 0},
+    {"on_*", CONF_MAIN, CONF_REFUSE, set_refuse, 0},
+    {NULL, 0, 0, NULL, 0},
+};
+
 static void
 conf_init(struct test_conf *c)
 {
@@ -184,6 +202,53 @@ test_unknown_and_context(void **state)
     /* Inside a block the inner context applies, and the child's line. */
     expect_error("block {\n    stream_only x;\n    count 1;\n}",
                  "\"count\" directive is not allowed here in t.conf:3");
+}
+
+/* Checks text against test_cmds with test_fallback behind it. */
+static void
+expect_fallback_error(const char *text, const char *msg)
+{
+    struct arena *const a = arena_new();
+    struct conf_ctx cf = {.arena = a, .fallback = test_fallback};
+    struct test_conf c;
+    struct conf_err err;
+
+    assert_non_null(a);
+    conf_init(&c);
+    memset(&err, 0, sizeof(err));
+    if (run(text, &cf, &c, &err) != -1) {
+        fail_msg("\"%s\" was accepted; want %s", text, msg);
+    }
+    assert_string_equal(err.msg, msg);
+    arena_free(a);
+}
+
+static void
+test_fallback_and_wildcards(void **state)
+{
+    struct arena *const a = arena_new();
+    struct conf_ctx cf = {.arena = a, .fallback = test_fallback};
+    struct test_conf c;
+
+    (void)state;
+    assert_non_null(a);
+    /* A plain fallback entry works as one of the table's. */
+    expect_ok("extra 1 ;", &cf, &c);
+    assert_int_equal(c.last_nargs, 2);
+    expect_fallback_error("extra;", "invalid number of arguments in "
+                                    "\"extra\" directive in t.conf:1");
+    /* A prefix entry catches names nobody spells out, in any shape. */
+    expect_fallback_error("stx { a; }", "\"stx\" is refused in t.conf:1");
+    expect_fallback_error("start 1 2 3;", "\"start\" is refused in t.conf:1");
+    /* ...but never a name a table has: on_off stays a flag. */
+    expect_ok("on_off on;", &cf, &c);
+    assert_int_equal(c.flag, 1);
+    /* A known name out of place stays "not allowed here". */
+    expect_fallback_error("stream_only x;", "\"stream_only\" directive is "
+                                            "not allowed here in t.conf:1");
+    /* Without a fallback the wildcard does not exist. */
+    expect_error("stx;", "unknown directive \"stx\" in t.conf:1");
+    arena_free(a);
 }
 
 static void
@@ -436,6 +501,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_and_context),
+        cmocka_unit_test(test_fallback_and_wildcards),
         cmocka_unit_test(test_block_checks),
         cmocka_unit_test(test_arg_counts),
         cmocka_unit_test(test_duplicates),
