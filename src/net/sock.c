@@ -226,8 +226,29 @@ sock_listen(const struct sockaddr *sa, socklen_t len,
             setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &o->keepcnt, sizeof(int));
         }
     }
+    *what = "setsockopt(SO_RCVBUF)";
+    if (o->rcvbuf >= 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o->rcvbuf, sizeof(int)) == -1) {
+        goto failed;
+    }
+    *what = "setsockopt(SO_SNDBUF)";
+    if (o->sndbuf >= 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &o->sndbuf, sizeof(int)) == -1) {
+        goto failed;
+    }
     *what = "bind()";
     if (bind(fd, sa, len) == -1) {
+        goto failed;
+    }
+    *what = "setsockopt(TCP_FASTOPEN)";
+    if (o->fastopen >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN,
+                                       &o->fastopen, sizeof(int)) == -1) {
+        goto failed;
+    }
+    *what = "setsockopt(TCP_DEFER_ACCEPT)";
+    /* nginx's 1 s: how long a connection waited cannot be known anyway. */
+    if (o->deferred && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one,
+                                  sizeof(one)) == -1) {
         goto failed;
     }
     *what = "listen()";
@@ -282,4 +303,20 @@ sock_nodelay(int fd)
     const int one = 1;
 
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+
+void
+sock_nodelay_set(int fd, int on)
+{
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+
+void
+sock_keepalive(int fd)
+{
+    const int one = 1;
+
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }

@@ -19,6 +19,10 @@ struct sock_listen_opts {
     int keepintvl_s; /* TCP_KEEPINTVL, 0 = system default */
     int keepcnt;     /* TCP_KEEPCNT, 0 = system default */
     int ipv6only;    /* -1 unset, 0, 1 */
+    int rcvbuf;      /* SO_RCVBUF bytes, -1 unset */
+    int sndbuf;      /* SO_SNDBUF bytes, -1 unset */
+    int fastopen;    /* TCP_FASTOPEN queue length, -1 unset */
+    bool deferred;   /* TCP_DEFER_ACCEPT (1 s, as nginx) */
 };
 
 /*
@@ -66,5 +70,11 @@ int sock_error(int fd);
 
 /* Sets TCP_NODELAY on fd; errors are ignored (an option, not a failure). */
 void sock_nodelay(int fd);
+
+/* Sets TCP_NODELAY on fd to on (1) or off (0); errors are ignored. */
+void sock_nodelay_set(int fd, int on);
+
+/* Sets SO_KEEPALIVE on fd; errors are ignored, as sock_nodelay(). */
+void sock_keepalive(int fd);
 
 #endif

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -65,6 +67,19 @@ static const char *core_server(struct conf_ctx *cf, const struct conf_node *n,
                                const struct conf_cmd *cmd, void *conf);
 static const char *core_listen(struct conf_ctx *cf, const struct conf_node *n,
                                const struct conf_cmd *cmd, void *conf);
+static const char *core_listen_params(struct conf_ctx *cf,
+                                      const struct conf_node *n,
+                                      struct stream_listen_ref *ref);
+static const char *core_listen_keepalive(struct conf_ctx *cf, const char *p,
+                                         struct stream_listen_ref *ref);
+static const char *core_listen_addrs(struct conf_ctx *cf,
+                                     struct stream_server *srv, const char *a,
+                                     const struct stream_listen_ref *proto);
+static const char *core_listen_add(struct conf_ctx *cf,
+                                   struct stream_server *srv,
+                                   const struct stream_listen_ref *proto,
+                                   const struct sockaddr_storage *ss,
+                                   socklen_t sslen);
 static const char *core_server_name(struct conf_ctx *cf,
                                     const struct conf_node *n,
                                     const struct conf_cmd *cmd, void *conf);
@@ -77,6 +92,12 @@ static void core_settings_merge(struct stream_settings *child,
                                 const struct stream_settings *parent);
 static const char *core_finish(struct conf_ctx *cf, struct stream_conf *conf,
                                struct conf_err *err);
+static const char *core_share_listen(struct conf_ctx *cf,
+                                     struct stream_listen *ls,
+                                     struct stream_server *srv,
+                                     const struct stream_listen_ref *ref);
+static void core_check_nameless(struct stream_listen *ls,
+                                const struct stream_server *srv);
 static const char *core_group_listeners(struct conf_ctx *cf,
                                         struct stream_conf *conf,
                                         struct stream_server *srv);
@@ -140,6 +161,10 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"proxy_half_close", SS, CONF_FLAG, conf_set_flag,
      CORE_SETTING(proxy_half_close)},
     {"tcp_nodelay", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(tcp_nodelay)},
+    {"proxy_buffer_size", SS, CONF_TAKE1, conf_set_size,
+     CORE_SETTING(proxy_buffer_size)},
+    {"proxy_socket_keepalive", SS, CONF_FLAG, conf_set_flag,
+     CORE_SETTING(proxy_socket_keepalive)},
     {"http_preread", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(http_preread)},
     {"resolver", SS, CONF_1MORE, resolve_resolver_set, 0},
     {"resolver_timeout", SS, CONF_TAKE1, conf_set_msec,
@@ -382,6 +407,8 @@ core_settings_init(struct stream_settings *set)
     set->proxy_half_close = CONF_UNSET;
     set->limit_conn_log_level = CONF_UNSET;
     set->tcp_nodelay = CONF_UNSET;
+    set->proxy_buffer_size = CONF_UNSET;
+    set->proxy_socket_keepalive = CONF_UNSET;
     set->http_preread = CONF_UNSET;
     set->resolver_timeout_ms = CONF_UNSET;
     set->proxy_protocol = CONF_UNSET;
@@ -414,6 +441,9 @@ core_settings_merge(struct stream_settings *child,
     CONF_MERGE(child->limit_conn_log_level, parent->limit_conn_log_level,
                ERRLOG_ERR);
     CONF_MERGE(child->tcp_nodelay, parent->tcp_nodelay, 1);
+    CONF_MERGE(child->proxy_buffer_size, parent->proxy_buffer_size, 16 * 1024);
+    CONF_MERGE(child->proxy_socket_keepalive, parent->proxy_socket_keepalive,
+               0);
     if (!child->access_log_set) {
         child->access_logs = parent->access_logs;
         child->access_log_off = parent->access_log_off;
@@ -474,17 +504,173 @@ core_listen(struct conf_ctx *cf, const struct conf_node *n,
             const struct conf_cmd *cmd, void *conf)
 {
     struct core_state *st = cf->data;
-    struct stream_listen_ref *ref = arena_alloc(cf->arena, sizeof(*ref));
-    struct stream_listen_ref **tail;
-    const char *a = n->args[1];
+    struct stream_listen_ref ref = {0};
+    const char *rv;
 
     (void)cmd;
     (void)conf;
-    if (ref == NULL) {
-        return "out of memory";
+    ref.opts.backlog = 511; /* nginx's NGX_LISTEN_BACKLOG on Linux */
+    ref.opts.keepalive = -1;
+    ref.opts.ipv6only = -1;
+    ref.opts.rcvbuf = -1;
+    ref.opts.sndbuf = -1;
+    ref.opts.fastopen = -1;
+    ref.line = n->line;
+    rv = core_listen_params(cf, n, &ref);
+    if (rv != NULL) {
+        return rv;
     }
-    if (sock_parse_addr(a, strlen(a), 0, &ref->addr, &ref->addrlen) == -1) {
-        if (strchr(a, ':') == NULL && a[0] != '[') {
+    return core_listen_addrs(cf, st->server, n->args[1], &ref);
+}
+
+
+/*
+ * The parameters of a listen line after its address, into ref, with
+ * nginx's checks and messages (ngx_stream_core_listen()).
+ */
+static const char *
+core_listen_params(struct conf_ctx *cf, const struct conf_node *n,
+                   struct stream_listen_ref *ref)
+{
+    for (size_t i = 2; i < n->nargs; i++) {
+        const char *p = n->args[i];
+        int num;
+        int64_t size;
+
+        if (strcmp(p, "default_server") == 0 || strcmp(p, "default") == 0) {
+            ref->default_server = true;
+            continue;
+        }
+        if (strcmp(p, "proxy_protocol") == 0) {
+            ref->proxy_protocol = true;
+            continue;
+        }
+        if (strcmp(p, "ssl") == 0) {
+            return conf_msg(cf, "the \"ssl\" parameter is not supported: "
+                                "snirelay never terminates TLS (passthrough "
+                                "only)");
+        }
+        if (strcmp(p, "udp") == 0) {
+            return conf_msg(cf, "the \"udp\" parameter is not supported: "
+                                "snirelay relays TCP only");
+        }
+        /* Everything below is a socket option: nginx's lsopt.set. */
+        ref->has_opts = true;
+        if (strcmp(p, "reuseport") == 0) {
+            ref->opts.reuseport = true;
+        } else if (strcmp(p, "bind") == 0) {
+            /* Every listen is bound on its own already. */
+        } else if (strcmp(p, "deferred") == 0) {
+            ref->opts.deferred = true;
+        } else if (strncmp(p, "backlog=", 8) == 0) {
+            if (units_parse_int(p + 8, strlen(p + 8), &num) == -1 || num == 0) {
+                return conf_msg(cf, "invalid backlog \"%s\"", p);
+            }
+            ref->opts.backlog = num;
+        } else if (strncmp(p, "fastopen=", 9) == 0) {
+            if (units_parse_int(p + 9, strlen(p + 9), &num) == -1) {
+                return conf_msg(cf, "invalid fastopen \"%s\"", p);
+            }
+            ref->opts.fastopen = num;
+        } else if (strncmp(p, "rcvbuf=", 7) == 0 ||
+                   strncmp(p, "sndbuf=", 7) == 0) {
+            if (units_parse_size(p + 7, strlen(p + 7), &size) == -1 ||
+                size > INT_MAX) {
+                return conf_msg(cf, "invalid %.6s \"%s\"", p, p);
+            }
+            *(p[0] == 'r' ? &ref->opts.rcvbuf : &ref->opts.sndbuf) = (int)size;
+        } else if (strncmp(p, "ipv6only=o", 10) == 0) {
+            if (strcmp(p + 10, "n") == 0) {
+                ref->opts.ipv6only = 1;
+            } else if (strcmp(p + 10, "ff") == 0) {
+                ref->opts.ipv6only = 0;
+            } else {
+                return conf_msg(cf, "invalid ipv6only flags \"%s\"", p + 9);
+            }
+        } else if (strncmp(p, "so_keepalive=", 13) == 0) {
+            const char *rv = core_listen_keepalive(cf, p, ref);
+
+            if (rv != NULL) {
+                return rv;
+            }
+        } else {
+            return conf_msg(cf, "invalid parameter \"%s\"", p);
+        }
+    }
+    return NULL;
+}
+
+
+/* so_keepalive=on|off|[idle]:[intvl]:[cnt], as nginx. */
+static const char *
+core_listen_keepalive(struct conf_ctx *cf, const char *p,
+                      struct stream_listen_ref *ref)
+{
+    int64_t v[3] = {0, 0, 0};
+    const char *q = p + 13;
+
+    if (strcmp(q, "on") == 0 || strcmp(q, "off") == 0) {
+        ref->opts.keepalive = q[1] == 'n';
+        return NULL;
+    }
+    for (int k = 0; k < 3; k++) {
+        const char *const end = strchr(q, ':');
+        const size_t len = end != NULL ? (size_t)(end - q) : strlen(q);
+        int num;
+
+        if (len > 0 && k < 2 && units_parse_msec(q, len, &v[k]) == -1) {
+            return conf_msg(cf, "invalid so_keepalive value: \"%s\"", p + 13);
+        }
+        if (len > 0 && k < 2) {
+            v[k] /= 1000;
+        }
+        if (len > 0 && k == 2) {
+            if (units_parse_int(q, len, &num) == -1) {
+                return conf_msg(cf, "invalid so_keepalive value: \"%s\"",
+                                p + 13);
+            }
+            v[k] = num;
+        }
+        if (end == NULL) {
+            break;
+        }
+        q = end + 1;
+    }
+    if (v[0] == 0 && v[1] == 0 && v[2] == 0) {
+        return conf_msg(cf, "invalid so_keepalive value: \"%s\"", p + 13);
+    }
+    ref->opts.keepalive = 1;
+    ref->opts.keepidle_s = (int)v[0];
+    ref->opts.keepintvl_s = (int)v[1];
+    ref->opts.keepcnt = (int)v[2];
+    return NULL;
+}
+
+
+/*
+ * Adds a copy of proto to srv for each address text a names: a numeric
+ * address, or a host name resolved now through the system resolver
+ * (getaddrinfo: /etc/hosts, then DNS), every distinct address, as nginx's
+ * ngx_parse_url() with u.listen.
+ */
+static const char *
+core_listen_addrs(struct conf_ctx *cf, struct stream_server *srv, const char *a,
+                  const struct stream_listen_ref *proto)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    const char *colon = strrchr(a, ':');
+    char host[256];
+    struct addrinfo hints = {0};
+    struct addrinfo *res = NULL;
+    const char *rv = NULL;
+    int rc;
+
+    if (sock_parse_addr(a, strlen(a), 0, &ss, &sslen) == 0) {
+        return core_listen_add(cf, srv, proto, &ss, sslen);
+    }
+    if (colon == NULL || a[0] == '[') {
+        if (colon == NULL && strspn(a, "0123456789") != strlen(a)) {
             return conf_msg(cf,
                             "invalid port in \"%s\" of the \"listen\" "
                             "directive",
@@ -495,70 +681,68 @@ core_listen(struct conf_ctx *cf, const struct conf_node *n,
                         "directive",
                         a);
     }
-    ref->opts.backlog = 511; /* nginx's NGX_LISTEN_BACKLOG on Linux */
-    ref->opts.keepalive = -1;
-    ref->opts.ipv6only = -1;
-    ref->line = n->line;
-    for (size_t i = 2; i < n->nargs; i++) {
-        const char *p = n->args[i];
-        int num;
-
-        if (strcmp(p, "default_server") == 0 || strcmp(p, "default") == 0) {
-            ref->default_server = true;
-        } else if (strcmp(p, "reuseport") == 0) {
-            ref->opts.reuseport = true;
-        } else if (strncmp(p, "backlog=", 8) == 0) {
-            if (units_parse_int(p + 8, strlen(p + 8), &num) == -1 || num == 0) {
-                return conf_msg(cf, "invalid backlog \"%s\"", p + 8);
-            }
-            ref->opts.backlog = num;
-        } else if (strcmp(p, "so_keepalive=on") == 0) {
-            ref->opts.keepalive = 1;
-        } else if (strcmp(p, "so_keepalive=off") == 0) {
-            ref->opts.keepalive = 0;
-        } else if (strncmp(p, "so_keepalive=", 13) == 0) {
-            /* so_keepalive=idle:intvl:cnt, each part may be empty */
-            int64_t v[3] = {0, 0, 0};
-            const char *q = p + 13;
-            for (int k = 0; k < 3; k++) {
-                const char *end = strchr(q, ':');
-                size_t len = end ? (size_t)(end - q) : strlen(q);
-                if (len > 0 && (k == 2 ? units_parse_int(q, len, &num) == 0 &&
-                                             (v[k] = num, 1)
-                                       : units_parse_msec(q, len, &v[k]) == 0 &&
-                                             (v[k] /= 1000, 1)) == 0) {
-                    return conf_msg(cf, "invalid so_keepalive value: \"%s\"",
-                                    p);
-                }
-                if (end == NULL) {
-                    break;
-                }
-                q = end + 1;
-            }
-            ref->opts.keepalive = 1;
-            ref->opts.keepidle_s = (int)v[0];
-            ref->opts.keepintvl_s = (int)v[1];
-            ref->opts.keepcnt = (int)v[2];
-        } else if (strcmp(p, "ipv6only=on") == 0) {
-            ref->opts.ipv6only = 1;
-        } else if (strcmp(p, "ipv6only=off") == 0) {
-            ref->opts.ipv6only = 0;
-        } else if (strcmp(p, "bind") == 0) {
-            /* Every listen is bound on its own already. */
-        } else if (strcmp(p, "proxy_protocol") == 0) {
-            ref->proxy_protocol = true;
-        } else if (strcmp(p, "ssl") == 0) {
-            return conf_msg(cf, "the \"ssl\" parameter is not supported: "
-                                "snirelay never terminates TLS (passthrough "
-                                "only)");
-        } else if (strcmp(p, "udp") == 0) {
-            return conf_msg(cf, "the \"udp\" parameter is not supported: "
-                                "snirelay relays TCP only");
-        } else {
-            return conf_msg(cf, "invalid parameter \"%s\"", p);
-        }
+    if ((size_t)(colon - a) >= sizeof(host) || colon == a ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+        colon[1] == '\0' || atoi(colon + 1) > 65535) {
+        return conf_msg(cf,
+                        "invalid port in \"%s\" of the \"listen\" "
+                        "directive",
+                        a);
     }
-    tail = &st->server->listen_refs;
+    memcpy(host, a, (size_t)(colon - a));
+    host[colon - a] = '\0';
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        return conf_msg(cf,
+                        "host not found in \"%s\" of the \"listen\" "
+                        "directive",
+                        a);
+    }
+    for (const struct addrinfo *ai = res; ai != NULL && rv == NULL;
+         ai = ai->ai_next) {
+        bool is_seen = false;
+
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof(ss)) {
+            continue;
+        }
+        for (const struct addrinfo *b = res; b != ai; b = b->ai_next) {
+            if (b->ai_addrlen == ai->ai_addrlen &&
+                sock_addr_equal(b->ai_addr, ai->ai_addr)) {
+                is_seen = true;
+                break;
+            }
+        }
+        if (is_seen) {
+            continue;
+        }
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        rv = core_listen_add(cf, srv, proto, &ss, ai->ai_addrlen);
+    }
+    freeaddrinfo(res);
+    return rv;
+}
+
+
+/* Appends a copy of proto with address ss to srv's listen lines. */
+static const char *
+core_listen_add(struct conf_ctx *cf, struct stream_server *srv,
+                const struct stream_listen_ref *proto,
+                const struct sockaddr_storage *ss, socklen_t sslen)
+{
+    struct stream_listen_ref *ref = arena_alloc(cf->arena, sizeof(*ref));
+    struct stream_listen_ref **tail = &srv->listen_refs;
+
+    if (ref == NULL) {
+        return "out of memory";
+    }
+    *ref = *proto;
+    ref->addr = *ss;
+    ref->addrlen = sslen;
+    ref->next = NULL;
     while (*tail != NULL) {
         tail = &(*tail)->next;
     }
@@ -588,12 +772,72 @@ core_server_name(struct conf_ctx *cf, const struct conf_node *n,
 }
 
 
+/*
+ * srv's listen line ref names ls, which an earlier server (or line) made:
+ * checks what the two may not both say, as nginx's
+ * ngx_stream_add_addresses().
+ */
+static const char *
+core_share_listen(struct conf_ctx *cf, struct stream_listen *ls,
+                  struct stream_server *srv,
+                  const struct stream_listen_ref *ref)
+{
+    for (const struct stream_listen_ref *r = srv->listen_refs; r != ref;
+         r = r->next) {
+        if (sock_addr_equal((struct sockaddr *)&r->addr,
+                            (struct sockaddr *)&ref->addr)) {
+            return conf_msg(cf, "a duplicate listen %s in %s:%u", ls->text,
+                            srv->file, ref->line);
+        }
+    }
+    if (ls->proxy_protocol != ref->proxy_protocol) {
+        return conf_msg(cf,
+                        "\"proxy_protocol\" must be on every listen "
+                        "of %s or on none, in %s:%u",
+                        ls->text, srv->file, ref->line);
+    }
+    if (ref->has_opts) {
+        if (ls->has_opts) {
+            return conf_msg(cf, "duplicate listen options for %s in %s:%u",
+                            ls->text, srv->file, ref->line);
+        }
+        ls->opts = ref->opts;
+        ls->has_opts = true;
+    }
+    return NULL;
+}
+
+
+/*
+ * Warns, as nginx 1.25.5+, when a second server on ls answers to no name
+ * (no server_name, or server_name ""): only one of them can ever be used.
+ */
+static void
+core_check_nameless(struct stream_listen *ls, const struct stream_server *srv)
+{
+    bool is_nameless = srv->names == NULL;
+
+    for (const struct stream_name *nm = srv->names; nm != NULL; nm = nm->next) {
+        is_nameless = is_nameless || nm->name[0] == '\0';
+    }
+    if (!is_nameless) {
+        return;
+    }
+    if (ls->has_nameless) {
+        errlog_write(NULL, ERRLOG_WARN, 0,
+                     "conflicting server name \"\" on %s, ignored", ls->text);
+    }
+    ls->has_nameless = true;
+}
+
+
 /* Puts srv on the listener of each of its listen lines, making them. */
 static const char *
 core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
                      struct stream_server *srv)
 {
     char err[256];
+    const char *rv;
 
     for (struct stream_listen_ref *ref = srv->listen_refs; ref != NULL;
          ref = ref->next) {
@@ -611,6 +855,7 @@ core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
             ls->addr = ref->addr;
             ls->addrlen = ref->addrlen;
             ls->opts = ref->opts;
+            ls->has_opts = ref->has_opts;
             ls->fd = -1;
             ls->fds = NULL;
             sock_addr_text((struct sockaddr *)&ref->addr, ls->text,
@@ -620,14 +865,11 @@ core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
             ls->proxy_protocol = ref->proxy_protocol;
             ls->next = conf->listens;
             conf->listens = ls;
-        } else if (ls->proxy_protocol != ref->proxy_protocol) {
-            return conf_msg(cf,
-                            "\"proxy_protocol\" must be on every listen "
-                            "of %s or on none, in %s:%u",
-                            ls->text, srv->file, ref->line);
-        } else if (ls->default_server == srv) {
-            return conf_msg(cf, "duplicate listen %s in %s:%u", ls->text,
-                            srv->file, ref->line);
+        } else {
+            rv = core_share_listen(cf, ls, srv, ref);
+            if (rv != NULL) {
+                return rv;
+            }
         }
         if (ref->default_server) {
             if (ls->has_default_flag) {
@@ -639,6 +881,7 @@ core_group_listeners(struct conf_ctx *cf, struct stream_conf *conf,
             ls->has_default_flag = true;
             ls->default_server = srv;
         }
+        core_check_nameless(ls, srv);
         for (struct stream_name *nm = srv->names; nm != NULL; nm = nm->next) {
             if (nm->name[0] == '\0') {
                 continue; /* server_name ""; matches no preread name */
@@ -764,6 +1007,8 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
                             .proxy_half_close = CONF_UNSET,
                             .limit_conn_log_level = CONF_UNSET,
                             .tcp_nodelay = CONF_UNSET,
+                            .proxy_buffer_size = CONF_UNSET,
+                            .proxy_socket_keepalive = CONF_UNSET,
                             .http_preread = CONF_UNSET,
                             .resolver_timeout_ms = CONF_UNSET,
                             .proxy_protocol = CONF_UNSET,
@@ -790,6 +1035,13 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
                             "\"preread_buffer_size\" must be at least 1 "
                             "in %s:%u",
                             srv->file, srv->line);
+        }
+        if (srv->set.proxy_buffer_size < 1 ||
+            srv->set.proxy_buffer_size > INT_MAX) {
+            return conf_msg(cf,
+                            "\"proxy_buffer_size\" must be between 1 and "
+                            "%d in %s:%u",
+                            INT_MAX, srv->file, srv->line);
         }
         rv = proxy_finish(cf, conf, srv);
         if (rv != NULL) {

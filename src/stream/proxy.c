@@ -397,6 +397,9 @@ proxy_connect_next(struct session *s)
             proxy_failed(s, errno, "connect()");
             continue;
         }
+        if (set->proxy_socket_keepalive) {
+            sock_keepalive(fd);
+        }
         loop_io_init(&s->upstream, fd, proxy_connect_io, s);
         if (loop_io_set(s->loop, &s->upstream, LOOP_WRITE) == -1) {
             close(fd);
@@ -486,9 +489,13 @@ proxy_connect_io(struct loop_io *io, uint32_t events)
              (long long)((s->connected_ms - s->connect_start_ms) % 1000));
     proxy_note(s->connect_times, sizeof(s->connect_times), took);
     balance_connected(s->bal, s->peer);
-    if (s->server->set.tcp_nodelay) {
-        sock_nodelay(io->fd);
-    }
+    /*
+     * As nginx's proxy module, on both sockets, with the server that
+     * preread picked: the listener's default server set the client's at
+     * accept, and may have said otherwise.
+     */
+    sock_nodelay_set(io->fd, s->server->set.tcp_nodelay);
+    sock_nodelay_set(s->client.fd, s->server->set.tcp_nodelay);
     relay_start(s);
 }
 

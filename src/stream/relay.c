@@ -52,7 +52,7 @@ static int relay_read(struct session *s, struct loop_io *from,
                       struct relay_dir *d, uint64_t *count, bool hup);
 static int relay_write(struct session *s, struct loop_io *to,
                        struct relay_dir *d, uint64_t *count);
-static int relay_buf_get(struct relay_dir *d);
+static int relay_buf_get(struct relay_dir *d, size_t size);
 static void relay_buf_put(struct relay_dir *d);
 static void relay_upstream_done(struct session *s);
 
@@ -62,25 +62,27 @@ static size_t relay_pool_len;
 
 
 /*
- * Buffers come from a per-process pool and go back to it as soon as a
+ * Buffers of size bytes (the server's proxy_buffer_size). Those of the
+ * default size come from a per-process pool and go back to it as soon as a
  * direction is drained, so an idle session holds none (DESIGN.md: memory
- * per idle session is small).
+ * per idle session is small); other sizes are allocated and freed each
+ * time, which costs a malloc per burst.
  */
 static int
-relay_buf_get(struct relay_dir *d)
+relay_buf_get(struct relay_dir *d, size_t size)
 {
     if (d->buf != NULL) {
         return 0;
     }
-    if (relay_pool_len > 0) {
+    if (size == RELAY_BUFFER_SIZE && relay_pool_len > 0) {
         d->buf = relay_pool[--relay_pool_len];
     } else {
-        d->buf = malloc(RELAY_BUFFER_SIZE);
+        d->buf = malloc(size);
         if (d->buf == NULL) {
             return -1;
         }
     }
-    d->cap = RELAY_BUFFER_SIZE;
+    d->cap = size;
     d->pos = 0;
     d->last = 0;
     return 0;
@@ -160,7 +162,8 @@ relay_start(struct session *s)
         return;
     }
     if (hdr_len > 0) {
-        if (relay_buf_get(&s->c2u) == -1) {
+        if (relay_buf_get(&s->c2u, (size_t)s->server->set.proxy_buffer_size) ==
+            -1) {
             session_finalize(s, 500);
             return;
         }
@@ -197,7 +200,7 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
     if (d->eof) {
         return 0;
     }
-    if (relay_buf_get(d) == -1) {
+    if (relay_buf_get(d, (size_t)s->server->set.proxy_buffer_size) == -1) {
         session_log(s, ERRLOG_ALERT, "relay buffer allocation failed");
         return -1;
     }

@@ -40,6 +40,8 @@ struct stream_listen {
     struct stream_server *default_server; /* default_server, else the first */
     struct hostmatch *names;              /* server_name → server, or NULL */
     bool has_default_flag; /* some listen line said default_server */
+    bool has_opts;         /* some listen line set socket options */
+    bool has_nameless;     /* a server here has no server_name (or "") */
     bool proxy_protocol;   /* clients send a PROXY header */
     int *fds;              /* nfds sockets, -1 until opened:
                               one per worker with reuseport,
@@ -123,6 +125,8 @@ struct stream_settings {
     int64_t proxy_next_upstream_timeout_ms;
     int proxy_half_close;
     int tcp_nodelay;
+    int64_t proxy_buffer_size;  /* relay buffer per direction, bytes */
+    int proxy_socket_keepalive; /* SO_KEEPALIVE on the upstream socket */
     struct stream_access_log *access_logs; /* NULL: inherit */
     bool access_log_off;                   /* access_log off */
     bool access_log_set;
@@ -176,6 +180,7 @@ struct stream_listen_ref {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     struct sock_listen_opts opts;
+    bool has_opts; /* a socket option was given (nginx's lsopt.set) */
     bool default_server;
     bool proxy_protocol;
     unsigned line;
