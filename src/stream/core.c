@@ -448,6 +448,12 @@ core_settings_merge(struct stream_settings *child,
         child->access_logs = parent->access_logs;
         child->access_log_off = parent->access_log_off;
     }
+    if (!child->log_cache_set) {
+        child->log_cache_max = parent->log_cache_max;
+        child->log_cache_inactive_ms = parent->log_cache_inactive_ms;
+        child->log_cache_min_uses = parent->log_cache_min_uses;
+        child->log_cache_valid_ms = parent->log_cache_valid_ms;
+    }
     if (child->errlog == NULL) {
         child->errlog = parent->errlog;
     }

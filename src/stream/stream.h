@@ -96,6 +96,7 @@ struct stream_log_file {
     size_t cap;       /* buffer size; 0 = write each line */
     size_t len;       /* bytes waiting in buf */
     int64_t flush_ms; /* flush= period; 0 = only when full */
+    int gzip_level;   /* gzip=: 1..9, each flush one gzip member; 0 off */
     struct loop_timer flush_timer;
     struct stream_log_file *next;
 };
@@ -108,7 +109,9 @@ struct stream_log_format {
 };
 
 struct stream_access_log {
-    struct stream_log_file *file;
+    struct stream_log_file *file; /* NULL when path_t is set */
+    struct tmpl *path_t;          /* a path with variables, or NULL */
+    struct tmpl *filter;          /* if=: skip when "" or "0"; NULL */
     struct stream_log_format *format;
     struct stream_access_log *next;
 };

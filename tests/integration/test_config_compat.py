@@ -117,7 +117,7 @@ def _nice(pid):
 
 
 def test_worker_priority_sets_the_workers_nice_value(relay, port):
-    r = relay("server { listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }",
+    r = relay("server {\n    listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }",
               main_extra="worker_priority 7;", P=port())
     w = _worker(r)
     assert _nice(w) == 7
@@ -128,7 +128,7 @@ def test_worker_cpu_affinity_masks_pin_each_worker(relay, port):
     cpus = sorted(os.sched_getaffinity(0))
     cpu = cpus[-1]
     mask = "1" + "0" * cpu
-    r = relay("server { listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }",
+    r = relay("server {\n    listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }",
               main_extra="worker_cpu_affinity %s;" % mask, P=port())
     w = _worker(r)
     assert os.sched_getaffinity(w) == {cpu}
@@ -137,7 +137,7 @@ def test_worker_cpu_affinity_masks_pin_each_worker(relay, port):
 
 def test_worker_cpu_affinity_auto_spreads_workers(relay, port):
     cpus = sorted(os.sched_getaffinity(0))
-    r = relay("server { listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }",
+    r = relay("server {\n    listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }",
               main_extra="worker_processes 2; worker_cpu_affinity auto;",
               P=port())
 
@@ -162,7 +162,7 @@ def test_env_gives_workers_only_tz_and_the_named_variables(relay, port,
     monkeypatch.setenv("SNIRELAY_KEEP_ME", "kept")
     monkeypatch.setenv("SNIRELAY_DROP_ME", "dropped")
     monkeypatch.setenv("TZ", "UTC")
-    r = relay("server { listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }",
+    r = relay("server {\n    listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }",
               main_extra="error_log @D@/error.log debug;\n"
                          "env SNIRELAY_KEEP_ME; env SNIRELAY_SET=v1;",
               P=port(), D=os.path.join(workdir, "r0"))

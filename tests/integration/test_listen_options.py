@@ -70,12 +70,7 @@ def _pick(socks, want):
 
 
 def _listen_sock(pid, port):
-    """pid's listening socket on port, once it has one.
-
-    Waited for: port_listening() only says that some process listens on
-    the port, and on a machine shared by several test runs that may, for a
-    moment, be another run's proxy given the same free port.
-    """
+    """pid's listening socket on port, once it has one."""
     return util.wait_for(
         lambda: _pick(_sockets(pid), lambda s: s.getsockname()[1] == port and
                       s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)),
@@ -131,7 +126,7 @@ def _opt(s, level, name):
 
 def test_listen_parameters_reach_the_socket(relay, port):
     p = port()
-    r = relay("server { listen 127.0.0.1:@P@ rcvbuf=64k sndbuf=96k "
+    r = relay("server {\n    listen 127.0.0.1:@P@ rcvbuf=64k sndbuf=96k "
               "backlog=17 fastopen=5 deferred so_keepalive=30s:10s:3 "
               "reuseport bind; proxy_pass 127.0.0.1:1; }", P=p)
     s = _listen_sock(r.pid, p)
@@ -153,7 +148,7 @@ def test_listen_parameters_reach_the_socket(relay, port):
 
 def test_listen_without_parameters_has_nginx_defaults(relay, port):
     p = port()
-    r = relay("server { listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }", P=p)
+    r = relay("server {\n    listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }", P=p)
     s = _listen_sock(r.pid, p)
     try:
         assert _opt(s, socket.IPPROTO_TCP, TCP_FASTOPEN) == 0
@@ -168,8 +163,8 @@ def test_listen_without_parameters_has_nginx_defaults(relay, port):
 def test_listen_options_on_a_later_server_apply_to_the_address(relay, port):
     # nginx: options given once for an address apply, whichever server.
     p = port()
-    r = relay("server { listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }\n"
-              "server { listen 127.0.0.1:@P@ backlog=23; server_name b; "
+    r = relay("server {\n    listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }\n"
+              "server {\n    listen 127.0.0.1:@P@ backlog=23; server_name b; "
               "proxy_pass 127.0.0.1:1; }", P=p)
     _ready(r, p)
     assert _backlog(p, r.pid) == 23
@@ -178,7 +173,7 @@ def test_listen_options_on_a_later_server_apply_to_the_address(relay, port):
 def test_listen_with_a_host_name_serves_on_its_addresses(relay, port, backend):
     b = backend(util.reply_after(4, "b"))
     p = port()
-    r = relay("server { listen localhost:@P@; proxy_pass @B@; }",
+    r = relay("server {\n    listen localhost:@P@; proxy_pass @B@; }",
               P=p, B=b.addr)
     _ready(r, p)
     addrs = {ai[4][0] for ai in socket.getaddrinfo(
@@ -324,8 +319,8 @@ def test_distinct_server_names_do_not_warn(snirelay_bin, workdir):
 
 def test_conflicting_server_name_warns_at_start(relay, port):
     p = port()
-    r = relay("server { listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }\n"
-              "server { listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:2; }", P=p)
+    r = relay("server {\n    listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:1; }\n"
+              "server {\n    listen 127.0.0.1:@P@; proxy_pass 127.0.0.1:2; }", P=p)
     want = 'conflicting server name "" on 127.0.0.1:%d, ignored' % p
     util.wait_for(lambda: want in r.stderr() + r.error_text(),
                   "the warning at start")
@@ -346,7 +341,7 @@ def test_proxy_socket_keepalive(relay, port, backend, keepalive):
     stop = threading.Event()
     b = backend(_hold(stop))
     p = port()
-    r = relay("server { listen 127.0.0.1:@P@; proxy_socket_keepalive @K@; "
+    r = relay("server {\n    listen 127.0.0.1:@P@; proxy_socket_keepalive @K@; "
               "proxy_pass @B@; }", P=p, B=b.addr, K=keepalive)
     _ready(r, p)
     try:
@@ -384,9 +379,9 @@ def test_tcp_nodelay_of_the_picked_server_on_both_sockets(relay, port,
     b = backend(_hold(stop))
     p = port()
     other = "off" if nodelay == "on" else "on"
-    r = relay("server { listen 127.0.0.1:@P@; ssl_preread on; "
+    r = relay("server {\n    listen 127.0.0.1:@P@; ssl_preread on; "
               "tcp_nodelay @O@; proxy_pass 127.0.0.1:1; }\n"
-              "server { listen 127.0.0.1:@P@; server_name b.test; "
+              "server {\n    listen 127.0.0.1:@P@; server_name b.test; "
               "ssl_preread on; tcp_nodelay @N@; proxy_pass @B@; }",
               P=p, B=b.addr, N=nodelay, O=other)
     _ready(r, p)
@@ -432,7 +427,7 @@ def test_proxy_buffer_size_sizes_the_relay_buffer(relay, port, backend, size,
     stop = threading.Event()
     b = backend(_hold(stop))
     p = port()
-    r = relay("server { listen 127.0.0.1:@P@; proxy_buffer_size @S@; "
+    r = relay("server {\n    listen 127.0.0.1:@P@; proxy_buffer_size @S@; "
               "proxy_pass @B@; }", P=p, B=b.addr, S=size)
     _ready(r, p)
     w = _worker(r)
