@@ -208,12 +208,38 @@ sock_listen(const struct sockaddr *sa, socklen_t len,
             goto failed;
         }
     }
+    *what = "bind()";
+    if (bind(fd, sa, len) == -1) {
+        goto failed;
+    }
+    if (sock_listen_configure(fd, o, what) == -1) {
+        goto failed;
+    }
+    return fd;
+
+failed:;
+    const int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+
+int
+sock_listen_configure(int fd, const struct sock_listen_opts *o,
+                      const char **what)
+{
+    const int defer_s = o->deferred ? 1 : 0; /* nginx's 1 s, see sock.h */
+    const int fastopen = o->fastopen >= 0 ? o->fastopen : 0;
+    const int keepalive = o->keepalive > 0;
+
     *what = "setsockopt(SO_KEEPALIVE)";
-    if (o->keepalive >= 0) {
-        const int on = o->keepalive;
-        if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == -1) {
-            goto failed;
-        }
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepalive,
+                   sizeof(keepalive)) == -1) {
+        return -1;
+    }
+    if (keepalive) {
+        /* Tuning that fails leaves the system's value: not fatal. */
         if (o->keepidle_s > 0) {
             setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &o->keepidle_s,
                        sizeof(int));
@@ -229,39 +255,26 @@ sock_listen(const struct sockaddr *sa, socklen_t len,
     *what = "setsockopt(SO_RCVBUF)";
     if (o->rcvbuf >= 0 &&
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o->rcvbuf, sizeof(int)) == -1) {
-        goto failed;
+        return -1;
     }
     *what = "setsockopt(SO_SNDBUF)";
     if (o->sndbuf >= 0 &&
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &o->sndbuf, sizeof(int)) == -1) {
-        goto failed;
-    }
-    *what = "bind()";
-    if (bind(fd, sa, len) == -1) {
-        goto failed;
+        return -1;
     }
     *what = "setsockopt(TCP_FASTOPEN)";
-    if (o->fastopen >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN,
-                                       &o->fastopen, sizeof(int)) == -1) {
-        goto failed;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &fastopen,
+                   sizeof(fastopen)) == -1) {
+        return -1;
     }
     *what = "setsockopt(TCP_DEFER_ACCEPT)";
-    /* nginx's 1 s: how long a connection waited cannot be known anyway. */
-    if (o->deferred && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one,
-                                  sizeof(one)) == -1) {
-        goto failed;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s,
+                   sizeof(defer_s)) == -1) {
+        return -1;
     }
+    /* On a socket that listens already this only changes the backlog. */
     *what = "listen()";
-    if (listen(fd, o->backlog) == -1) {
-        goto failed;
-    }
-    return fd;
-
-failed:;
-    const int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
+    return listen(fd, o->backlog);
 }
 
 

@@ -1217,8 +1217,16 @@ stream_conf_take_listeners(struct stream_conf *conf, struct stream_conf *old,
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
         struct stream_listen *o = core_same_listen(old, ls);
         for (size_t i = 0; o != NULL && i < ls->nfds && i < o->nfds; i++) {
+            const char *what;
+
             ls->fds[i] = o->fds[i];
             o->fds[i] = -1;
+            /* As nginx: the new options apply to the socket kept. */
+            if (ls->fds[i] >= 0 &&
+                sock_listen_configure(ls->fds[i], &ls->opts, &what) == -1) {
+                errlog_write(NULL, ERRLOG_ALERT, 0, "%s for %s failed (%d: %s)",
+                             what, ls->text, errno, strerror(errno));
+            }
         }
     }
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {

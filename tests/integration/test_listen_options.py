@@ -6,6 +6,7 @@ real sockets: the test process takes a duplicate of snirelay's descriptor
 
 import ctypes
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -168,6 +169,34 @@ def test_listen_options_on_a_later_server_apply_to_the_address(relay, port):
               "proxy_pass 127.0.0.1:1; }", P=p)
     _ready(r, p)
     assert _backlog(p, r.pid) == 23
+
+
+def test_reload_applies_new_options_to_the_socket_it_keeps(relay, port):
+    p = port()
+    r = relay("server {\n    listen 127.0.0.1:@P@ backlog=17 fastopen=3;\n"
+              "    proxy_pass 127.0.0.1:1; }", P=p)
+    s = _listen_sock(r.pid, p)
+    try:
+        inode = os.fstat(s.fileno()).st_ino
+        assert _backlog(p, r.pid) == 17
+        with open(r.conf) as f:
+            text = f.read()
+        with open(r.conf, "w") as f:
+            f.write(text.replace("backlog=17 fastopen=3",
+                                 "backlog=33 so_keepalive=on deferred"))
+        r.send_signal(signal.SIGHUP)
+        util.wait_for(lambda: _backlog(p, r.pid) == 33, "the new backlog")
+        # The same socket (no new bind), with the new options.
+        kept = _listen_sock(r.pid, p)
+        try:
+            assert os.fstat(kept.fileno()).st_ino == inode
+            assert _opt(kept, socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert _opt(kept, socket.IPPROTO_TCP, TCP_DEFER_ACCEPT) >= 1
+            assert _opt(kept, socket.IPPROTO_TCP, TCP_FASTOPEN) == 0
+        finally:
+            kept.close()
+    finally:
+        s.close()
 
 
 def test_listen_with_a_host_name_serves_on_its_addresses(relay, port, backend):
