@@ -141,11 +141,13 @@ main(int argc, char **argv)
         if (daemon(1, 0) == -1) {
             fprintf(stderr, "snirelay: [emerg] daemon() failed (%d: %s)\n",
                     errno, strerror(errno));
+            stream_conf_retire_listeners(conf, false);
             stream_conf_free(conf);
             return 1;
         }
     }
     if (conf->pid_path != NULL && main_write_pid(conf->pid_path) == -1) {
+        stream_conf_retire_listeners(conf, false);
         stream_conf_free(conf);
         return 1;
     }

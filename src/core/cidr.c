@@ -190,6 +190,9 @@ cidr_match(const struct cidr *c, const struct sockaddr *sa)
 
     int family;
     uint8_t bytes[16];
+    if (c->family == AF_UNIX || sa->sa_family == AF_UNIX) {
+        return c->family == sa->sa_family;
+    }
     if (!sockaddr_bytes(sa, &family, bytes)) {
         return false;
     }

@@ -16,7 +16,10 @@ struct sockaddr;
 
 /* One network. Plain value: the caller owns it, it holds no pointers. */
 struct cidr {
-    int family;       /* AF_INET or AF_INET6 */
+    int family;       /* AF_INET or AF_INET6; AF_UNIX (set by the caller,
+                         never by cidr_parse) stands for every unix-domain
+                         peer, as nginx's "unix:" in allow/deny and
+                         set_real_ip_from */
     uint8_t addr[16]; /* network address, network byte order, host bits
                          zero; 4 bytes used for AF_INET, the rest zero */
     unsigned prefix;  /* 0..32 for AF_INET, 0..128 for AF_INET6 */
@@ -36,7 +39,8 @@ int cidr_parse(const char *text, size_t len, struct cidr *out);
 
 /*
  * Whether sa (an AF_INET sockaddr_in or AF_INET6 sockaddr_in6; any other
- * family never matches) lies in c. The families must agree, except that
+ * family never matches) lies in c. An AF_UNIX c matches every AF_UNIX sa
+ * and nothing else. The families must agree, except that
  * an IPv4-mapped IPv6 address (::ffff:a.b.c.d) also matches an AF_INET c
  * through its a.b.c.d, as nginx's access module does. sa must not be NULL.
  */

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "net/sock.h"
@@ -103,6 +105,39 @@ sock_parse_addr(const char *text, size_t len, int default_port,
 }
 
 
+bool
+sock_is_unix(const char *text, size_t len)
+{
+    return len >= 5 && memcmp(text, "unix:", 5) == 0;
+}
+
+
+int
+sock_parse_unix(const char *text, size_t len, struct sockaddr_storage *ss,
+                socklen_t *sslen, const char **err)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+    const char *path = text + 5;
+    const size_t path_len = len - 5;
+
+    memset(ss, 0, sizeof(*ss));
+    if (!sock_is_unix(text, len) || path_len == 0) {
+        *err = "no path in the unix domain socket";
+        return -1;
+    }
+    /* nginx's limit: the path and its NUL fit in sun_path. */
+    if (path_len >= sizeof(sun->sun_path) ||
+        memchr(path, '\0', path_len) != NULL) {
+        *err = "too long path in the unix domain socket";
+        return -1;
+    }
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, path_len);
+    *sslen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len + 1);
+    return 0;
+}
+
+
 int
 sock_parse_peer(const char *text, size_t len, struct sockaddr_storage *ss,
                 socklen_t *sslen)
@@ -116,6 +151,18 @@ sock_parse_peer(const char *text, size_t len, struct sockaddr_storage *ss,
 }
 
 
+/* "unix:" and the path of sun, which may lack one (an unbound peer). */
+static char *
+sock_unix_text(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)sa;
+    const size_t n = strnlen(sun->sun_path, sizeof(sun->sun_path));
+
+    snprintf(buf, cap, "unix:%.*s", (int)n, sun->sun_path);
+    return buf;
+}
+
+
 char *
 sock_addr_host(const struct sockaddr *sa, char *buf, size_t cap)
 {
@@ -124,6 +171,9 @@ sock_addr_host(const struct sockaddr *sa, char *buf, size_t cap)
             ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
             : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
 
+    if (sa->sa_family == AF_UNIX) {
+        return sock_unix_text(sa, buf, cap);
+    }
     if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
         inet_ntop(sa->sa_family, src, buf, (socklen_t)cap) == NULL) {
         snprintf(buf, cap, "?");
@@ -150,6 +200,9 @@ sock_addr_text(const struct sockaddr *sa, char *buf, size_t cap)
 {
     char host[INET6_ADDRSTRLEN];
 
+    if (sa->sa_family == AF_UNIX) {
+        return sock_unix_text(sa, buf, cap);
+    }
     sock_addr_host(sa, host, sizeof(host));
     snprintf(buf, cap, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
              sock_addr_port(sa));
@@ -175,6 +228,11 @@ sock_addr_equal(const struct sockaddr *a, const struct sockaddr *b)
         return x->sin6_port == y->sin6_port &&
                memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
     }
+    if (a->sa_family == AF_UNIX) {
+        const struct sockaddr_un *x = (const struct sockaddr_un *)a;
+        const struct sockaddr_un *y = (const struct sockaddr_un *)b;
+        return strncmp(x->sun_path, y->sun_path, sizeof(x->sun_path)) == 0;
+    }
     return false;
 }
 
@@ -192,11 +250,12 @@ sock_listen(const struct sockaddr *sa, socklen_t len,
         return -1;
     }
     *what = "setsockopt(SO_REUSEADDR)";
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1) {
+    if (sa->sa_family != AF_UNIX &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1) {
         goto failed;
     }
     *what = "setsockopt(SO_REUSEPORT)";
-    if (o->reuseport &&
+    if (o->reuseport && sa->sa_family != AF_UNIX &&
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) {
         goto failed;
     }
@@ -212,7 +271,24 @@ sock_listen(const struct sockaddr *sa, socklen_t len,
     if (bind(fd, sa, len) == -1) {
         goto failed;
     }
+    if (sa->sa_family == AF_UNIX) {
+        /* As nginx: any local user may connect; the directory decides. */
+        const char *path = ((const struct sockaddr_un *)sa)->sun_path;
+        *what = "chmod()";
+        if (chmod(path, S_IRUSR | S_IWUSR | S_IRGRP | S_IWGRP | S_IROTH |
+                            S_IWOTH) == -1) {
+            const int saved = errno;
+            unlink(path);
+            errno = saved;
+            goto failed;
+        }
+    }
     if (sock_listen_configure(fd, o, what) == -1) {
+        if (sa->sa_family == AF_UNIX) {
+            const int saved = errno;
+            unlink(((const struct sockaddr_un *)sa)->sun_path);
+            errno = saved;
+        }
         goto failed;
     }
     return fd;
@@ -232,7 +308,15 @@ sock_listen_configure(int fd, const struct sock_listen_opts *o,
     const int defer_s = o->deferred ? 1 : 0; /* nginx's 1 s, see sock.h */
     const int fastopen = o->fastopen >= 0 ? o->fastopen : 0;
     const int keepalive = o->keepalive > 0;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
 
+    /* TCP options mean nothing to a unix-domain listener: only listen(). */
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 &&
+        ss.ss_family == AF_UNIX) {
+        *what = "listen()";
+        return listen(fd, o->backlog);
+    }
     *what = "setsockopt(SO_KEEPALIVE)";
     if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepalive,
                    sizeof(keepalive)) == -1) {

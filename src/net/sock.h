@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define SOCK_ADDR_TEXT_MAX 64 /* "[ffff:...:ffff]:65535" fits */
+/* "[ffff:...:ffff]:65535" and "unix:" with the longest path (107) fit. */
+#define SOCK_ADDR_TEXT_MAX 120
 
 struct sock_listen_opts {
     int backlog;     /* listen(2) backlog */
@@ -40,21 +41,45 @@ int sock_parse_addr(const char *text, size_t len, int default_port,
 int sock_parse_peer(const char *text, size_t len, struct sockaddr_storage *ss,
                     socklen_t *sslen);
 
-/* Formats "1.2.3.4:80" / "[::1]:80" into buf; returns buf. */
+/* True when text starts with "unix:": a unix-domain socket address. */
+bool sock_is_unix(const char *text, size_t len);
+
+/*
+ * Parses "unix:PATH" (trusted config text only: never a value a client
+ * chose) into an AF_UNIX address. Returns 0, or -1 with *err set to
+ * nginx's reason ("no path in the unix domain socket", "too long path in
+ * the unix domain socket": PATH is 1 to 107 bytes, no NUL).
+ */
+int sock_parse_unix(const char *text, size_t len, struct sockaddr_storage *ss,
+                    socklen_t *sslen, const char **err);
+
+/*
+ * Formats "1.2.3.4:80" / "[::1]:80" / "unix:/path" into buf; returns buf.
+ * A unix-domain address without a path (an unbound client) is "unix:", as
+ * nginx shows it. AF_UNIX addresses must come in zeroed storage.
+ */
 char *sock_addr_text(const struct sockaddr *sa, char *buf, size_t cap);
 
-/* Formats only the address ("1.2.3.4", "::1") into buf; returns buf. */
+/*
+ * Formats only the address ("1.2.3.4", "::1") into buf; returns buf. A
+ * unix-domain address has no port: it is formatted whole ("unix:/path").
+ */
 char *sock_addr_host(const struct sockaddr *sa, char *buf, size_t cap);
 
-/* The port of sa in host order. */
+/* The port of sa in host order; 0 for a unix-domain address. */
 int sock_addr_port(const struct sockaddr *sa);
 
-/* True when both addresses (family, address, port) are equal. */
+/*
+ * True when both addresses (family, address, port; or both unix-domain
+ * with the same path) are equal.
+ */
 bool sock_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
 /*
- * Opens a non-blocking, close-on-exec listening TCP socket. Returns the fd,
- * or -1 with errno set and *what naming the failing call.
+ * Opens a non-blocking, close-on-exec listening stream socket: TCP, or a
+ * unix-domain one whose file bind() creates (an existing file fails with
+ * EADDRINUSE, as in nginx) and which is then made 0666, as nginx does.
+ * Returns the fd, or -1 with errno set and *what naming the failing call.
  */
 int sock_listen(const struct sockaddr *sa, socklen_t len,
                 const struct sock_listen_opts *o, const char **what);

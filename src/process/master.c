@@ -303,8 +303,11 @@ master_reload(struct master *m)
             kill(w->pid, SIGQUIT);
         }
     }
-    /* The old generation's master copies of listeners that went away. */
-    stream_conf_close_listeners(m->old[m->nold - 1]);
+    /*
+     * The old generation's master copies of listeners that went away; a
+     * unix-domain one's file goes with it, as in nginx.
+     */
+    stream_conf_retire_listeners(m->old[m->nold - 1], true);
     master_release_old(m);
 }
 
@@ -334,6 +337,7 @@ master_run(const struct cycle_opts *opts, struct stream_conf *conf)
     master_start_workers(m);
     if (master_live_workers(m) == 0) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "no worker process could start");
+        stream_conf_retire_listeners(m->conf, false);
         stream_conf_free(m->conf);
         free(m);
         return 1;
@@ -367,10 +371,13 @@ master_run(const struct cycle_opts *opts, struct stream_conf *conf)
                              "signal %d received, "
                              "%s",
                              sig, sig == SIGQUIT ? "shutting down" : "exiting");
-                /* Stop listening at once, as nginx: nobody will accept. */
-                stream_conf_close_listeners(m->conf);
+                /*
+                 * Stop listening at once, as nginx: nobody will accept.
+                 * Unix-domain socket files are removed now, as nginx does.
+                 */
+                stream_conf_retire_listeners(m->conf, false);
                 for (size_t i = 0; i < m->nold; i++) {
-                    stream_conf_close_listeners(m->old[i]);
+                    stream_conf_retire_listeners(m->old[i], false);
                 }
                 m->stopping = true;
                 m->stop_signal = sig;

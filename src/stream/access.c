@@ -4,6 +4,7 @@
  */
 
 #include <string.h>
+#include <sys/socket.h>
 
 #include "conf/conf.h"
 #include "conf/parser.h"
@@ -83,7 +84,11 @@ access_rule_set(struct conf_ctx *cf, const struct conf_node *n,
         if (r->net == NULL) {
             return "out of memory";
         }
-        if (cidr_parse(a, strlen(a), r->net) == -1) {
+        if (strcmp(a, "unix:") == 0) {
+            /* Every unix-domain client, as nginx (paths are not told
+               apart); IP rules never match those, "all" does. */
+            r->net->family = AF_UNIX;
+        } else if (cidr_parse(a, strlen(a), r->net) == -1) {
             return conf_msg(cf, "invalid parameter \"%s\"", a);
         }
     }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
@@ -98,6 +99,7 @@ static const char *core_share_listen(struct conf_ctx *cf,
                                      const struct stream_listen_ref *ref);
 static void core_check_nameless(struct stream_listen *ls,
                                 const struct stream_server *srv);
+static void core_unlink_unix(const struct stream_listen *ls, bool log);
 static const char *core_group_listeners(struct conf_ctx *cf,
                                         struct stream_conf *conf,
                                         struct stream_server *srv);
@@ -672,6 +674,15 @@ core_listen_addrs(struct conf_ctx *cf, struct stream_server *srv, const char *a,
     const char *rv = NULL;
     int rc;
 
+    if (sock_is_unix(a, strlen(a))) {
+        const char *why;
+
+        if (sock_parse_unix(a, strlen(a), &ss, &sslen, &why) == -1) {
+            return conf_msg(cf, "%s in \"%s\" of the \"listen\" directive",
+                            why, a);
+        }
+        return core_listen_add(cf, srv, proto, &ss, sslen);
+    }
     if (sock_parse_addr(a, strlen(a), 0, &ss, &sslen) == 0) {
         return core_listen_add(cf, srv, proto, &ss, sslen);
     }
@@ -931,7 +942,7 @@ core_is_name(const struct stream_conf *conf, const struct tmpl *t)
         memcpy(text + len, t->parts[i].text, t->parts[i].len);
         len += t->parts[i].len;
     }
-    return upstream_find(conf, text, len) == NULL &&
+    return upstream_find(conf, text, len) == NULL && !sock_is_unix(text, len) &&
            sock_parse_addr(text, len, 0, &ss, &sslen) == -1;
 }
 
@@ -1121,8 +1132,8 @@ core_listen_nfds(const struct stream_conf *conf, const struct stream_listen *ls)
 {
     long n = conf->worker_processes;
 
-    if (!ls->opts.reuseport) {
-        return 1;
+    if (!ls->opts.reuseport || ls->addr.ss_family == AF_UNIX) {
+        return 1; /* one path is bound once */
     }
     if (n == 0) {
         n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1184,6 +1195,8 @@ stream_conf_open_listeners(struct stream_conf *conf, struct conf_err *err)
     }
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
         if (core_open_listen(ls, err) == -1) {
+            /* The socket files made so far are ours: no stale ones. */
+            stream_conf_retire_listeners(conf, false);
             return -1;
         }
     }
@@ -1198,7 +1211,8 @@ core_same_listen(struct stream_conf *old, const struct stream_listen *ls)
     for (struct stream_listen *o = old->listens; o != NULL; o = o->next) {
         if (sock_addr_equal((struct sockaddr *)&o->addr,
                             (struct sockaddr *)&ls->addr) &&
-            o->opts.reuseport == ls->opts.reuseport) {
+            (o->opts.reuseport == ls->opts.reuseport ||
+             ls->addr.ss_family == AF_UNIX)) {
             return o;
         }
     }
@@ -1250,6 +1264,7 @@ stream_conf_give_back_listeners(struct stream_conf *conf,
                 o->fds[i] = ls->fds[i];
             } else if (ls->fds[i] >= 0) {
                 close(ls->fds[i]);
+                core_unlink_unix(ls, false); /* bound by this reload */
             }
             ls->fds[i] = -1;
         }
@@ -1269,6 +1284,41 @@ stream_conf_close_listeners(struct stream_conf *conf)
         }
         ls->fd = -1;
     }
+}
+
+
+/* Removes the socket file of a unix-domain ls, as nginx. */
+static void
+core_unlink_unix(const struct stream_listen *ls, bool log)
+{
+    const char *path = ((const struct sockaddr_un *)&ls->addr)->sun_path;
+
+    if (ls->addr.ss_family != AF_UNIX) {
+        return;
+    }
+    if (log) {
+        errlog_write(NULL, ERRLOG_WARN, 0, "deleting socket %s", path);
+    }
+    if (unlink(path) == -1 && errno != ENOENT) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "unlink() %s failed (%d: %s)",
+                     path, errno, strerror(errno));
+    }
+}
+
+
+void
+stream_conf_retire_listeners(struct stream_conf *conf, bool log)
+{
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        bool owned = false;
+        for (size_t i = 0; i < ls->nfds; i++) {
+            owned = owned || ls->fds[i] >= 0;
+        }
+        if (owned) {
+            core_unlink_unix(ls, log);
+        }
+    }
+    stream_conf_close_listeners(conf);
 }
 
 

@@ -54,6 +54,14 @@ void stream_conf_give_back_listeners(struct stream_conf *conf,
 void stream_conf_close_listeners(struct stream_conf *conf);
 
 /*
+ * Master only, as nginx: closes conf's listening sockets and removes the
+ * file of each unix-domain one conf still holds (one handed over to a
+ * newer generation is not conf's any more, and its file stays). With log,
+ * each removal is logged ("deleting socket PATH", a reload's warning).
+ */
+void stream_conf_retire_listeners(struct stream_conf *conf, bool log);
+
+/*
  * Closes every descriptor conf holds (listeners, log files) without
  * flushing: a worker's copies of another generation's files.
  */

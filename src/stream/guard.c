@@ -58,6 +58,9 @@ guard_init(const struct stream_conf *conf)
     }
     for (const struct stream_listen *ls = conf->listens;
          ls != NULL && guard_nports < GUARD_MAX_PORTS; ls = ls->next) {
+        if (ls->addr.ss_family == AF_UNIX) {
+            continue; /* no port: never a TCP loop */
+        }
         guard_ports[guard_nports++] =
             sock_addr_port((const struct sockaddr *)&ls->addr);
     }
@@ -98,6 +101,9 @@ guard_is_loop(const struct sockaddr *sa)
     const int port = sock_addr_port(sa);
     bool listened = false;
 
+    if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) {
+        return false;
+    }
     for (size_t i = 0; i < guard_nports; i++) {
         if (guard_ports[i] == port) {
             listened = true;
@@ -105,6 +111,13 @@ guard_is_loop(const struct sockaddr *sa)
         }
     }
     return listened && guard_is_local(sa);
+}
+
+
+bool
+guard_client_unix(bool is_client, const struct sockaddr *sa)
+{
+    return is_client && sa->sa_family == AF_UNIX;
 }
 
 

@@ -17,8 +17,19 @@ struct stream_conf;
 /* Reads this host's addresses (getifaddrs) and conf's listen ports. */
 void guard_init(const struct stream_conf *conf);
 
-/* True when sa is one of this host's addresses and a port we listen on. */
+/*
+ * True when sa is one of this host's addresses and a port we listen on.
+ * Never for a unix-domain sa: only the config names those, and chaining
+ * one server into another's unix listener is the operator's choice.
+ */
 bool guard_is_loop(const struct sockaddr *sa);
+
+/*
+ * True when a connection to sa must be refused because its target came
+ * from a value a client can choose (is_client) and sa is a unix-domain
+ * socket: no SNI or Host may ever reach a local socket file.
+ */
+bool guard_client_unix(bool is_client, const struct sockaddr *sa);
 
 /*
  * Why an address resolved from a client-supplied name is refused, as a

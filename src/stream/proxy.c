@@ -46,6 +46,7 @@ static void proxy_connect_first(struct session *s);
 static int proxy_use_peers(struct session *s, struct balance_peer *peers,
                            size_t n);
 static int proxy_name(struct session *s, const char *value, size_t len);
+static int proxy_unix(struct session *s, const char *value, size_t len);
 static void proxy_refuse(struct session *s, int status, const char *fmt,
                          const char *value, size_t len);
 static bool proxy_peer_is_resolved(const struct session *s,
@@ -158,6 +159,9 @@ proxy_choose(struct session *s)
                      "no host in upstream \"%s\"", value, len);
         return -1;
     }
+    if (sock_is_unix(value, len)) {
+        return proxy_unix(s, value, len);
+    }
     if (sock_parse_peer(value, len, &s->single_peer.addr,
                         &s->single_peer.addrlen) == 0) {
         if (srv->pass_is_client) {
@@ -175,6 +179,42 @@ proxy_choose(struct session *s)
         return proxy_use_peers(s, &s->single_peer, 1);
     }
     return proxy_name(s, value, len);
+}
+
+
+/*
+ * value is "unix:PATH". Only the config may name a unix-domain socket: a
+ * value that can carry a name the client chose never does, whatever it
+ * holds (no SNI or Host may reach a local socket). 0, or -1 after
+ * finalizing s.
+ */
+static int
+proxy_unix(struct session *s, const char *value, size_t len)
+{
+    const char *why = NULL;
+
+    if (s->server->pass_is_client) {
+        proxy_refuse(s, 403,
+                     "the client-supplied value \"%s\" names a unix-domain "
+                     "socket",
+                     value, len);
+        return -1;
+    }
+    if (sock_parse_unix(value, len, &s->single_peer.addr,
+                        &s->single_peer.addrlen, &why) == -1) {
+        proxy_refuse(s, 500,
+                     len == 5 ? "no path in the unix domain socket in "
+                                "upstream \"%s\""
+                              : "too long path in the unix domain socket in "
+                                "upstream \"%s\"",
+                     value, len);
+        return -1;
+    }
+    balance_peer_defaults(&s->single_peer);
+    sock_addr_text((struct sockaddr *)&s->single_peer.addr, s->single_name,
+                   sizeof(s->single_name));
+    s->single_peer.name = s->single_name;
+    return proxy_use_peers(s, &s->single_peer, 1);
 }
 
 
@@ -383,6 +423,16 @@ proxy_connect_next(struct session *s)
         s->tries++;
         s->connect_start_ms = now;
         proxy_note(s->upstream_addrs, sizeof(s->upstream_addrs), p->name);
+        if (guard_client_unix(s->server->pass_is_client && s->up == NULL,
+                              (struct sockaddr *)&p->addr)) {
+            /* proxy_unix() refused it already: never reached. */
+            session_log(s, ERRLOG_ERR,
+                        "%s: a client-chosen value never names a "
+                        "unix-domain socket",
+                        p->name);
+            session_finalize(s, 403);
+            return;
+        }
         if (proxy_peer_is_resolved(s, p) &&
             guard_is_loop((struct sockaddr *)&p->addr)) {
             session_log(s, ERRLOG_ERR, "forwarding loop: %s is this proxy",

@@ -47,7 +47,11 @@ realip_from_set(struct conf_ctx *cf, const struct conf_node *n,
     if (set->nreal_ip_from > 0) {
         memcpy(nets, set->real_ip_from, sizeof(*nets) * set->nreal_ip_from);
     }
-    if (cidr_parse(a, strlen(a), &nets[set->nreal_ip_from]) == -1) {
+    if (strcmp(a, "unix:") == 0) {
+        /* Trusts every unix-domain peer, as nginx's "unix:". */
+        memset(&nets[set->nreal_ip_from], 0, sizeof(*nets));
+        nets[set->nreal_ip_from].family = AF_UNIX;
+    } else if (cidr_parse(a, strlen(a), &nets[set->nreal_ip_from]) == -1) {
         return conf_msg(cf, "invalid parameter \"%s\"", a);
     }
     set->real_ip_from = nets;

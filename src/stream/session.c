@@ -168,7 +168,7 @@ session_accept(struct loop_io *io, uint32_t events)
 
     (void)events;
     for (int i = 0; i < SESSION_ACCEPT_BATCH; i++) {
-        struct sockaddr_storage peer;
+        struct sockaddr_storage peer = {0}; /* an unbound unix peer: "unix:" */
         socklen_t peer_len = sizeof(peer);
         socklen_t local_len = sizeof(peer);
         struct session *s;

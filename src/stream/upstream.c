@@ -250,8 +250,14 @@ upstream_add_addrs(struct conf_ctx *cf, struct upstream_build *b,
     struct sockaddr_storage ss;
     socklen_t sslen;
     const size_t len = strlen(text);
+    const char *why;
 
-    if (sock_parse_peer(text, len, &ss, &sslen) == 0) {
+    if (sock_is_unix(text, len) &&
+        sock_parse_unix(text, len, &ss, &sslen, &why) == -1) {
+        return conf_msg(cf, "%s in upstream \"%s\"", why, text);
+    }
+    if (sock_is_unix(text, len) ||
+        sock_parse_peer(text, len, &ss, &sslen) == 0) {
         struct upstream_pending *p = arena_alloc(cf->arena, sizeof(*p));
         char name[SOCK_ADDR_TEXT_MAX];
         if (p == NULL) {
@@ -363,7 +369,8 @@ upstream_server(struct conf_ctx *cf, const struct conf_node *n,
             return conf_msg(cf, "invalid parameter \"%s\"", p);
         }
     }
-    if (resolve) {
+    if (resolve && !sock_is_unix(n->args[1], strlen(n->args[1]))) {
+        /* A unix-domain path has nothing to resolve: static, as nginx. */
         return upstream_add_resolve(cf, u, n->args[1], &proto);
     }
     return upstream_add_addrs(cf, b, n->args[1], &proto);

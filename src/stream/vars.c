@@ -44,6 +44,7 @@ static const char *vars_upstream_bytes(unsigned tries, uint64_t last,
 static const char *vars_scratch_printf(size_t *len, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static const char *vars_seconds(int64_t ms, size_t *len);
+static const char *vars_port(const struct sockaddr_storage *ss, size_t *len);
 static size_t vars_render_ctx(struct vars_ctx *ctx, const struct tmpl *t,
                               enum str_escape esc, char *dst, size_t cap);
 
@@ -265,6 +266,20 @@ vars_seconds(int64_t ms, size_t *len)
 }
 
 
+/* The port of ss, or "" for one without (unix-domain), as nginx. */
+static const char *
+vars_port(const struct sockaddr_storage *ss, size_t *len)
+{
+    const int port = sock_addr_port((const struct sockaddr *)ss);
+
+    if (port == 0) {
+        *len = 0;
+        return "";
+    }
+    return vars_scratch_printf(len, "%d", port);
+}
+
+
 static const char *
 vars_scratch_copy(const char *src, size_t len)
 {
@@ -347,16 +362,14 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
         *val = vars_scratch_printf(len, "%s", host);
         return 0;
     case VAR_REMOTE_PORT:
-        *val = vars_scratch_printf(
-            len, "%d", sock_addr_port((struct sockaddr *)&s->client_addr));
+        *val = vars_port(&s->client_addr, len);
         return 0;
     case VAR_SERVER_ADDR:
         sock_addr_host((struct sockaddr *)&s->local_addr, host, sizeof(host));
         *val = vars_scratch_printf(len, "%s", host);
         return 0;
     case VAR_SERVER_PORT:
-        *val = vars_scratch_printf(
-            len, "%d", sock_addr_port((struct sockaddr *)&s->local_addr));
+        *val = vars_port(&s->local_addr, len);
         return 0;
     case VAR_PROTOCOL:
         *val = "TCP";
@@ -517,14 +530,20 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
         *val = vars_scratch_printf(len, "%s", host);
         return 0;
     case VAR_REALIP_REMOTE_PORT:
-        *val = vars_scratch_printf(
-            len, "%d",
-            sock_addr_port((struct sockaddr *)(s->has_realip
-                                                   ? &s->realip_addr
-                                                   : &s->client_addr)));
+        *val = vars_port(s->has_realip ? &s->realip_addr : &s->client_addr,
+                         len);
         return 0;
     case VAR_BINARY_REMOTE_ADDR:
-        if (s->client_addr.ss_family == AF_INET6) {
+        if (s->client_addr.ss_family == AF_UNIX) {
+            /*
+             * nginx's stream module reads 4 bytes past the family here
+             * (undefined for a unix peer); its http module gives the text,
+             * as we do: every unbound unix client is one key, "unix:".
+             */
+            sock_addr_host((struct sockaddr *)&s->client_addr, host,
+                           sizeof(host));
+            *val = vars_scratch_printf(len, "%s", host);
+        } else if (s->client_addr.ss_family == AF_INET6) {
             *val = (const char *)&((struct sockaddr_in6 *)&s->client_addr)
                        ->sin6_addr;
             *len = 16;
