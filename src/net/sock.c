@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -108,7 +109,8 @@ sock_parse_addr(const char *text, size_t len, int default_port,
 bool
 sock_is_unix(const char *text, size_t len)
 {
-    return len >= 5 && memcmp(text, "unix:", 5) == 0;
+    /* Any case, as nginx's ngx_parse_url(). */
+    return len >= 5 && strncasecmp(text, "unix:", 5) == 0;
 }
 
 

@@ -41,7 +41,7 @@ int sock_parse_addr(const char *text, size_t len, int default_port,
 int sock_parse_peer(const char *text, size_t len, struct sockaddr_storage *ss,
                     socklen_t *sslen);
 
-/* True when text starts with "unix:": a unix-domain socket address. */
+/* True when text starts with "unix:" (any case, as nginx): a unix path. */
 bool sock_is_unix(const char *text, size_t len);
 
 /*

@@ -1300,8 +1300,8 @@ core_unlink_unix(const struct stream_listen *ls, bool log)
         errlog_write(NULL, ERRLOG_WARN, 0, "deleting socket %s", path);
     }
     if (unlink(path) == -1 && errno != ENOENT) {
-        errlog_write(NULL, ERRLOG_EMERG, 0, "unlink() %s failed (%d: %s)",
-                     path, errno, strerror(errno));
+        errlog_write(NULL, ERRLOG_EMERG, 0, "unlink() %s failed (%d: %s)", path,
+                     errno, strerror(errno));
     }
 }
 

@@ -100,7 +100,10 @@ proxy_finish(struct conf_ctx *cf, struct stream_conf *conf,
     srv->pass_upstream =
         upstream_implicit(cf, conf, text, srv->file, srv->pass_line, &msg);
     if (srv->pass_upstream == NULL) {
-        return conf_msg(cf, "%s in %s:%u", msg, srv->file, srv->pass_line);
+        char why[sizeof(cf->msg)];
+        /* msg may be conf_msg()'s own buffer: copy it before reuse. */
+        snprintf(why, sizeof(why), "%s", msg);
+        return conf_msg(cf, "%s in %s:%u", why, srv->file, srv->pass_line);
     }
     return NULL;
 }

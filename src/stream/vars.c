@@ -530,8 +530,8 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
         *val = vars_scratch_printf(len, "%s", host);
         return 0;
     case VAR_REALIP_REMOTE_PORT:
-        *val = vars_port(s->has_realip ? &s->realip_addr : &s->client_addr,
-                         len);
+        *val =
+            vars_port(s->has_realip ? &s->realip_addr : &s->client_addr, len);
         return 0;
     case VAR_BINARY_REMOTE_ADDR:
         if (s->client_addr.ss_family == AF_UNIX) {

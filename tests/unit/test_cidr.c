@@ -71,6 +71,7 @@ static void test_parse_bad(void **state);
 static void test_parse_masks_host_bits(void **state);
 static void test_match(void **state);
 static void test_match_other_family(void **state);
+static void test_match_unix(void **state);
 static void test_classify_v4_boundaries(void **state);
 static void test_classify_v6_boundaries(void **state);
 static void test_classify_v6_embedded(void **state);
@@ -87,6 +88,7 @@ main(void)
         cmocka_unit_test(test_parse_masks_host_bits),
         cmocka_unit_test(test_match),
         cmocka_unit_test(test_match_other_family),
+        cmocka_unit_test(test_match_unix),
         cmocka_unit_test(test_classify_v4_boundaries),
         cmocka_unit_test(test_classify_v6_boundaries),
         cmocka_unit_test(test_classify_v6_embedded),
@@ -345,6 +347,33 @@ test_match_other_family(void **state)
     assert_false(cidr_match(&c, (const struct sockaddr *)&un));
     assert_int_equal(cidr_parse(S("::/0"), &c), 0);
     assert_false(cidr_match(&c, (const struct sockaddr *)&un));
+}
+
+
+/*
+ * An AF_UNIX network (nginx's "unix:", made by the caller) matches every
+ * unix-domain peer and no IP address; cidr_parse() never makes one.
+ */
+static void
+test_match_unix(void **state)
+{
+    struct cidr c;
+    struct sockaddr_un un;
+    struct sockaddr_storage in;
+
+    (void)state;
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    memset(&c, 0, sizeof(c));
+    c.family = AF_UNIX;
+    assert_true(cidr_match(&c, (const struct sockaddr *)&un));
+    strcpy(un.sun_path, "/run/x.sock");
+    assert_true(cidr_match(&c, (const struct sockaddr *)&un));
+    make_sockaddr("127.0.0.1", &in);
+    assert_false(cidr_match(&c, (const struct sockaddr *)&in));
+    make_sockaddr("::1", &in);
+    assert_false(cidr_match(&c, (const struct sockaddr *)&in));
+    assert_int_equal(cidr_parse(S("unix:"), &c), -1);
 }
 
 
