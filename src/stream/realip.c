@@ -8,6 +8,7 @@
  */
 
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "core/cidr.h"
 #include "event/loop.h"
 #include "log/errlog.h"
+#include "net/sock.h"
 #include "proto/proxy_proto.h"
 #include "stream/realip.h"
 #include "stream/session.h"
@@ -29,6 +31,9 @@
 static void realip_io(struct loop_io *io, uint32_t events);
 static void realip_timer(struct loop_timer *t);
 static void realip_done(struct session *s);
+static const char *realip_add_from(struct conf_ctx *cf,
+                                   struct stream_settings *set,
+                                   const struct cidr *net);
 
 
 const char *
@@ -36,24 +41,56 @@ realip_from_set(struct conf_ctx *cf, const struct conf_node *n,
                 const struct conf_cmd *cmd, void *conf)
 {
     struct stream_settings *set = conf;
-    struct cidr *nets;
+    struct cidr one;
     const char *a = n->args[1];
+    struct addrinfo hints = {0};
+    struct addrinfo *res = NULL;
+    const char *rv = NULL;
 
     (void)cmd;
-    nets = arena_alloc(cf->arena, sizeof(*nets) * (set->nreal_ip_from + 1));
+    memset(&one, 0, sizeof(one));
+    if (strcmp(a, "unix:") == 0) {
+        /* Trusts every unix-domain peer, as nginx's "unix:". */
+        one.family = AF_UNIX;
+        return realip_add_from(cf, set, &one);
+    }
+    if (cidr_parse(a, strlen(a), &one) == 0) {
+        return realip_add_from(cf, set, &one);
+    }
+    /* A host name from the config: every address it has now, as nginx. */
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (strchr(a, '/') != NULL || getaddrinfo(a, NULL, &hints, &res) != 0) {
+        return conf_msg(cf, "host not found in set_real_ip_from \"%s\"", a);
+    }
+    for (const struct addrinfo *ai = res; ai != NULL && rv == NULL;
+         ai = ai->ai_next) {
+        char host[SOCK_ADDR_TEXT_MAX];
+        sock_addr_host(ai->ai_addr, host, sizeof(host));
+        if (cidr_parse(host, strlen(host), &one) == 0) {
+            rv = realip_add_from(cf, set, &one);
+        }
+    }
+    freeaddrinfo(res);
+    return rv;
+}
+
+
+/* Appends net to set's set_real_ip_from list. NULL or a message. */
+static const char *
+realip_add_from(struct conf_ctx *cf, struct stream_settings *set,
+                const struct cidr *net)
+{
+    struct cidr *nets =
+        arena_alloc(cf->arena, sizeof(*nets) * (set->nreal_ip_from + 1));
+
     if (nets == NULL) {
         return "out of memory";
     }
     if (set->nreal_ip_from > 0) {
         memcpy(nets, set->real_ip_from, sizeof(*nets) * set->nreal_ip_from);
     }
-    if (strcmp(a, "unix:") == 0) {
-        /* Trusts every unix-domain peer, as nginx's "unix:". */
-        memset(&nets[set->nreal_ip_from], 0, sizeof(*nets));
-        nets[set->nreal_ip_from].family = AF_UNIX;
-    } else if (cidr_parse(a, strlen(a), &nets[set->nreal_ip_from]) == -1) {
-        return conf_msg(cf, "invalid parameter \"%s\"", a);
-    }
+    nets[set->nreal_ip_from] = *net;
     set->real_ip_from = nets;
     set->nreal_ip_from++;
     return NULL;

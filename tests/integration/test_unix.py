@@ -354,6 +354,26 @@ def test_proxy_protocol_and_realip_on_a_unix_listener(relay, backend, sockdir, t
         assert util.empty(f["remote_port"])
 
 
+@pytest.mark.parametrize("from_", ["localhost", "127.0.0.2"])
+def test_set_real_ip_from_a_host_name(relay, backend, port, from_):
+    """nginx resolves a name in set_real_ip_from at load, to every address
+    it has (tests use localhost only: nothing leaves the machine)."""
+    b = backend(util.echo(), name="tcp")
+    r = relay("""
+        server {
+            listen 127.0.0.1:@L@ proxy_protocol;
+            set_real_ip_from @FROM@;
+            proxy_pass 127.0.0.1:@B@;
+        }
+    """, L=port(), B=b.port, FROM=from_, log_format=FMT)
+    s = util.connect(r.listen_ports[0])
+    s.sendall(b"PROXY TCP4 192.0.2.7 192.0.2.1 5555 443\r\n")
+    assert roundtrip(s, b"x") == b"x"
+    f = line(r.wait_access(1)[0])
+    assert f["realip_remote_addr"] == "127.0.0.1"
+    assert f["remote_addr"] == ("192.0.2.7" if from_ == "localhost" else "127.0.0.1")
+
+
 def test_limit_conn_counts_unix_clients_under_one_key(relay, backend, sockdir):
     """$binary_remote_addr of every unbound unix client is the same key
     ("unix:"), so they share one limit."""
@@ -558,6 +578,15 @@ def test_bad_unix_addresses_are_refused_with_nginx_text(snirelay_bin, workdir, b
     rc, err, conf = _t(snirelay_bin, workdir, body)
     assert rc == 1, err
     assert "snirelay: [emerg] %s in %s:%d" % (msg, conf, lineno) in err, err
+
+
+def test_set_real_ip_from_an_unknown_host_is_refused(snirelay_bin, workdir):
+    rc, err, conf = _t(snirelay_bin, workdir,
+                       "server {\nlisten 127.0.0.1:9;\nset_real_ip_from a/b;\n"
+                       "proxy_pass 127.0.0.1:9;\n}")
+    assert rc == 1, err
+    assert 'snirelay: [emerg] host not found in set_real_ip_from "a/b" in %s:5' % conf \
+        in err, err
 
 
 def test_proxy_pass_without_a_path_is_refused(snirelay_bin, workdir):
