@@ -354,6 +354,32 @@ def test_proxy_protocol_and_realip_on_a_unix_listener(relay, backend, sockdir, t
         assert util.empty(f["remote_port"])
 
 
+@pytest.mark.parametrize("version,header", [
+    ("on", b"PROXY UNKNOWN\r\n"),
+    ("v2", b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00")])
+def test_proxy_protocol_out_for_a_unix_client(relay, backend, sockdir, version, header):
+    """A unix client has no address for the header: v1 says UNKNOWN, as
+    nginx; v2 is a LOCAL header. The stream follows it unchanged."""
+    b = backend(util.record_to_eof(), name="rec")
+    path = os.path.join(sockdir, "ppo.sock")
+    r = relay("""
+        server {
+            listen unix:@P@;
+            proxy_protocol @V@;
+            proxy_pass 127.0.0.1:@B@;
+        }
+    """, P=path, V=version, B=b.port, log_format=FMT)
+    util.wait_for(lambda: os.path.exists(path), "socket file")
+    s = uconnect(path)
+    s.sendall(b"payload")
+    s.shutdown(socket.SHUT_WR)
+    b.wait_conns(1)
+    b.conns[0]["done"].wait(util.DEADLINE)
+    s.close()
+    assert b.conns[0]["data"] == header + b"payload"
+    assert line(r.wait_access(1)[0])["status"] == "200"
+
+
 @pytest.mark.parametrize("from_", ["localhost", "127.0.0.2"])
 def test_set_real_ip_from_a_host_name(relay, backend, port, from_):
     """nginx resolves a name in set_real_ip_from at load, to every address
