@@ -522,6 +522,74 @@ def test_existing_file_is_never_replaced_at_start(relay, backend, sockdir):
         assert f.read() == "not a socket"
 
 
+def test_failed_start_leaves_no_socket_file_of_its_own(relay, backend, sockdir):
+    """Listeners open last server first: the free path is bound before the
+    taken one fails, and its file must not be left behind."""
+    b = backend(util.echo(), name="tcp")
+    taken = os.path.join(sockdir, "taken.sock")
+    free = os.path.join(sockdir, "free.sock")
+    with open(taken, "w") as f:
+        f.write("x")
+    r = relay("""
+        server {
+            listen unix:@T@;
+            proxy_pass 127.0.0.1:@B@;
+        }
+        server {
+            listen unix:@F@;
+            proxy_pass 127.0.0.1:@B@;
+        }
+    """, T=taken, F=free, B=b.port, start=False)
+    r.start(wait=False)
+    r.proc.wait(util.DEADLINE)
+    r.stop()
+    assert r.returncode == 1
+    assert "Address already in use" in r.stderr()
+    assert not os.path.exists(free)
+    assert os.path.exists(taken)
+
+
+def test_failed_reload_removes_the_socket_files_it_made(master, backend, sockdir):
+    b = backend(util.echo(), name="tcp")
+    old = os.path.join(sockdir, "old.sock")
+    taken = os.path.join(sockdir, "taken.sock")
+    free = os.path.join(sockdir, "free.sock")
+    m = master("""
+        server {
+            listen unix:@O@;
+            proxy_pass 127.0.0.1:@B@;
+        }
+    """, O=old, B=b.port, main_extra="worker_processes 1;", allow_log=[
+        r"\[emerg\] .*bind\(\) to unix:%s failed \(98: Address already in use\)"
+        % re.escape(taken), r"\[alert\] .*reload failed"])
+    m.wait_workers(1)
+    wait_unix_listening(old, m.proc)
+    workers = m.workers()
+    with open(taken, "w") as f:
+        f.write("x")
+    extra = """
+        server {
+            listen unix:%s;
+            proxy_pass 127.0.0.1:%d;
+        }
+        server {
+            listen unix:%s;
+            proxy_pass 127.0.0.1:%d;
+        }
+    }
+""" % (taken, b.port, free, b.port)
+    text = m.text[:m.text.rindex("}")] + extra
+    m.write_conf(text)
+    m.send_signal(signal.SIGHUP)
+    m.wait_error("reload failed")
+    assert not os.path.exists(free)
+    assert os.path.exists(taken)
+    assert m.workers() == workers
+    assert roundtrip(uconnect(old)) == b"unix-payload"
+    m.stop_all()
+    assert not os.path.exists(old)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGQUIT], ids=["TERM", "QUIT"])
 def test_socket_file_is_removed_at_stop(master, backend, sockdir, sig):
     b = backend(util.echo(), name="tcp")
