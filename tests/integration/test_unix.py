@@ -196,6 +196,17 @@ def test_unix_client_is_relayed_to_a_tcp_backend(relay, backend, sockdir):
     assert f["realip_remote_addr"] == "unix:"
     assert f["bytes_received"] == str(len(payload))
 
+    # A client bound to a path of its own shows it, as nginx's addr_text.
+    cpath = os.path.join(sockdir, "client.sock")
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(util.DEADLINE)
+    c.bind(cpath)
+    c.connect(path)
+    assert roundtrip(c) == b"unix-payload"
+    f = line(r.wait_access(3)[2])
+    assert f["remote_addr"] == "unix:" + cpath
+    assert util.empty(f["remote_port"])
+
 
 @pytest.mark.parametrize("how", ["literal", "variable", "upstream"])
 def test_tcp_client_is_relayed_to_a_unix_backend(relay, port, unix_backend, sockdir, how):
