@@ -1287,6 +1287,22 @@ stream_conf_close_listeners(struct stream_conf *conf)
 }
 
 
+void
+stream_conf_retire_listeners(struct stream_conf *conf, bool log)
+{
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        bool owned = false;
+        for (size_t i = 0; i < ls->nfds; i++) {
+            owned = owned || ls->fds[i] >= 0;
+        }
+        if (owned) {
+            core_unlink_unix(ls, log);
+        }
+    }
+    stream_conf_close_listeners(conf);
+}
+
+
 /* Removes the socket file of a unix-domain ls, as nginx. */
 static void
 core_unlink_unix(const struct stream_listen *ls, bool log)
@@ -1303,22 +1319,6 @@ core_unlink_unix(const struct stream_listen *ls, bool log)
         errlog_write(NULL, ERRLOG_EMERG, 0, "unlink() %s failed (%d: %s)", path,
                      errno, strerror(errno));
     }
-}
-
-
-void
-stream_conf_retire_listeners(struct stream_conf *conf, bool log)
-{
-    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
-        bool owned = false;
-        for (size_t i = 0; i < ls->nfds; i++) {
-            owned = owned || ls->fds[i] >= 0;
-        }
-        if (owned) {
-            core_unlink_unix(ls, log);
-        }
-    }
-    stream_conf_close_listeners(conf);
 }
 
 
