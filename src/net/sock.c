@@ -419,3 +419,116 @@ sock_keepalive(int fd)
 
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
+
+
+int
+sock_parse_local(const char *text, size_t len, struct sockaddr_storage *ss,
+                 socklen_t *sslen)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    const char *colon;
+    char host[64];
+    size_t host_len = len;
+    int port = 0;
+
+    memset(ss, 0, sizeof(*ss));
+    if (len == 0 || len >= sizeof(host)) {
+        return -1;
+    }
+    /* A bare IPv6 address ("::1") has colons but no port. */
+    memcpy(host, text, len);
+    host[len] = '\0';
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        *sslen = sizeof(*sin6);
+        return 0;
+    }
+    if (text[0] == '[') {
+        const char *end = memchr(text, ']', len);
+
+        if (end == NULL) {
+            return -1;
+        }
+        host_len = (size_t)(end - text - 1);
+        memcpy(host, text + 1, host_len);
+        host[host_len] = '\0';
+        if ((size_t)(end - text) + 1 < len) {
+            if (end[1] != ':') {
+                return -1;
+            }
+            port = sock_parse_port(end + 2, len - (size_t)(end + 2 - text));
+        }
+        if (port < 0 || inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+            return -1;
+        }
+        memset(ss, 0, sizeof(*ss));
+        inet_pton(AF_INET6, host, &sin6->sin6_addr);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        *sslen = sizeof(*sin6);
+        return 0;
+    }
+    colon = memchr(text, ':', len);
+    if (colon != NULL) {
+        host_len = (size_t)(colon - text);
+        port = sock_parse_port(colon + 1, len - host_len - 1);
+        host[host_len] = '\0';
+    }
+    memset(ss, 0, sizeof(*ss));
+    if (port < 0 || inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+        return -1;
+    }
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    *sslen = sizeof(*sin);
+    return 0;
+}
+
+
+int
+sock_connect_from(const struct sockaddr *sa, socklen_t len,
+                  const struct sockaddr *local, socklen_t local_len,
+                  bool transparent, const char **failed)
+{
+    const int one = 1;
+    int fd =
+        socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    *failed = NULL;
+    if (fd == -1) {
+        return -1;
+    }
+    if (transparent) {
+        const int rc =
+            sa->sa_family == AF_INET6
+                ? setsockopt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, &one,
+                             sizeof(one))
+                : setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(one));
+        if (rc == -1) {
+            *failed = sa->sa_family == AF_INET6
+                          ? "setsockopt(IPV6_TRANSPARENT)"
+                          : "setsockopt(IP_TRANSPARENT)";
+            goto fail;
+        }
+    }
+    if (sock_addr_port(local) == 0) {
+        /* The port is chosen at connect(), per destination (nginx). */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    }
+    if (bind(fd, local, local_len) == -1) {
+        *failed = "bind";
+        goto fail;
+    }
+    if (connect(fd, sa, len) == -1 && errno != EINPROGRESS) {
+        goto fail;
+    }
+    return fd;
+
+fail: {
+    const int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+}

@@ -101,6 +101,25 @@ int sock_listen_configure(int fd, const struct sock_listen_opts *o,
  */
 int sock_connect(const struct sockaddr *sa, socklen_t len);
 
+/*
+ * Parses a local address for bind(): "1.2.3.4", "1.2.3.4:PORT", "::1",
+ * "[::1]" or "[::1]:PORT" (no port: 0, any). 0 or -1.
+ */
+int sock_parse_local(const char *text, size_t len, struct sockaddr_storage *ss,
+                     socklen_t *sslen);
+
+/*
+ * As sock_connect(), from the local address `local` (port 0: any, chosen
+ * at connect time), with IP_TRANSPARENT first when transparent (so any
+ * address may be used, even one this host does not own; needs
+ * CAP_NET_ADMIN or CAP_NET_RAW). Returns the fd, or -1 with errno set and
+ * *failed naming the step that failed ("setsockopt(IP_TRANSPARENT)",
+ * "bind"), or NULL when socket() or connect() failed.
+ */
+int sock_connect_from(const struct sockaddr *sa, socklen_t len,
+                      const struct sockaddr *local, socklen_t local_len,
+                      bool transparent, const char **failed);
+
 /* Reads SO_ERROR: 0 when a connect succeeded, else the errno value. */
 int sock_error(int fd);
 

@@ -167,6 +167,11 @@ static const struct conf_cmd core_stream_cmds[] = {
      CORE_SETTING(proxy_buffer_size)},
     {"proxy_socket_keepalive", SS, CONF_FLAG, conf_set_flag,
      CORE_SETTING(proxy_socket_keepalive)},
+    {"proxy_upload_rate", SS, CONF_TAKE1, proxy_rate_set,
+     CORE_SETTING(upload_rate)},
+    {"proxy_download_rate", SS, CONF_TAKE1, proxy_rate_set,
+     CORE_SETTING(download_rate)},
+    {"proxy_bind", SS, CONF_TAKE12, proxy_bind_set, 0},
     {"http_preread", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(http_preread)},
     {"resolver", SS, CONF_1MORE, resolve_resolver_set, 0},
     {"resolver_timeout", SS, CONF_TAKE1, conf_set_msec,
@@ -472,6 +477,9 @@ core_settings_merge(struct stream_settings *child,
         child->nreal_ip_from = parent->nreal_ip_from;
     }
     CONF_MERGE_PTR(child->limit_conns, parent->limit_conns, NULL);
+    CONF_MERGE_PTR(child->upload_rate, parent->upload_rate, NULL);
+    CONF_MERGE_PTR(child->download_rate, parent->download_rate, NULL);
+    CONF_MERGE_PTR(child->proxy_bind, parent->proxy_bind, NULL);
     if (!child->target_allow_set) {
         child->target_allow = parent->target_allow;
         child->ntarget_allow = parent->ntarget_allow;

@@ -20,6 +20,7 @@
 
 #include "conf/conf.h"
 #include "conf/parser.h"
+#include "core/arena.h"
 #include "core/clock.h"
 #include "core/units.h"
 #include "log/errlog.h"
@@ -51,6 +52,11 @@ static void proxy_refuse(struct session *s, int status, const char *fmt,
                          const char *value, size_t len);
 static bool proxy_peer_is_resolved(const struct session *s,
                                    const struct balance_peer *p);
+static void proxy_log_value(struct session *s, const char *fmt,
+                            const char *value, size_t len);
+static bool proxy_local(struct session *s, struct sockaddr_storage *local,
+                        socklen_t *len, char *text, size_t cap);
+static int proxy_open(struct session *s, const struct balance_peer *p);
 
 
 const char *
@@ -445,7 +451,10 @@ proxy_connect_next(struct session *s)
             s->peer = NULL;
             continue;
         }
-        fd = sock_connect((struct sockaddr *)&p->addr, p->addrlen);
+        fd = proxy_open(s, p);
+        if (fd == -2) {
+            return; /* finalized */
+        }
         if (fd == -1) {
             proxy_failed(s, errno, "connect()");
             continue;
@@ -560,4 +569,208 @@ proxy_release(struct session *s)
         balance_release(s->bal, s->peer);
         s->peer_held = false;
     }
+}
+
+
+/*
+ * proxy_upload_rate / proxy_download_rate RATE: a size ("1k") or a value
+ * with variables, evaluated once per session (nginx's
+ * ngx_stream_set_complex_value_size_slot).
+ */
+const char *
+proxy_rate_set(struct conf_ctx *cf, const struct conf_node *n,
+               const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    struct stream_rate **field =
+        (struct stream_rate **)((char *)conf + cmd->offset);
+    struct stream_rate *r;
+    const char *v = n->args[1];
+    char err[256];
+    int64_t bytes;
+
+    if (*field != NULL) {
+        return conf_msg(cf, "\"%s\" directive is duplicate", n->args[0]);
+    }
+    r = arena_alloc(cf->arena, sizeof(*r));
+    if (r == NULL) {
+        return "memory allocation failed";
+    }
+    memset(r, 0, sizeof(*r));
+    if (tmpl_compile(cf->arena, v, strlen(v), vars_resolve, st->conf,
+                     &r->value, err, sizeof(err)) != NULL) {
+        return conf_msg(cf, "%s", err);
+    }
+    if (!r->value.has_vars) {
+        if (units_parse_size(v, strlen(v), &bytes) == -1) {
+            return conf_msg(cf, "\"%s\" directive invalid value", n->args[0]);
+        }
+        r->bytes = (uint64_t)bytes;
+    }
+    *field = r;
+    return NULL;
+}
+
+
+uint64_t
+proxy_rate_eval(struct session *s, const struct stream_rate *r)
+{
+    const char *value;
+    size_t len;
+    int64_t bytes;
+
+    if (r == NULL) {
+        return 0;
+    }
+    if (!r->value.has_vars) {
+        return r->bytes;
+    }
+    vars_reset();
+    value = vars_eval(s, &r->value, &len);
+    if (value == NULL) {
+        return 0;
+    }
+    if (units_parse_size(value, len, &bytes) == -1) {
+        proxy_log_value(s, "invalid size \"%s\"", value, len);
+        return 0;
+    }
+    return (uint64_t)bytes;
+}
+
+
+/*
+ * proxy_bind ADDRESS [transparent] | VALUE | off: the source address of
+ * upstream connections (nginx's ngx_stream_proxy_bind).
+ */
+const char *
+proxy_bind_set(struct conf_ctx *cf, const struct conf_node *n,
+               const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    struct stream_settings *set = conf;
+    struct stream_bind *b;
+    const char *v = n->args[1];
+    char err[256];
+
+    (void)cmd;
+    if (set->proxy_bind != NULL) {
+        return conf_msg(cf, "\"%s\" directive is duplicate", n->args[0]);
+    }
+    b = arena_alloc(cf->arena, sizeof(*b));
+    if (b == NULL) {
+        return "memory allocation failed";
+    }
+    memset(b, 0, sizeof(*b));
+    set->proxy_bind = b;
+    if (n->nargs == 2 && strcmp(v, "off") == 0) {
+        b->off = true;
+        return NULL;
+    }
+    b->text = v;
+    if (tmpl_compile(cf->arena, v, strlen(v), vars_resolve, st->conf,
+                     &b->value, err, sizeof(err)) != NULL) {
+        return conf_msg(cf, "%s", err);
+    }
+    if (!b->value.has_vars &&
+        sock_parse_local(v, strlen(v), &b->addr, &b->addrlen) == -1) {
+        return conf_msg(cf, "invalid address \"%s\"", v);
+    }
+    if (n->nargs > 2) {
+        if (strcmp(n->args[2], "transparent") != 0) {
+            return conf_msg(cf, "invalid parameter \"%s\"", n->args[2]);
+        }
+        b->transparent = true;
+    }
+    return NULL;
+}
+
+
+/*
+ * The source address for s's upstream connections into *local (its text
+ * into text, cap bytes): true, or false for none. A value that is empty
+ * means none; one that is not an address is logged and means none too
+ * (nginx's ngx_stream_proxy_set_local).
+ */
+static bool
+proxy_local(struct session *s, struct sockaddr_storage *local, socklen_t *len,
+            char *text, size_t cap)
+{
+    const struct stream_bind *b = s->server->set.proxy_bind;
+    const char *value;
+    size_t vlen;
+
+    if (b == NULL || b->off) {
+        return false;
+    }
+    if (!b->value.has_vars) {
+        memcpy(local, &b->addr, sizeof(*local));
+        *len = b->addrlen;
+        snprintf(text, cap, "%s", b->text);
+        return true;
+    }
+    vars_reset();
+    value = vars_eval(s, &b->value, &vlen);
+    if (value == NULL || vlen == 0) {
+        return false;
+    }
+    if (vlen >= cap || sock_parse_local(value, vlen, local, len) == -1) {
+        proxy_log_value(s, "invalid local address \"%s\"", value, vlen);
+        return false;
+    }
+    memcpy(text, value, vlen);
+    text[vlen] = '\0';
+    return true;
+}
+
+
+/* Logs fmt with value (which may hold client bytes) escaped and cut. */
+static void
+proxy_log_value(struct session *s, const char *fmt, const char *value,
+                size_t len)
+{
+    char shown[512];
+    const size_t n = str_escape(shown, sizeof(shown) - 1, value,
+                                len > 120 ? 120 : len, STR_ESCAPE_DEFAULT);
+
+    shown[n < sizeof(shown) - 1 ? n : sizeof(shown) - 1] = '\0';
+    session_log(s, ERRLOG_ERR, fmt, shown);
+}
+
+
+/*
+ * Opens a connection to p, from proxy_bind's address if there is one.
+ * Returns the fd, -1 (errno set) when connect() failed, or -2 after
+ * finalizing s when the socket could not be prepared (bind() failed: 500,
+ * as nginx, which does not try the next server then).
+ */
+static int
+proxy_open(struct session *s, const struct balance_peer *p)
+{
+    const struct stream_bind *b = s->server->set.proxy_bind;
+    struct sockaddr_storage local;
+    socklen_t local_len = 0;
+    char text[SOCK_ADDR_TEXT_MAX + 8];
+    const char *failed = NULL;
+    int fd;
+
+    if (!proxy_local(s, &local, &local_len, text, sizeof(text))) {
+        return sock_connect((const struct sockaddr *)&p->addr, p->addrlen);
+    }
+    fd = sock_connect_from((const struct sockaddr *)&p->addr, p->addrlen,
+                           (const struct sockaddr *)&local, local_len,
+                           b->transparent, &failed);
+    if (fd == -1 && failed != NULL) {
+        const int err = errno;
+        if (strcmp(failed, "bind") == 0) {
+            session_log(s, ERRLOG_CRIT, "bind(%s) failed (%d: %s)", text, err,
+                        strerror(err));
+        } else {
+            session_log(s, ERRLOG_ALERT, "%s failed (%d: %s)", failed, err,
+                        strerror(err));
+        }
+        proxy_note(s->connect_times, sizeof(s->connect_times), "-");
+        session_finalize(s, 500);
+        return -2;
+    }
+    return fd;
 }

@@ -13,6 +13,14 @@
  *
  * proxy_timeout is checked lazily: the timer is armed for the full timeout
  * and, when it fires, re-armed for what is left since the last activity.
+ *
+ * proxy_upload_rate / proxy_download_rate (nginx's algorithm): before a
+ * read, the direction may take rate * (seconds since the upstream phase
+ * began + 1) - bytes received so far; at or under zero it is `delayed` for
+ * the time that debt takes to clear, and after each read for n / rate
+ * seconds. A delayed direction has no read interest at all (its socket
+ * may leave epoll), so the wait costs a timer, never a wake-up; while a
+ * direction is delayed proxy_timeout does not run (nginx).
  */
 
 #include <errno.h>
@@ -46,6 +54,11 @@ static void relay_log_connected(struct session *s);
 static void relay_client_io(struct loop_io *io, uint32_t events);
 static void relay_upstream_io(struct loop_io *io, uint32_t events);
 static void relay_timer(struct loop_timer *t);
+static void relay_delay_timer(struct loop_timer *t);
+static bool relay_over_rate(struct session *s, struct relay_dir *d,
+                            uint64_t count, size_t *room);
+static void relay_delay(struct session *s, struct relay_dir *d,
+                        int64_t delay_ms);
 static void relay_pump(struct session *s, uint32_t client_ev,
                        uint32_t upstream_ev);
 static int relay_read(struct session *s, struct loop_io *from,
@@ -112,6 +125,10 @@ relay_release(struct session *s)
 {
     relay_buf_put(&s->c2u);
     relay_buf_put(&s->u2c);
+    if (s->c2u.delay.fn != NULL) {
+        loop_timer_cancel(s->loop, &s->c2u.delay);
+        loop_timer_cancel(s->loop, &s->u2c.delay);
+    }
 }
 
 
@@ -180,6 +197,10 @@ relay_start(struct session *s)
         memcpy(s->c2u.buf, hdr, hdr_len);
         s->c2u.last += hdr_len;
     }
+    s->c2u.rate = proxy_rate_eval(s, s->server->set.upload_rate);
+    s->u2c.rate = proxy_rate_eval(s, s->server->set.download_rate);
+    loop_timer_init(&s->c2u.delay, relay_delay_timer, s);
+    loop_timer_init(&s->u2c.delay, relay_delay_timer, s);
     s->client.fn = relay_client_io;
     s->upstream.fn = relay_upstream_io;
     s->last_active_ms = clock_now_ms();
@@ -197,7 +218,7 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
 {
     int progress = 0;
 
-    if (d->eof) {
+    if (d->eof || d->delayed) {
         return 0;
     }
     if (relay_buf_get(d, (size_t)s->server->set.proxy_buffer_size) == -1) {
@@ -208,7 +229,10 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         d->pos = d->last = 0;
     }
     while (!d->eof && d->last < d->cap) {
-        const size_t room = d->cap - d->last;
+        size_t room = d->cap - d->last;
+        if (d->rate > 0 && relay_over_rate(s, d, *count, &room)) {
+            break;
+        }
         const ssize_t n = recv(from->fd, d->buf + d->last, room, 0);
         if (n > 0) {
             d->last += (size_t)n;
@@ -216,6 +240,14 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
             progress = 1;
             if (d == &s->u2c && s->first_byte_ms == 0) {
                 s->first_byte_ms = clock_now_ms();
+            }
+            if (d->rate > 0) {
+                /* n bytes at rate per second: wait that long (nginx). */
+                const int64_t delay = (int64_t)((uint64_t)n * 1000 / d->rate);
+                if (delay > 0) {
+                    relay_delay(s, d, delay);
+                    break;
+                }
             }
             if ((size_t)n < room && !hup) {
                 break; /* the socket is drained; epoll says when it is not */
@@ -336,14 +368,17 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
         return;
     }
 
-    /* No buffer means an empty one: there is room. */
+    /* No buffer means an empty one: there is room. A delayed side waits
+     * for its timer, not for epoll. */
     const uint32_t client_mask =
-        (!s->c2u.eof && (s->c2u.buf == NULL || s->c2u.last < s->c2u.cap)
+        (!s->c2u.eof && !s->c2u.delayed &&
+                 (s->c2u.buf == NULL || s->c2u.last < s->c2u.cap)
              ? LOOP_READ
              : 0) |
         (s->u2c.pos < s->u2c.last ? LOOP_WRITE : 0);
     const uint32_t upstream_mask =
-        (!s->u2c.eof && (s->u2c.buf == NULL || s->u2c.last < s->u2c.cap)
+        (!s->u2c.eof && !s->u2c.delayed &&
+                 (s->u2c.buf == NULL || s->u2c.last < s->u2c.cap)
              ? LOOP_READ
              : 0) |
         (s->c2u.pos < s->c2u.last ? LOOP_WRITE : 0);
@@ -401,7 +436,6 @@ static void
 relay_timer(struct loop_timer *t)
 {
     struct session *s = t->data;
-    const int64_t idle = clock_now_ms() - s->last_active_ms;
     const int64_t timeout = s->server->set.proxy_timeout_ms;
 
     if (s->lingering) {
@@ -411,6 +445,12 @@ relay_timer(struct loop_timer *t)
         session_finalize(s, 200);
         return;
     }
+    if (s->c2u.delayed || s->u2c.delayed) {
+        /* Waiting on a rate is not idleness (nginx stops the timer). */
+        s->last_active_ms = clock_now_ms();
+    }
+    const int64_t idle = clock_now_ms() - s->last_active_ms;
+
     if (idle < timeout) {
         loop_timer_set(s->loop, t, timeout - idle);
         return;
@@ -419,4 +459,54 @@ relay_timer(struct loop_timer *t)
                 "timed out (110: Connection timed "
                 "out)");
     session_finalize(s, 200);
+}
+
+
+/*
+ * Whether d is over its rate now (then it is delayed and nothing is read);
+ * otherwise *room is cut to what the rate allows. nginx's
+ * limit = rate * (now - start + 1) - received, in whole seconds.
+ */
+static bool
+relay_over_rate(struct session *s, struct relay_dir *d, uint64_t count,
+                size_t *room)
+{
+    const int64_t secs =
+        clock_now_ms() / 1000 - s->upstream_start_ms / 1000 + 1;
+    const int64_t limit =
+        (int64_t)d->rate * (secs > 0 ? secs : 1) - (int64_t)count;
+
+    if (limit <= 0) {
+        relay_delay(s, d, -limit * 1000 / (int64_t)d->rate + 1);
+        return true;
+    }
+    if ((uint64_t)limit < *room) {
+        *room = (size_t)limit;
+    }
+    return false;
+}
+
+
+static void
+relay_delay(struct session *s, struct relay_dir *d, int64_t delay_ms)
+{
+    d->delayed = true;
+    loop_timer_set(s->loop, &d->delay, delay_ms);
+}
+
+
+/* A delayed direction may read again: try at once, epoll may not tell. */
+static void
+relay_delay_timer(struct loop_timer *t)
+{
+    struct session *s = t->data;
+
+    s->last_active_ms = clock_now_ms();
+    if (t == &s->c2u.delay) {
+        s->c2u.delayed = false;
+        relay_pump(s, LOOP_READ, 0);
+    } else {
+        s->u2c.delayed = false;
+        relay_pump(s, 0, LOOP_READ);
+    }
 }

@@ -116,6 +116,25 @@ struct stream_access_log {
     struct stream_access_log *next;
 };
 
+/*
+ * proxy_upload_rate / proxy_download_rate: bytes per second, 0 unlimited.
+ * A value with variables is evaluated once per session (nginx 1.19.7).
+ */
+struct stream_rate {
+    struct tmpl value; /* has_vars: evaluated per session */
+    uint64_t bytes;    /* the constant's value, when !value.has_vars */
+};
+
+/* proxy_bind: the source address of upstream connections. */
+struct stream_bind {
+    bool off;         /* proxy_bind off: cancels an inherited one */
+    bool transparent; /* IP_TRANSPARENT: any address, even not ours */
+    struct sockaddr_storage addr; /* a constant address */
+    socklen_t addrlen;
+    const char *text;  /* as written, for "bind(TEXT) failed" */
+    struct tmpl value; /* has_vars: evaluated per session */
+};
+
 /* Settings shared by stream{} and server{}; unset is CONF_UNSET or NULL. */
 struct stream_settings {
     int ssl_preread;
@@ -155,6 +174,9 @@ struct stream_settings {
     int64_t log_cache_inactive_ms; /* inactive=, default 10s */
     int log_cache_min_uses;        /* min_uses=, default 1 */
     int64_t log_cache_valid_ms;    /* valid=, default 60s */
+    struct stream_rate *upload_rate;   /* NULL: inherit / unlimited */
+    struct stream_rate *download_rate; /* NULL: inherit / unlimited */
+    struct stream_bind *proxy_bind;    /* NULL: inherit / none */
 };
 
 /* One `allow` or `deny` line. */
