@@ -436,14 +436,7 @@ sock_parse_local(const char *text, size_t len, struct sockaddr_storage *ss,
     if (len == 0 || len >= sizeof(host)) {
         return -1;
     }
-    /* A bare IPv6 address ("::1") has colons but no port. */
-    memcpy(host, text, len);
-    host[len] = '\0';
-    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        *sslen = sizeof(*sin6);
-        return 0;
-    }
+    /* nginx's ngx_parse_addr_port(): IPv6 only in brackets, port 1-65535. */
     if (text[0] == '[') {
         const char *end = memchr(text, ']', len);
 
@@ -462,8 +455,6 @@ sock_parse_local(const char *text, size_t len, struct sockaddr_storage *ss,
         if (port < 0 || inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
             return -1;
         }
-        memset(ss, 0, sizeof(*ss));
-        inet_pton(AF_INET6, host, &sin6->sin6_addr);
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons((uint16_t)port);
         *sslen = sizeof(*sin6);
@@ -473,9 +464,9 @@ sock_parse_local(const char *text, size_t len, struct sockaddr_storage *ss,
     if (colon != NULL) {
         host_len = (size_t)(colon - text);
         port = sock_parse_port(colon + 1, len - host_len - 1);
-        host[host_len] = '\0';
     }
-    memset(ss, 0, sizeof(*ss));
+    memcpy(host, text, host_len);
+    host[host_len] = '\0';
     if (port < 0 || inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
         return -1;
     }

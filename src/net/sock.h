@@ -102,8 +102,9 @@ int sock_listen_configure(int fd, const struct sock_listen_opts *o,
 int sock_connect(const struct sockaddr *sa, socklen_t len);
 
 /*
- * Parses a local address for bind(): "1.2.3.4", "1.2.3.4:PORT", "::1",
- * "[::1]" or "[::1]:PORT" (no port: 0, any). 0 or -1.
+ * Parses a local address for bind() as nginx's ngx_parse_addr_port():
+ * "1.2.3.4", "1.2.3.4:PORT", "[::1]" or "[::1]:PORT" (PORT 1-65535; no
+ * port: 0, any). 0 or -1.
  */
 int sock_parse_local(const char *text, size_t len, struct sockaddr_storage *ss,
                      socklen_t *sslen);

@@ -18,6 +18,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <unistd.h>
 
 #include "event/loop.h"
@@ -49,6 +51,7 @@ static void worker_signal(struct loop_io *io, uint32_t events);
 static void worker_idle(void *data);
 static void worker_shutdown_timer(struct loop_timer *t);
 static int worker_drop_privileges(const struct stream_conf *conf);
+static void worker_keep_net_raw(void);
 static void worker_pick_sockets(struct stream_conf *conf, int slot);
 static uint64_t worker_fd_budget(uint64_t max);
 
@@ -132,6 +135,27 @@ worker_pick_sockets(struct stream_conf *conf, int slot)
 }
 
 
+/*
+ * After setuid() with PR_SET_KEEPCAPS, keeps CAP_NET_RAW (and only it)
+ * effective, for IP_TRANSPARENT (nginx does the same). A failure is
+ * logged; proxy_bind ... transparent then fails per session.
+ */
+static void
+worker_keep_net_raw(void)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+    memset(data, 0, sizeof(data));
+    data[CAP_TO_INDEX(CAP_NET_RAW)].effective = CAP_TO_MASK(CAP_NET_RAW);
+    data[CAP_TO_INDEX(CAP_NET_RAW)].permitted = CAP_TO_MASK(CAP_NET_RAW);
+    if (syscall(SYS_capset, &hdr, data) == -1) {
+        errlog_write(NULL, ERRLOG_ALERT, 0, "capset() failed (%d: %s)", errno,
+                     strerror(errno));
+    }
+}
+
+
 static int
 worker_drop_privileges(const struct stream_conf *conf)
 {
@@ -165,6 +189,12 @@ worker_drop_privileges(const struct stream_conf *conf)
             return -1;
         }
     }
+    /* proxy_bind ... transparent needs CAP_NET_RAW after setuid (nginx). */
+    if (conf->transparent && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1) {
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "prctl(PR_SET_KEEPCAPS, 1) failed (%d: %s)", errno,
+                     strerror(errno));
+    }
     if (setgroups(0, NULL) == -1 ||
         setgid(gr != NULL ? gr->gr_gid : pw->pw_gid) == -1 ||
         setuid(pw->pw_uid) == -1) {
@@ -177,6 +207,9 @@ worker_drop_privileges(const struct stream_conf *conf)
     if (setuid(0) != -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "privileges could be regained");
         return -1;
+    }
+    if (conf->transparent) {
+        worker_keep_net_raw();
     }
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     return 0;

@@ -680,6 +680,7 @@ proxy_bind_set(struct conf_ctx *cf, const struct conf_node *n,
             return conf_msg(cf, "invalid parameter \"%s\"", n->args[2]);
         }
         b->transparent = true;
+        st->conf->transparent = true;
     }
     return NULL;
 }
