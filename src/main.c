@@ -17,13 +17,11 @@
 #include "conf/conf.h"
 #include "conf/parser.h"
 #include "log/errlog.h"
+#include "core/version.h"
 #include "process/cycle.h"
 #include "process/master.h"
 #include "stream/core.h"
 #include "stream/stream.h"
-
-
-#define SNIRELAY_VERSION "0.1.0"
 
 
 /* What the command line asked for. */

@@ -73,6 +73,8 @@
 #define V2_ADDR_LEN_TCP6 36
 #define V2_TLV_HDR_LEN 3
 #define PP2_TYPE_AUTHORITY 0x02
+#define PP2_TYPE_SSL 0x20
+#define PP2_SSL_FIXED_LEN 5 /* client(1) verify(4), then sub-TLVs */
 
 
 /* Parser states. */
@@ -591,6 +593,9 @@ v2_addr_done(struct proxy_proto *p)
         memcpy(&s->sin6_port, a + 32, 2);
         memcpy(&d->sin6_port, a + 34, 2);
     }
+    /* The rest of the block is the TLV area: where it lies in the header. */
+    p->tlvs_off = p->buf_len;
+    p->tlvs_len = p->left;
     v2_next_tlv(p);
 }
 
@@ -809,4 +814,143 @@ put_uint(uint8_t *out, size_t pos, unsigned v)
         out[pos++] = (uint8_t)digits[--n];
     }
     return pos;
+}
+
+
+/*
+ * nginx's names for $proxy_protocol_tlv_NAME (ngx_proxy_protocol.c):
+ * top-level types, sub-TLVs of PP2_TYPE_SSL, and the SSL TLV's verify.
+ */
+static const struct {
+    const char *name;
+    int type;
+} pp_tlv_names[] = {
+    {"alpn", 0x01},
+    {"authority", 0x02},
+    {"unique_id", 0x05},
+    {"ssl", 0x20},
+    {"ssl_verify", PROXY_PROTO_TLV_SSL_VERIFY},
+    {"ssl_version", 0x21 | PROXY_PROTO_TLV_SSL_SUB},
+    {"ssl_cn", 0x22 | PROXY_PROTO_TLV_SSL_SUB},
+    {"ssl_cipher", 0x23 | PROXY_PROTO_TLV_SSL_SUB},
+    {"ssl_sig_alg", 0x24 | PROXY_PROTO_TLV_SSL_SUB},
+    {"ssl_key_alg", 0x25 | PROXY_PROTO_TLV_SSL_SUB},
+    {"netns", 0x30},
+};
+
+
+int
+proxy_proto_tlv_type(const char *name, size_t len)
+{
+    int type = 0;
+
+    if (len >= 2 && name[0] == '0' && name[1] == 'x') {
+        /* nginx: "0x" and hex digits (leading zeros allowed), 0..255. */
+        if (len == 2) {
+            return PROXY_PROTO_TLV_INVALID;
+        }
+        for (size_t i = 2; i < len; i++) {
+            const char c = name[i];
+            int d;
+
+            if (c >= '0' && c <= '9') {
+                d = c - '0';
+            } else if (c >= 'a' && c <= 'f') {
+                d = c - 'a' + 10;
+            } else if (c >= 'A' && c <= 'F') {
+                d = c - 'A' + 10;
+            } else {
+                return PROXY_PROTO_TLV_INVALID;
+            }
+            type = type * 16 + d;
+            if (type > 0xff) {
+                return PROXY_PROTO_TLV_INVALID;
+            }
+        }
+        return type;
+    }
+    for (size_t i = 0; i < sizeof(pp_tlv_names) / sizeof(pp_tlv_names[0]);
+         i++) {
+        if (strlen(pp_tlv_names[i].name) == len &&
+            memcmp(pp_tlv_names[i].name, name, len) == 0) {
+            return pp_tlv_names[i].type;
+        }
+    }
+    return PROXY_PROTO_TLV_UNKNOWN;
+}
+
+
+/* The first TLV of `type` in the area tlvs (len bytes). */
+static enum proxy_proto_tlv_rc
+pp_tlv_find(const uint8_t *tlvs, size_t len, uint8_t type, const uint8_t **val,
+            size_t *vlen)
+{
+    size_t pos = 0;
+
+    /* Each round moves pos forward by at least V2_TLV_HDR_LEN. */
+    while (pos < len) {
+        size_t n;
+
+        if (len - pos < V2_TLV_HDR_LEN) {
+            return PROXY_PROTO_TLV_BROKEN;
+        }
+        n = (size_t)tlvs[pos + 1] << 8 | tlvs[pos + 2];
+        if (n > len - pos - V2_TLV_HDR_LEN) {
+            return PROXY_PROTO_TLV_BROKEN;
+        }
+        if (tlvs[pos] == type) {
+            *val = tlvs + pos + V2_TLV_HDR_LEN;
+            *vlen = n;
+            return PROXY_PROTO_TLV_FOUND;
+        }
+        pos += V2_TLV_HDR_LEN + n;
+    }
+    return PROXY_PROTO_TLV_NONE;
+}
+
+
+enum proxy_proto_tlv_rc
+proxy_proto_tlv_get(const uint8_t *tlvs, size_t len, int type,
+                    const uint8_t **val, size_t *vlen,
+                    char verify[PROXY_PROTO_TLV_VERIFY_MAX])
+{
+    const uint8_t *ssl;
+    size_t ssl_len;
+    enum proxy_proto_tlv_rc rc;
+
+    if (type < 0 || type > (0xff | PROXY_PROTO_TLV_SSL_SUB |
+                            PROXY_PROTO_TLV_SSL_VERIFY)) {
+        return PROXY_PROTO_TLV_NONE;
+    }
+    if (!(type & (PROXY_PROTO_TLV_SSL_SUB | PROXY_PROTO_TLV_SSL_VERIFY))) {
+        return pp_tlv_find(tlvs, len, (uint8_t)type, val, vlen);
+    }
+    rc = pp_tlv_find(tlvs, len, PP2_TYPE_SSL, &ssl, &ssl_len);
+    if (rc != PROXY_PROTO_TLV_FOUND) {
+        return rc;
+    }
+    if (ssl_len < PP2_SSL_FIXED_LEN) {
+        return PROXY_PROTO_TLV_BROKEN;
+    }
+    if (type & PROXY_PROTO_TLV_SSL_VERIFY) {
+        uint32_t v = (uint32_t)ssl[1] << 24 | (uint32_t)ssl[2] << 16 |
+                     (uint32_t)ssl[3] << 8 | ssl[4];
+        char digits[PROXY_PROTO_TLV_VERIFY_MAX];
+        size_t n = 0;
+
+        /* At most 10 digits: 4294967295. */
+        do {
+            digits[n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        for (size_t i = 0; i < n; i++) {
+            verify[i] = digits[n - 1 - i];
+        }
+        verify[n] = '\0';
+        *val = (const uint8_t *)verify;
+        *vlen = n;
+        return PROXY_PROTO_TLV_FOUND;
+    }
+    return pp_tlv_find(ssl + PP2_SSL_FIXED_LEN, ssl_len - PP2_SSL_FIXED_LEN,
+                       (uint8_t)(type & 0xff), val, vlen);
 }

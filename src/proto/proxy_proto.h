@@ -73,6 +73,9 @@ struct proxy_proto {
     char authority[PROXY_PROTO_AUTHORITY_MAX + 1]; /* raw, NUL-ended */
 
     size_t authority_len; /* bytes in authority */
+    size_t tlvs_off;      /* v2 PROXY with addresses: where the TLV area
+                             starts among the header's bytes, else 0 */
+    size_t tlvs_len;      /* its length: the header's last bytes */
     size_t consumed;      /* header bytes read so far; after DONE the
                              bytes to skip before the payload */
     const char *reason;   /* static text: why MALFORMED, else "ok" */
@@ -127,6 +130,49 @@ void proxy_proto_init(struct proxy_proto *p);
  */
 enum proxy_proto_rc proxy_proto_feed(struct proxy_proto *p, const uint8_t *data,
                                      size_t len);
+
+/*
+ * $proxy_protocol_tlv_NAME (nginx 1.23.2): the TLV area of a v2 header
+ * (header bytes [tlvs_off, tlvs_off + tlvs_len) of a DONE parse) is kept
+ * by the caller and searched on demand.
+ */
+enum proxy_proto_tlv_rc {
+    PROXY_PROTO_TLV_FOUND,  /* *val, *vlen set */
+    PROXY_PROTO_TLV_NONE,   /* no such TLV */
+    PROXY_PROTO_TLV_BROKEN, /* a TLV overruns its area (nginx: "broken
+                               PROXY protocol TLV") */
+};
+
+/* Flags on a type from proxy_proto_tlv_type(). */
+#define PROXY_PROTO_TLV_SSL_SUB 0x100    /* a sub-TLV of PP2_TYPE_SSL */
+#define PROXY_PROTO_TLV_SSL_VERIFY 0x200 /* the SSL TLV's verify field */
+#define PROXY_PROTO_TLV_UNKNOWN (-1)     /* not a name nginx knows */
+#define PROXY_PROTO_TLV_INVALID (-2)     /* "0x" without a hex byte */
+
+/* Room for the verify field as decimal text, NUL included. */
+#define PROXY_PROTO_TLV_VERIFY_MAX 11
+
+/*
+ * The type for a variable name (len bytes after "proxy_protocol_tlv_"),
+ * as nginx: alpn, authority, unique_id, ssl, netns; ssl_version, ssl_cn,
+ * ssl_cipher, ssl_sig_alg, ssl_key_alg (sub-TLVs of ssl, with
+ * PROXY_PROTO_TLV_SSL_SUB); ssl_verify (PROXY_PROTO_TLV_SSL_VERIFY); or
+ * "0x" and hex digits for any type 0..255 ("0x000ae" is 0xae). Returns the
+ * type with its flags, PROXY_PROTO_TLV_UNKNOWN or PROXY_PROTO_TLV_INVALID.
+ */
+int proxy_proto_tlv_type(const char *name, size_t len);
+
+/*
+ * Finds the first TLV of type (from proxy_proto_tlv_type()) in the TLV
+ * area tlvs (len bytes): *val points into tlvs, or for ssl_verify to the
+ * decimal text written into verify. Sub-TLVs are looked up after the SSL
+ * TLV's 5 fixed bytes (client, verify). Bounded by len; never reads
+ * outside tlvs.
+ */
+enum proxy_proto_tlv_rc
+proxy_proto_tlv_get(const uint8_t *tlvs, size_t len, int type,
+                    const uint8_t **val, size_t *vlen,
+                    char verify[PROXY_PROTO_TLV_VERIFY_MAX]);
 
 /*
  * Builds a header into buf (cap bytes; PROXY_PROTO_BUILD_MAX always

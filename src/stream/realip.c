@@ -34,6 +34,7 @@ static void realip_done(struct session *s);
 static const char *realip_add_from(struct conf_ctx *cf,
                                    struct stream_settings *set,
                                    const struct cidr *net);
+static int realip_keep_tlvs(struct session *s);
 
 
 const char *
@@ -182,6 +183,10 @@ realip_io(struct loop_io *io, uint32_t events)
         rc = proxy_proto_feed(s->pp, s->pre_buf + s->pre_len, (size_t)n);
         s->pre_len += (size_t)n;
         if (rc == PROXY_PROTO_DONE) {
+            if (realip_keep_tlvs(s) == -1) {
+                session_finalize(s, 500);
+                return;
+            }
             /* Keep only the payload that followed the header. */
             s->pre_len -= s->pp->consumed;
             memmove(s->pre_buf, s->pre_buf + s->pp->consumed, s->pre_len);
@@ -199,6 +204,31 @@ realip_io(struct loop_io *io, uint32_t events)
             return;
         }
     }
+}
+
+
+/*
+ * With $proxy_protocol_tlv_* in the config, the header's TLV area (still
+ * in pre_buf) goes right after s->pp, in the same allocation; otherwise
+ * it is dropped, and so costs nothing. 0, or -1 when out of memory.
+ */
+static int
+realip_keep_tlvs(struct session *s)
+{
+    struct proxy_proto *pp;
+    const size_t n = s->pp->tlvs_len;
+
+    if (!s->conf->keep_pp_tlvs || n == 0) {
+        s->pp->tlvs_len = 0;
+        return 0;
+    }
+    pp = realloc(s->pp, sizeof(*pp) + n);
+    if (pp == NULL) {
+        return -1;
+    }
+    s->pp = pp;
+    memcpy(pp + 1, s->pre_buf + pp->tlvs_off, n);
+    return 0;
 }
 
 

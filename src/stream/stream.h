@@ -266,6 +266,8 @@ struct stream_conf {
     struct limit_conn_zone *zones;
     const char *conf_path;      /* the main file, for messages */
     struct compat_main *compat; /* nginx core directives; NULL: none */
+    bool keep_pp_tlvs;     /* some $proxy_protocol_tlv_*: sessions keep
+                              the PROXY header's TLV area */
     bool transparent;      /* some proxy_bind ... transparent: workers
                               keep CAP_NET_RAW when they drop privileges */
 };

@@ -14,7 +14,9 @@
 
 #include "core/clock.h"
 #include "core/str.h"
+#include "core/version.h"
 #include "net/sock.h"
+#include "proto/proxy_proto.h"
 #include "stream/geo.h"
 #include "stream/hostmatch.h"
 #include "stream/map.h"
@@ -84,6 +86,7 @@ static const char *const vars_names[VAR_BUILTIN_COUNT] = {
     [VAR_REALIP_REMOTE_ADDR] = "realip_remote_addr",
     [VAR_REALIP_REMOTE_PORT] = "realip_remote_port",
     [VAR_BINARY_REMOTE_ADDR] = "binary_remote_addr",
+    [VAR_NGINX_VERSION] = "nginx_version",
 };
 
 static const char *const vars_preread_names[] = {
@@ -124,6 +127,15 @@ vars_resolve(void *data, const char *name, size_t len, bool *is_capture)
     if (id >= 0) {
         return id;
     }
+    if (len > sizeof(VAR_PP_TLV_PREFIX) - 1 &&
+        memcmp(name, VAR_PP_TLV_PREFIX, sizeof(VAR_PP_TLV_PREFIX) - 1) == 0) {
+        const int type =
+            proxy_proto_tlv_type(name + sizeof(VAR_PP_TLV_PREFIX) - 1,
+                                 len - (sizeof(VAR_PP_TLV_PREFIX) - 1));
+        /* Sessions on proxy_protocol listeners now keep the TLV area. */
+        ((struct stream_conf *)data)->keep_pp_tlvs = true;
+        return type < 0 ? VAR_PP_TLV_BAD : VAR_PP_TLV_BASE + type;
+    }
     for (size_t i = 0; i < conf->nmaps; i++) {
         const char *v = conf->maps[i]->var_name;
         if (strlen(v) == len && memcmp(v, name, len) == 0) {
@@ -148,6 +160,9 @@ vars_is_client_depth(const struct stream_conf *conf, const struct tmpl *t,
         }
         if (p->kind != TMPL_VAR) {
             continue;
+        }
+        if (p->id >= VAR_PP_TLV_BASE && p->id <= VAR_PP_TLV_BAD) {
+            return true; /* bytes the PROXY header's sender chose */
         }
         switch (p->id) {
         case VAR_SSL_PREREAD_SERVER_NAME:
@@ -338,6 +353,44 @@ vars_map_value(struct vars_ctx *ctx, const struct stream_map *m,
         return -1;
     }
     return 0;
+}
+
+
+/*
+ * $proxy_protocol_tlv_NAME: from the TLV area realip.c kept after the
+ * session's pp (only when the config uses such a variable). nginx's
+ * errors: an unknown name or a TLV overrunning its area are logged and
+ * the variable has no value.
+ */
+static int
+vars_pp_tlv(struct session *s, const struct tmpl_part *p, const char **val,
+            size_t *len)
+{
+    char verify[PROXY_PROTO_TLV_VERIFY_MAX];
+    const uint8_t *v;
+    size_t n;
+
+    if (p->id == VAR_PP_TLV_BAD) {
+        session_log(s, ERRLOG_ERR, "unknown PROXY protocol TLV \"%s\"",
+                    p->text + sizeof(VAR_PP_TLV_PREFIX) - 1);
+        return -1;
+    }
+    if (!s->has_pp || s->pp->tlvs_len == 0 || !s->conf->keep_pp_tlvs) {
+        return -1;
+    }
+    switch (proxy_proto_tlv_get((const uint8_t *)(s->pp + 1), s->pp->tlvs_len,
+                                p->id - VAR_PP_TLV_BASE, &v, &n, verify)) {
+    case PROXY_PROTO_TLV_FOUND:
+        *val = vars_scratch_copy((const char *)v, n);
+        *len = n;
+        return *val != NULL ? 0 : -1;
+    case PROXY_PROTO_TLV_BROKEN:
+        session_log(s, ERRLOG_ERR, "broken PROXY protocol TLV");
+        return -1;
+    case PROXY_PROTO_TLV_NONE:
+    default:
+        return -1;
+    }
 }
 
 
@@ -553,8 +606,15 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
             *len = 4;
         }
         return 0;
+    case VAR_NGINX_VERSION:
+        *val = SNIRELAY_VERSION;
+        *len = sizeof(SNIRELAY_VERSION) - 1;
+        return 0;
     default:
         break;
+    }
+    if (p->id >= VAR_PP_TLV_BASE && p->id <= VAR_PP_TLV_BAD) {
+        return vars_pp_tlv(s, p, val, len);
     }
     if (p->id >= VAR_BUILTIN_COUNT &&
         (size_t)(p->id - VAR_BUILTIN_COUNT) < s->conf->nmaps) {

@@ -50,8 +50,19 @@ enum var_id {
     VAR_REALIP_REMOTE_ADDR,
     VAR_REALIP_REMOTE_PORT,
     VAR_BINARY_REMOTE_ADDR,
+    VAR_NGINX_VERSION,
     VAR_BUILTIN_COUNT,
 };
+
+/*
+ * $proxy_protocol_tlv_NAME: ids VAR_PP_TLV_BASE + the type from
+ * proxy_proto_tlv_type() (flags included), or VAR_PP_TLV_BAD for a name
+ * nginx does not know (accepted, as nginx does; logged per use). Far
+ * above the ids of map (and other defined) variables.
+ */
+#define VAR_PP_TLV_BASE 0x1000000
+#define VAR_PP_TLV_BAD (VAR_PP_TLV_BASE + 0x400)
+#define VAR_PP_TLV_PREFIX "proxy_protocol_tlv_"
 
 /* The id of a built-in variable, or -1. */
 int vars_builtin_id(const char *name, size_t len);

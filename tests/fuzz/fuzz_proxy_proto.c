@@ -10,7 +10,12 @@
  * by exactly `consumed` bytes (one fewer is NEED_MORE) and be sticky. A
  * DONE header with addresses is rebuilt with proxy_proto_build() in both
  * versions and parsed again: the addresses (and v2 authority) must come
- * back unchanged. Any difference traps.
+ * back unchanged. The TLV area of a DONE header (tlvs_off, tlvs_len) must
+ * lie inside it, and every $proxy_protocol_tlv_* name is looked up in it,
+ * and in the whole input taken as a TLV area, from an exact-size copy: a
+ * found value lies inside the area, and the top level of a DONE header's
+ * area is never broken (the parser took whole TLVs). Any difference
+ * traps.
  *
  * Build: clang -Isrc -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
  *        -fno-sanitize-recover=all tests/fuzz/fuzz_proxy_proto.c
@@ -51,6 +56,7 @@ static void check_same(const struct proxy_proto *a,
 static void check_decided_by_consumed(const struct proxy_proto *p,
                                       const uint8_t *stream);
 static void check_round_trip(const struct proxy_proto *p);
+static void check_tlvs(const uint8_t *area, size_t len, bool whole_tlvs);
 
 
 /*
@@ -105,8 +111,51 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (rc_whole == PROXY_PROTO_DONE) {
         check_round_trip(&whole);
+        CHECK(whole.tlvs_len == 0 ||
+              whole.tlvs_off + whole.tlvs_len == whole.consumed);
+        CHECK(whole.tlvs_off + whole.tlvs_len <= whole.consumed);
+        check_tlvs(stream + whole.tlvs_off, whole.tlvs_len, true);
     }
+    check_tlvs(stream, len, false);
     return 0;
+}
+
+
+/* Every name nginx knows, a few hex types, looked up in an exact copy. */
+static void
+check_tlvs(const uint8_t *area, size_t len, bool whole_tlvs)
+{
+    static const char *const names[] = {
+        "alpn",   "authority",   "unique_id",  "ssl",         "netns",
+        "0x3",    "ssl_verify",  "ssl_version", "ssl_cn",     "ssl_cipher",
+        "ssl_sig_alg", "ssl_key_alg", "0x0", "0xff", "0x04",
+    };
+    uint8_t *copy = malloc(len > 0 ? len : 1);
+
+    CHECK(copy != NULL);
+    memcpy(copy, area, len);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char verify[PROXY_PROTO_TLV_VERIFY_MAX];
+        const uint8_t *v = NULL;
+        size_t n = 0;
+        const int type = proxy_proto_tlv_type(names[i], strlen(names[i]));
+        CHECK(type >= 0);
+        const enum proxy_proto_tlv_rc rc =
+            proxy_proto_tlv_get(copy, len, type, &v, &n, verify);
+
+        if (rc == PROXY_PROTO_TLV_FOUND) {
+            if (v == (const uint8_t *)verify) {
+                CHECK(n >= 1 && n < PROXY_PROTO_TLV_VERIFY_MAX);
+            } else {
+                CHECK(v >= copy && n <= len && v + n <= copy + len);
+            }
+        }
+        if (whole_tlvs && !(type & (PROXY_PROTO_TLV_SSL_SUB |
+                                    PROXY_PROTO_TLV_SSL_VERIFY))) {
+            CHECK(rc != PROXY_PROTO_TLV_BROKEN);
+        }
+    }
+    free(copy);
 }
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 
 import hello
@@ -19,7 +20,7 @@ ALL_FIELDS = [
     "upstream_bytes_received", "upstream_connect_time", "upstream_first_byte_time",
     "upstream_session_time", "ssl_preread_server_name", "ssl_preread_alpn_protocols",
     "ssl_preread_protocol", "ssl_preread_status", "ssl_preread_ech",
-    "proxy_protocol_addr", "proxy_protocol_port",
+    "proxy_protocol_addr", "proxy_protocol_port", "nginx_version",
 ]
 ALL_FORMAT = "|".join("$" + f for f in ALL_FIELDS)
 
@@ -115,6 +116,10 @@ def test_every_field_of_a_line(relay, backend, port):
     assert f["ssl_preread_ech"] in ("", "-", "0")
     assert util.empty(f["proxy_protocol_addr"])
     assert util.empty(f["proxy_protocol_port"])
+    # snirelay is not nginx: $nginx_version is snirelay's own version.
+    v = subprocess.run([util.bin_path(), "-v"], capture_output=True, text=True)
+    assert "snirelay version: snirelay/%s\n" % f["nginx_version"] == v.stderr
+    assert re.match(r"^\d+\.\d+\.\d+$", f["nginx_version"])
     assert B.conns[0]["data"] == sent
     assert D.accepted == 0
 

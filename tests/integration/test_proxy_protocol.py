@@ -540,3 +540,80 @@ def test_limit_conn_counts_the_real_ip(master, backend, port):
     m.wait_access(3)
     st = sorted((f["remote_addr"], f["status"]) for f in _lines(m))
     assert st == [("192.0.2.1", "200"), ("192.0.2.1", "503"), ("192.0.2.2", "200")]
+
+
+# --------------------------------------------------------------------------
+# $proxy_protocol_tlv_* (nginx 1.23.2)
+
+TLV_NAMES = ["alpn", "authority", "0x3", "unique_id", "netns", "ssl_verify",
+             "ssl_version", "ssl_cn", "ssl_cipher", "ssl_sig_alg", "ssl_key_alg",
+             "0x000ae", "0x000e", "ssl"]
+TLV_FMT = "|".join("$proxy_protocol_tlv_" + n for n in TLV_NAMES) + "|$upstream_addr"
+
+
+def _ssl_tlv(client, verify, subs):
+    return tlv(0x20, bytes([client]) + struct.pack("!I", verify) + subs)
+
+
+def test_tlv_variables_from_a_v2_header(master, backend, port):
+    B1 = backend(util.record_to_eof(), name="by-authority")
+    B2 = backend(util.record_to_eof(), name="default")
+    L = port()
+    m = master(r"""
+    map $proxy_protocol_tlv_authority $backend {
+        a.test   127.0.0.1:@B1@;
+        default  127.0.0.1:@B2@;
+    }
+    server {
+        listen 127.0.0.1:@L@ proxy_protocol;
+        proxy_pass $backend;
+    }
+    """, log_format=TLV_FMT, L=L, B1=B1.port, B2=B2.port)
+    subs = (tlv(0x21, b"TLSv1.2") + tlv(0x22, b"example.com") +
+            tlv(0x23, b"AES256-SHA") + tlv(0x24, b"SHA1") + tlv(0x25, b"RSA512"))
+    tlvs = (tlv(0x01, b"ALPN1") + tlv(0x02, b"a.test") + tlv(0x03, b"4321") +
+            tlv(0x05, b"UNIQQ") + tlv(0x30, b"NETNS") + tlv(0xae, b"12345") +
+            _ssl_tlv(0x01, 255, subs))
+    payload = os.urandom(1000)
+    s = _send(L, v2("192.0.2.1", "192.0.2.2", 123, 5678, tlvs=tlvs) + payload)
+    util.recv_all(s)
+    s.close()
+    assert _backend_data(B1) == payload
+    # Without TLVs (and with a v1 header) every one has no value: "-".
+    for header in (v2("192.0.2.1", "192.0.2.2", 1, 2),
+                   v1("192.0.2.1", "192.0.2.2", 1, 2)):
+        s = _send(L, header + b"x")
+        util.recv_all(s)
+        s.close()
+    m.wait_access(3)
+    lines = [l.split("|") for l in m.access_lines()]
+    got = dict(zip(TLV_NAMES + ["upstream_addr"], lines[0]))
+    assert got == {
+        "alpn": "ALPN1", "authority": "a.test", "0x3": "4321",
+        "unique_id": "UNIQQ", "netns": "NETNS", "ssl_verify": "255",
+        "ssl_version": "TLSv1.2", "ssl_cn": "example.com",
+        "ssl_cipher": "AES256-SHA", "ssl_sig_alg": "SHA1",
+        "ssl_key_alg": "RSA512", "0x000ae": "12345", "0x000e": "-",
+        # The SSL TLV raw: client, verify, sub-TLVs; bytes escaped \xHH.
+        "ssl": "\\x01\\x00\\x00\\x00\\xFF!\\x00\\x07TLSv1.2\\x22\\x00\\x0Bexample.com"
+               "#\\x00\\x0AAES256-SHA$\\x00\\x04SHA1%\\x00\\x06RSA512",
+        "upstream_addr": B1.addr,
+    }
+    for l in lines[1:]:
+        assert l == ["-"] * len(TLV_NAMES) + [B2.addr]
+
+
+def test_unknown_tlv_name_loads_and_logs_per_use(master, backend, port):
+    # nginx accepts any $proxy_protocol_tlv_ name and complains when used.
+    B = backend(util.record_to_eof())
+    L = port()
+    m = master(IN_CONF, log_format="$proxy_protocol_tlv_bogus|$proxy_protocol_tlv_0x",
+               L=L, B=B.port, EXTRA="")
+    s = _send(L, v2("192.0.2.1", "192.0.2.2", 1, 2, tlvs=tlv(0x02, b"h")) + b"x")
+    util.recv_all(s)
+    s.close()
+    m.wait_access(1)
+    assert m.access_lines() == ["-|-"]
+    err = m.error_text()
+    assert 'unknown PROXY protocol TLV "bogus"' in err
+    assert 'unknown PROXY protocol TLV "0x"' in err

@@ -408,6 +408,8 @@ assert_same_results(const struct proxy_proto *a, const struct proxy_proto *b)
     assert_int_equal(a->authority_len, b->authority_len);
     assert_memory_equal(a->authority, b->authority, a->authority_len + 1);
     assert_int_equal(a->consumed, b->consumed);
+    assert_int_equal(a->tlvs_off, b->tlvs_off);
+    assert_int_equal(a->tlvs_len, b->tlvs_len);
 }
 
 
@@ -1282,6 +1284,257 @@ test_round_trip_local(void **state)
 }
 
 
+/* ---- $proxy_protocol_tlv_* ------------------------------------------ */
+
+
+/* Where the TLV area lies: after the addresses, to the header's end. */
+static void
+test_tlv_area_offsets(void **state)
+{
+    struct proxy_proto p;
+
+    assert_int_equal(parse_whole(&p, *state, v2_tcp6_tlvs,
+                                 sizeof(v2_tcp6_tlvs)),
+                     PROXY_PROTO_DONE);
+    assert_int_equal(p.tlvs_off, 16 + 36);
+    assert_int_equal(p.tlvs_len, sizeof(v2_tcp6_tlvs) - 16 - 36);
+    /* Every split gives the same (assert_same_results compares them). */
+    check_all_ways(*state, v2_tcp6_tlvs, sizeof(v2_tcp6_tlvs),
+                   &v2_tcp6_tlvs_expect);
+    assert_int_equal(parse_whole(&p, *state, v2_tcp4, sizeof(v2_tcp4)),
+                     PROXY_PROTO_DONE);
+    assert_int_equal(p.tlvs_off, 16 + 12);
+    assert_int_equal(p.tlvs_len, 0);
+    assert_int_equal(parse_whole(&p, *state, v2_local_with_block,
+                                 sizeof(v2_local_with_block)),
+                     PROXY_PROTO_DONE);
+    assert_int_equal(p.tlvs_len, 0);
+    assert_int_equal(parse_whole(&p, *state, (const uint8_t *)v1_tcp4_line,
+                                 strlen(v1_tcp4_line)),
+                     PROXY_PROTO_DONE);
+    assert_int_equal(p.tlvs_len, 0);
+}
+
+
+static void
+test_tlv_names(void **state)
+{
+    static const struct {
+        const char *name;
+        int type;
+    } cases[] = {
+        {"alpn", 0x01},
+        {"authority", 0x02},
+        {"unique_id", 0x05},
+        {"ssl", 0x20},
+        {"netns", 0x30},
+        {"ssl_verify", PROXY_PROTO_TLV_SSL_VERIFY},
+        {"ssl_version", 0x21 | PROXY_PROTO_TLV_SSL_SUB},
+        {"ssl_cn", 0x22 | PROXY_PROTO_TLV_SSL_SUB},
+        {"ssl_cipher", 0x23 | PROXY_PROTO_TLV_SSL_SUB},
+        {"ssl_sig_alg", 0x24 | PROXY_PROTO_TLV_SSL_SUB},
+        {"ssl_key_alg", 0x25 | PROXY_PROTO_TLV_SSL_SUB},
+        {"0x3", 0x03},
+        {"0x000ae", 0xae},
+        {"0xAE", 0xae},
+        {"0xff", 0xff},
+        {"0x0", 0x00},
+        {"0x", PROXY_PROTO_TLV_INVALID},
+        {"0x100", PROXY_PROTO_TLV_INVALID},
+        {"0xg1", PROXY_PROTO_TLV_INVALID},
+        {"0x1 ", PROXY_PROTO_TLV_INVALID},
+        {"crc32c", PROXY_PROTO_TLV_UNKNOWN},
+        {"ALPN", PROXY_PROTO_TLV_UNKNOWN},
+        {"ssl_", PROXY_PROTO_TLV_UNKNOWN},
+        {"", PROXY_PROTO_TLV_UNKNOWN},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(proxy_proto_tlv_type(cases[i].name,
+                                              strlen(cases[i].name)),
+                         cases[i].type);
+    }
+}
+
+
+/* Looks name up in an area placed flush against the guard page. */
+static enum proxy_proto_tlv_rc
+tlv_get_guarded(struct guardpage *g, const uint8_t *area, size_t len,
+                const char *name, const uint8_t **val, size_t *vlen,
+                char *verify)
+{
+    const uint8_t *q = guardpage_place(g, area, len);
+    const int type = proxy_proto_tlv_type(name, strlen(name));
+
+    assert_non_null(q);
+    assert_true(type >= 0);
+    return proxy_proto_tlv_get(q, len, type, val, vlen, verify);
+}
+
+
+static void
+assert_tlv(struct guardpage *g, const uint8_t *area, size_t len,
+           const char *name, const void *want, size_t want_len)
+{
+    char verify[PROXY_PROTO_TLV_VERIFY_MAX];
+    const uint8_t *v = NULL;
+    size_t n = 0;
+
+    assert_int_equal(tlv_get_guarded(g, area, len, name, &v, &n, verify),
+                     PROXY_PROTO_TLV_FOUND);
+    assert_int_equal(n, want_len);
+    assert_memory_equal(v, want, want_len);
+}
+
+
+static void
+assert_tlv_rc(struct guardpage *g, const uint8_t *area, size_t len,
+              const char *name, enum proxy_proto_tlv_rc want)
+{
+    char verify[PROXY_PROTO_TLV_VERIFY_MAX];
+    const uint8_t *v = NULL;
+    size_t n = 0;
+
+    assert_int_equal(tlv_get_guarded(g, area, len, name, &v, &n, verify),
+                     want);
+}
+
+
+/* The TLV area of v2_tcp6_tlvs: NOOP, AUTHORITY, CRC32C, UNIQUE_ID. */
+static void
+test_tlv_get_top_level(void **state)
+{
+    const uint8_t *area = v2_tcp6_tlvs + 16 + 36;
+    const size_t len = sizeof(v2_tcp6_tlvs) - 16 - 36;
+
+    assert_tlv(*state, area, len, "authority", "example.com", 11);
+    assert_tlv(*state, area, len, "0x02", "example.com", 11);
+    assert_tlv(*state, area, len, "unique_id", "\x2a", 1);
+    assert_tlv(*state, area, len, "0x3", "\xde\xad\xbe\xef", 4);
+    assert_tlv(*state, area, len, "0x04", "\0\0", 2);
+    assert_tlv_rc(*state, area, len, "alpn", PROXY_PROTO_TLV_NONE);
+    assert_tlv_rc(*state, area, len, "ssl", PROXY_PROTO_TLV_NONE);
+    assert_tlv_rc(*state, area, len, "ssl_cn", PROXY_PROTO_TLV_NONE);
+    assert_tlv_rc(*state, area, len, "ssl_verify", PROXY_PROTO_TLV_NONE);
+    assert_tlv_rc(*state, area, 0, "authority", PROXY_PROTO_TLV_NONE);
+}
+
+
+/* clang-format off */
+static const uint8_t tlv_ssl_area[] = {
+    0x01, 0x00, 0x05,       /* PP2_TYPE_ALPN, length 5 */
+    'A', 'L', 'P', 'N', '1',
+    0x20, 0x00, 0x26,       /* PP2_TYPE_SSL, length 5 + 33 = 38 */
+    0x01,                   /* client: PP2_CLIENT_SSL */
+    0x00, 0x00, 0x00, 0xff, /* verify: 255 */
+    0x21, 0x00, 0x07,       /* PP2_SUBTYPE_SSL_VERSION, length 7 */
+    'T', 'L', 'S', 'v', '1', '.', '2',
+    0x22, 0x00, 0x0b,       /* PP2_SUBTYPE_SSL_CN, length 11 */
+    'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'c', 'o', 'm',
+    0x25, 0x00, 0x06,       /* PP2_SUBTYPE_SSL_KEY_ALG, length 6 */
+    'R', 'S', 'A', '5', '1', '2',
+    0x30, 0x00, 0x05,       /* PP2_TYPE_NETNS, length 5 */
+    'N', 'E', 'T', 'N', 'S',
+};
+/* clang-format on */
+
+
+static void
+test_tlv_get_ssl(void **state)
+{
+    uint8_t area[sizeof(tlv_ssl_area)];
+
+    assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "alpn", "ALPN1", 5);
+    assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "netns", "NETNS",
+               5);
+    assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "ssl",
+               tlv_ssl_area + 11, 38);
+    assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "ssl_verify", "255",
+               3);
+    assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "ssl_version",
+               "TLSv1.2", 7);
+    assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "ssl_cn",
+               "example.com", 11);
+    assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "ssl_key_alg",
+               "RSA512", 6);
+    assert_tlv_rc(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "ssl_cipher",
+                  PROXY_PROTO_TLV_NONE);
+    /* A sub-TLV type is not a top-level one, nor the reverse. */
+    assert_tlv_rc(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "0x21",
+                  PROXY_PROTO_TLV_NONE);
+    /* The largest verify value. */
+    memcpy(area, tlv_ssl_area, sizeof(area));
+    memset(area + 12, 0xff, 4);
+    assert_tlv(*state, area, sizeof(area), "ssl_verify", "4294967295", 10);
+    memset(area + 12, 0, 4);
+    assert_tlv(*state, area, sizeof(area), "ssl_verify", "0", 1);
+}
+
+
+/*
+ * Malformed areas (nginx: "broken PROXY protocol TLV"): a TLV header or
+ * value that overruns the area, an SSL TLV shorter than its 5 fixed
+ * bytes, a sub-TLV that overruns the SSL TLV. Every truncation of a good
+ * area is looked up flush against the guard page: never a read past it.
+ */
+static void
+test_tlv_get_malformed(void **state)
+{
+    static const uint8_t short_hdr[] = {0x02, 0x00};
+    static const uint8_t overrun[] = {0x02, 0x00, 0x05, 'a', 'b'};
+    static const uint8_t after_found[] = {0x02, 0x00, 0x01, 'a', 0x05, 0xff};
+    static const uint8_t ssl_short[] = {0x20, 0x00, 0x04, 0x01, 0, 0, 0};
+    static const uint8_t ssl_sub_overrun[] = {0x20, 0x00, 0x08, 0x01, 0, 0,
+                                              0,    0,    0x21, 0x00, 0x09};
+    const char *const names[] = {"alpn",        "authority", "unique_id",
+                                 "ssl",         "netns",     "ssl_verify",
+                                 "ssl_version", "ssl_cn",    "ssl_key_alg",
+                                 "0xae"};
+
+    assert_tlv_rc(*state, short_hdr, sizeof(short_hdr), "authority",
+                  PROXY_PROTO_TLV_BROKEN);
+    assert_tlv_rc(*state, overrun, sizeof(overrun), "authority",
+                  PROXY_PROTO_TLV_BROKEN);
+    assert_tlv_rc(*state, overrun, sizeof(overrun), "alpn",
+                  PROXY_PROTO_TLV_BROKEN);
+    /* As nginx: the scan stops at the first match. */
+    assert_tlv(*state, after_found, sizeof(after_found), "authority", "a", 1);
+    assert_tlv_rc(*state, after_found, sizeof(after_found), "unique_id",
+                  PROXY_PROTO_TLV_BROKEN);
+    assert_tlv(*state, ssl_short, sizeof(ssl_short), "ssl", "\x01\0\0\0", 4);
+    assert_tlv_rc(*state, ssl_short, sizeof(ssl_short), "ssl_verify",
+                  PROXY_PROTO_TLV_BROKEN);
+    assert_tlv_rc(*state, ssl_short, sizeof(ssl_short), "ssl_cn",
+                  PROXY_PROTO_TLV_BROKEN);
+    assert_tlv(*state, ssl_sub_overrun, sizeof(ssl_sub_overrun), "ssl_verify",
+               "0", 1);
+    assert_tlv_rc(*state, ssl_sub_overrun, sizeof(ssl_sub_overrun),
+                  "ssl_version", PROXY_PROTO_TLV_BROKEN);
+    for (size_t cut = 0; cut < sizeof(tlv_ssl_area); cut++) {
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            char verify[PROXY_PROTO_TLV_VERIFY_MAX];
+            const uint8_t *v = NULL;
+            size_t n = 0;
+            const enum proxy_proto_tlv_rc rc = tlv_get_guarded(
+                *state, tlv_ssl_area, cut, names[i], &v, &n, verify);
+
+            if (rc == PROXY_PROTO_TLV_FOUND && v != (const uint8_t *)verify) {
+                /* A found value lies inside the area. */
+                const uint8_t *const start =
+                    ((struct guardpage *)*state)->guard - cut;
+                assert_true(v >= start && v + n <= start + cut);
+            }
+        }
+    }
+    /* Unknown types from proxy_proto_tlv_type() are never found. */
+    assert_int_equal(proxy_proto_tlv_get(tlv_ssl_area, sizeof(tlv_ssl_area),
+                                         PROXY_PROTO_TLV_UNKNOWN, NULL, NULL,
+                                         NULL),
+                     PROXY_PROTO_TLV_NONE);
+}
+
+
 int
 main(void)
 {
@@ -1310,6 +1563,11 @@ main(void)
         T(test_build_invalid_inputs),
         T(test_round_trips),
         T(test_round_trip_local),
+        T(test_tlv_area_offsets),
+        T(test_tlv_names),
+        T(test_tlv_get_top_level),
+        T(test_tlv_get_ssl),
+        T(test_tlv_get_malformed),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
