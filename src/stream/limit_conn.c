@@ -279,6 +279,7 @@ limit_conn_acquire(struct session *s)
         if (key == NULL || len == 0) {
             continue; /* nginx: an empty key is not counted */
         }
+        s->limit_conn_status = LIMIT_CONN_STATUS_PASSED;
 
         const uint64_t h = limit_conn_hash(limit_conn_data(z)->salt, key, len);
 
@@ -309,6 +310,7 @@ limit_conn_acquire(struct session *s)
                         (enum errlog_level)s->server->set.limit_conn_log_level,
                         "limiting connections by zone \"%s\"", zone->name);
         }
+        s->limit_conn_status = LIMIT_CONN_STATUS_REJECTED;
         session_finalize(s, 503);
         return false;
     }

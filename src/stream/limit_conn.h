@@ -21,6 +21,13 @@ struct stream_conf;
 
 #define LIMIT_CONN_MAX_RULES 8 /* limit_conn lines counted per session */
 
+/* $limit_conn_status (nginx 1.17.6); NONE: no key was counted. */
+enum limit_conn_status {
+    LIMIT_CONN_STATUS_NONE,
+    LIMIT_CONN_STATUS_PASSED,
+    LIMIT_CONN_STATUS_REJECTED,
+};
+
 struct shm_zone;
 
 struct limit_conn_zone {

@@ -121,6 +121,7 @@ struct session {
     int status; /* $status: 200 400 403 500 502 503 */
     struct limit_conn_held limits[LIMIT_CONN_MAX_RULES]; /* counted */
     size_t nlimits;
+    uint8_t limit_conn_status; /* enum limit_conn_status */
 };
 
 /*

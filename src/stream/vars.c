@@ -87,6 +87,7 @@ static const char *const vars_names[VAR_BUILTIN_COUNT] = {
     [VAR_REALIP_REMOTE_PORT] = "realip_remote_port",
     [VAR_BINARY_REMOTE_ADDR] = "binary_remote_addr",
     [VAR_NGINX_VERSION] = "nginx_version",
+    [VAR_LIMIT_CONN_STATUS] = "limit_conn_status",
 };
 
 static const char *const vars_preread_names[] = {
@@ -605,6 +606,14 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
                        ->sin_addr;
             *len = 4;
         }
+        return 0;
+    case VAR_LIMIT_CONN_STATUS:
+        if (s->limit_conn_status == LIMIT_CONN_STATUS_NONE) {
+            return -1;
+        }
+        *val = s->limit_conn_status == LIMIT_CONN_STATUS_PASSED ? "PASSED"
+                                                                : "REJECTED";
+        *len = strlen(*val);
         return 0;
     case VAR_NGINX_VERSION:
         *val = SNIRELAY_VERSION;

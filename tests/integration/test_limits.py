@@ -309,6 +309,33 @@ def test_limit_conn_does_not_count_an_empty_key(master, backend, port):
     assert "limiting connections" not in m.error_text()
 
 
+def test_limit_conn_status_variable(master, backend, port):
+    """$limit_conn_status (nginx 1.17.6): PASSED, REJECTED, and no value
+    when no key was counted (no limit_conn, or an empty key)."""
+    B = backend(util.echo())
+    L, L2 = port(), port()
+    conf = LIMIT_CONF + r"""
+    server {
+        listen 127.0.0.1:@L2@;
+        proxy_pass 127.0.0.1:@B@;
+    }
+"""
+    m = master(conf, log_format="$server_port|$status|$limit_conn_status",
+               L=L, L2=L2, B=B.port, OPT="", N=1)
+    m.wait_workers(1)
+    s = _try(L)
+    assert s is not None
+    assert _try(L) is None
+    m.wait_access(1)
+    s.close()
+    s = _try(L2)
+    assert s is not None
+    s.close()
+    m.wait_access(3)
+    assert sorted(m.access_lines()) == sorted([
+        "%d|503|REJECTED" % L, "%d|200|PASSED" % L, "%d|200|-" % L2])
+
+
 def test_limit_conn_count_survives_reload(master, backend, port):
     B = backend(util.echo())
     L = port()
