@@ -87,6 +87,19 @@ def test_value_from_a_map_is_evaluated_per_session(relay, backend, port):
     assert [l["status"] for l in lines] == ["200"] * 3
 
 
+def test_ipv6_address(relay, backend, port):
+    B = backend(_peer_reply(), host="::1")
+    L = port()
+    relay(r"""
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_bind [::1];
+        proxy_pass [::1]:@B@;
+    }
+    """, L=L, B=B.port)
+    assert _ask(L) == "::1"
+
+
 def test_bind_failure_ends_the_session_with_500_and_a_crit_line(
         master, backend, port):
     B = backend(_peer_reply())
