@@ -497,9 +497,8 @@ sock_connect_from(const struct sockaddr *sa, socklen_t len,
                              sizeof(one))
                 : setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(one));
         if (rc == -1) {
-            *failed = sa->sa_family == AF_INET6
-                          ? "setsockopt(IPV6_TRANSPARENT)"
-                          : "setsockopt(IP_TRANSPARENT)";
+            *failed = sa->sa_family == AF_INET6 ? "setsockopt(IPV6_TRANSPARENT)"
+                                                : "setsockopt(IP_TRANSPARENT)";
             goto fail;
         }
     }
@@ -516,7 +515,7 @@ sock_connect_from(const struct sockaddr *sa, socklen_t len,
     }
     return fd;
 
-fail: {
+fail : {
     const int saved = errno;
     close(fd);
     errno = saved;

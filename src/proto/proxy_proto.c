@@ -918,8 +918,8 @@ proxy_proto_tlv_get(const uint8_t *tlvs, size_t len, int type,
     size_t ssl_len;
     enum proxy_proto_tlv_rc rc;
 
-    if (type < 0 || type > (0xff | PROXY_PROTO_TLV_SSL_SUB |
-                            PROXY_PROTO_TLV_SSL_VERIFY)) {
+    if (type < 0 ||
+        type > (0xff | PROXY_PROTO_TLV_SSL_SUB | PROXY_PROTO_TLV_SSL_VERIFY)) {
         return PROXY_PROTO_TLV_NONE;
     }
     if (!(type & (PROXY_PROTO_TLV_SSL_SUB | PROXY_PROTO_TLV_SSL_VERIFY))) {

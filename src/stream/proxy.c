@@ -597,8 +597,8 @@ proxy_rate_set(struct conf_ctx *cf, const struct conf_node *n,
         return "memory allocation failed";
     }
     memset(r, 0, sizeof(*r));
-    if (tmpl_compile(cf->arena, v, strlen(v), vars_resolve, st->conf,
-                     &r->value, err, sizeof(err)) != NULL) {
+    if (tmpl_compile(cf->arena, v, strlen(v), vars_resolve, st->conf, &r->value,
+                     err, sizeof(err)) != NULL) {
         return conf_msg(cf, "%s", err);
     }
     if (!r->value.has_vars) {
@@ -667,8 +667,8 @@ proxy_bind_set(struct conf_ctx *cf, const struct conf_node *n,
         return NULL;
     }
     b->text = v;
-    if (tmpl_compile(cf->arena, v, strlen(v), vars_resolve, st->conf,
-                     &b->value, err, sizeof(err)) != NULL) {
+    if (tmpl_compile(cf->arena, v, strlen(v), vars_resolve, st->conf, &b->value,
+                     err, sizeof(err)) != NULL) {
         return conf_msg(cf, "%s", err);
     }
     if (!b->value.has_vars &&

@@ -45,11 +45,11 @@ struct relay_dir {
     unsigned char *buf; /* from relay.c's pool while bytes wait; NULL when
                            empty (the preread buffer first, for c2u) */
     size_t cap;
-    size_t pos;  /* first byte not yet written */
-    size_t last; /* end of bytes read */
-    bool eof;    /* the source sent FIN */
-    bool shut;   /* FIN passed on to the destination */
-    bool delayed; /* over its rate: the source is not read until `delay` */
+    size_t pos;    /* first byte not yet written */
+    size_t last;   /* end of bytes read */
+    bool eof;      /* the source sent FIN */
+    bool shut;     /* FIN passed on to the destination */
+    bool delayed;  /* over its rate: the source is not read until `delay` */
     uint64_t rate; /* proxy_upload_rate / proxy_download_rate, 0: none */
     struct loop_timer delay; /* set up by relay_start(); fn NULL before */
 };

@@ -126,9 +126,9 @@ static void
 check_tlvs(const uint8_t *area, size_t len, bool whole_tlvs)
 {
     static const char *const names[] = {
-        "alpn",   "authority",   "unique_id",  "ssl",         "netns",
-        "0x3",    "ssl_verify",  "ssl_version", "ssl_cn",     "ssl_cipher",
-        "ssl_sig_alg", "ssl_key_alg", "0x0", "0xff", "0x04",
+        "alpn",        "authority",   "unique_id",   "ssl",    "netns",
+        "0x3",         "ssl_verify",  "ssl_version", "ssl_cn", "ssl_cipher",
+        "ssl_sig_alg", "ssl_key_alg", "0x0",         "0xff",   "0x04",
     };
     uint8_t *copy = malloc(len > 0 ? len : 1);
 
@@ -150,8 +150,8 @@ check_tlvs(const uint8_t *area, size_t len, bool whole_tlvs)
                 CHECK(v >= copy && n <= len && v + n <= copy + len);
             }
         }
-        if (whole_tlvs && !(type & (PROXY_PROTO_TLV_SSL_SUB |
-                                    PROXY_PROTO_TLV_SSL_VERIFY))) {
+        if (whole_tlvs &&
+            !(type & (PROXY_PROTO_TLV_SSL_SUB | PROXY_PROTO_TLV_SSL_VERIFY))) {
             CHECK(rc != PROXY_PROTO_TLV_BROKEN);
         }
     }

@@ -1293,9 +1293,9 @@ test_tlv_area_offsets(void **state)
 {
     struct proxy_proto p;
 
-    assert_int_equal(parse_whole(&p, *state, v2_tcp6_tlvs,
-                                 sizeof(v2_tcp6_tlvs)),
-                     PROXY_PROTO_DONE);
+    assert_int_equal(
+        parse_whole(&p, *state, v2_tcp6_tlvs, sizeof(v2_tcp6_tlvs)),
+        PROXY_PROTO_DONE);
     assert_int_equal(p.tlvs_off, 16 + 36);
     assert_int_equal(p.tlvs_len, sizeof(v2_tcp6_tlvs) - 16 - 36);
     /* Every split gives the same (assert_same_results compares them). */
@@ -1351,9 +1351,9 @@ test_tlv_names(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        assert_int_equal(proxy_proto_tlv_type(cases[i].name,
-                                              strlen(cases[i].name)),
-                         cases[i].type);
+        assert_int_equal(
+            proxy_proto_tlv_type(cases[i].name, strlen(cases[i].name)),
+            cases[i].type);
     }
 }
 
@@ -1396,8 +1396,7 @@ assert_tlv_rc(struct guardpage *g, const uint8_t *area, size_t len,
     const uint8_t *v = NULL;
     size_t n = 0;
 
-    assert_int_equal(tlv_get_guarded(g, area, len, name, &v, &n, verify),
-                     want);
+    assert_int_equal(tlv_get_guarded(g, area, len, name, &v, &n, verify), want);
 }
 
 
@@ -1446,8 +1445,7 @@ test_tlv_get_ssl(void **state)
     uint8_t area[sizeof(tlv_ssl_area)];
 
     assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "alpn", "ALPN1", 5);
-    assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "netns", "NETNS",
-               5);
+    assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "netns", "NETNS", 5);
     assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "ssl",
                tlv_ssl_area + 11, 38);
     assert_tlv(*state, tlv_ssl_area, sizeof(tlv_ssl_area), "ssl_verify", "255",
@@ -1485,12 +1483,11 @@ test_tlv_get_malformed(void **state)
     static const uint8_t overrun[] = {0x02, 0x00, 0x05, 'a', 'b'};
     static const uint8_t after_found[] = {0x02, 0x00, 0x01, 'a', 0x05, 0xff};
     static const uint8_t ssl_short[] = {0x20, 0x00, 0x04, 0x01, 0, 0, 0};
-    static const uint8_t ssl_sub_overrun[] = {0x20, 0x00, 0x08, 0x01, 0, 0,
+    static const uint8_t ssl_sub_overrun[] = {0x20, 0x00, 0x08, 0x01, 0,   0,
                                               0,    0,    0x21, 0x00, 0x09};
-    const char *const names[] = {"alpn",        "authority", "unique_id",
-                                 "ssl",         "netns",     "ssl_verify",
-                                 "ssl_version", "ssl_cn",    "ssl_key_alg",
-                                 "0xae"};
+    const char *const names[] = {
+        "alpn",       "authority",   "unique_id", "ssl",         "netns",
+        "ssl_verify", "ssl_version", "ssl_cn",    "ssl_key_alg", "0xae"};
 
     assert_tlv_rc(*state, short_hdr, sizeof(short_hdr), "authority",
                   PROXY_PROTO_TLV_BROKEN);
