@@ -59,9 +59,10 @@ enum var_id {
  * $proxy_protocol_tlv_NAME: ids VAR_PP_TLV_BASE + the type from
  * proxy_proto_tlv_type() (flags included), or VAR_PP_TLV_BAD for a name
  * nginx does not know (accepted, as nginx does; logged per use). Far
- * above the ids of map (and other defined) variables.
+ * above the ids of map variables (VAR_BUILTIN_COUNT + index) and below
+ * 0x100000, where ids of `set` variables start.
  */
-#define VAR_PP_TLV_BASE 0x1000000
+#define VAR_PP_TLV_BASE 0x80000
 #define VAR_PP_TLV_BAD (VAR_PP_TLV_BASE + 0x400)
 #define VAR_PP_TLV_PREFIX "proxy_protocol_tlv_"
 
