@@ -522,3 +522,22 @@ fail : {
     return -1;
 }
 }
+
+
+int
+sock_transparent_probe(int family)
+{
+    const int one = 1;
+    const int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc;
+
+    if (fd == -1) {
+        return errno;
+    }
+    rc = family == AF_INET6
+             ? setsockopt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))
+             : setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(one));
+    rc = rc == -1 ? errno : 0;
+    close(fd);
+    return rc;
+}

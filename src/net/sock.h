@@ -117,6 +117,13 @@ int sock_parse_local(const char *text, size_t len, struct sockaddr_storage *ss,
  * *failed naming the step that failed ("setsockopt(IP_TRANSPARENT)",
  * "bind"), or NULL when socket() or connect() failed.
  */
+/*
+ * Whether this process may set IP_TRANSPARENT (IPV6_TRANSPARENT for
+ * AF_INET6) on a socket of family: 0, or the errno (EPERM without
+ * CAP_NET_RAW or CAP_NET_ADMIN).
+ */
+int sock_transparent_probe(int family);
+
 int sock_connect_from(const struct sockaddr *sa, socklen_t len,
                       const struct sockaddr *local, socklen_t local_len,
                       bool transparent, const char **failed);

@@ -679,6 +679,23 @@ proxy_bind_set(struct conf_ctx *cf, const struct conf_node *n,
         if (strcmp(n->args[2], "transparent") != 0) {
             return conf_msg(cf, "invalid parameter \"%s\"", n->args[2]);
         }
+        /*
+         * nginx accepts it and then fails every connection; we refuse a
+         * config that cannot work: without CAP_NET_RAW or CAP_NET_ADMIN
+         * the workers cannot set IP_TRANSPARENT (workers that switch to
+         * `user` keep CAP_NET_RAW, see process/worker.c).
+         */
+        const int family = b->value.has_vars ? AF_INET : b->addr.ss_family;
+        const int perr = sock_transparent_probe(family);
+        if (perr != 0) {
+            return conf_msg(cf,
+                            "\"proxy_bind ... transparent\" cannot work: "
+                            "setsockopt(%s) failed (%d: %s); it needs "
+                            "CAP_NET_RAW or CAP_NET_ADMIN (run as root)",
+                            family == AF_INET6 ? "IPV6_TRANSPARENT"
+                                               : "IP_TRANSPARENT",
+                            perr, strerror(perr));
+        }
         b->transparent = true;
         st->conf->transparent = true;
     }

@@ -143,6 +143,37 @@ def test_transparent_works_in_workers_that_switched_user(master, backend, port):
     assert _ask(L) == "127.0.0.6"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as nobody")
+def test_transparent_without_the_capability_is_refused(snirelay_bin):
+    """nginx accepts it and fails every connection; snirelay refuses a
+    config that cannot work, saying why."""
+    import shutil
+    import tempfile
+    if shutil.which("runuser") is None:
+        pytest.skip("no runuser")
+    d = tempfile.mkdtemp(prefix="snirelay-tp-")
+    try:
+        os.chmod(d, 0o755)
+        conf = os.path.join(d, "t.conf")
+        with open(conf, "w") as f:
+            f.write("error_log stderr;\nevents {}\nstream {\nserver {\n"
+                    "listen 127.0.0.1:1;\nproxy_bind 127.0.0.2 transparent;\n"
+                    "proxy_pass 127.0.0.1:2;\n}\n}\n")
+        os.chmod(conf, 0o644)
+        p = subprocess.run(["runuser", "-u", "nobody", "--", snirelay_bin, "-t",
+                            "-c", conf], capture_output=True, text=True,
+                           timeout=util.DEADLINE)
+        if "Permission denied" in p.stderr and "[emerg]" not in p.stderr:
+            pytest.skip("nobody cannot run %s" % snirelay_bin)
+        assert p.returncode == 1, p.stderr
+        assert ('snirelay: [emerg] "proxy_bind ... transparent" cannot work: '
+                "setsockopt(IP_TRANSPARENT) failed (1: Operation not permitted); "
+                "it needs CAP_NET_RAW or CAP_NET_ADMIN (run as root) in %s:6"
+                % conf) in p.stderr
+    finally:
+        shutil.rmtree(d)
+
+
 def _check(snirelay_bin, workdir, line):
     conf = os.path.join(workdir, "t.conf")
     with open(conf, "w") as f:
