@@ -44,24 +44,25 @@ access_deny_if_set(struct conf_ctx *cf, const struct conf_node *n,
 }
 
 
-bool
-access_check(struct session *s)
+/* PREREAD, after preread chose the server: deny_if. */
+enum phase_rc
+access_deny_if_phase(struct session *s)
 {
     const struct tmpl *t = s->server->set.deny_if;
     const char *v;
     size_t len;
 
     if (t == NULL) {
-        return true;
+        return PHASE_NEXT;
     }
     vars_reset();
     v = vars_eval(s, t, &len);
     if (v == NULL || len == 0 || (len == 1 && v[0] == '0')) {
-        return true;
+        return PHASE_NEXT;
     }
     session_log(s, ERRLOG_INFO, "access forbidden by \"deny_if\"");
     session_finalize(s, 403);
-    return false;
+    return PHASE_DONE;
 }
 
 
@@ -100,8 +101,9 @@ access_rule_set(struct conf_ctx *cf, const struct conf_node *n,
 }
 
 
-bool
-access_check_addr(struct session *s)
+/* ACCESS: allow/deny on the client's address, first match wins. */
+enum phase_rc
+access_phase(struct session *s)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&s->client_addr;
 
@@ -111,11 +113,11 @@ access_check_addr(struct session *s)
             continue;
         }
         if (!r->deny) {
-            return true;
+            return PHASE_NEXT;
         }
         session_log(s, ERRLOG_ERR, "access forbidden by rule");
         session_finalize(s, 403);
-        return false;
+        return PHASE_DONE;
     }
-    return true;
+    return PHASE_NEXT;
 }

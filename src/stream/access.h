@@ -9,8 +9,6 @@
 #ifndef SNIRELAY_STREAM_ACCESS_H
 #define SNIRELAY_STREAM_ACCESS_H
 
-#include <stdbool.h>
-
 struct conf_cmd;
 struct conf_ctx;
 struct conf_node;
@@ -24,15 +22,9 @@ const char *access_rule_set(struct conf_ctx *cf, const struct conf_node *n,
                             const struct conf_cmd *cmd, void *conf);
 
 /*
- * Applies allow/deny to s's client address right after accept. Returns
- * true when s may go on; false after finalizing it with 403.
+ * The phase handlers are declared in stream/session.h: access_phase()
+ * (allow/deny, ACCESS phase, 403) and access_deny_if_phase() (deny_if, end
+ * of the PREREAD phase, 403).
  */
-bool access_check_addr(struct session *s);
-
-/*
- * Applies deny_if to s after preread. Returns true when s may go on; false
- * after finalizing it with 403.
- */
-bool access_check(struct session *s);
 
 #endif

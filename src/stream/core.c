@@ -39,6 +39,8 @@
 #include "stream/proxy.h"
 #include "stream/realip.h"
 #include "stream/resolve.h"
+#include "stream/return.h"
+#include "stream/set.h"
 #include "stream/split_clients.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
@@ -150,6 +152,8 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"preread_buffer_size", SS, CONF_TAKE1, conf_set_size,
      CORE_SETTING(preread_buffer_size)},
     {"proxy_pass", CONF_SERVER, CONF_TAKE1, proxy_pass_set, 0},
+    {"return", CONF_SERVER, CONF_TAKE1, return_directive, 0},
+    {"set", CONF_SERVER, CONF_TAKE2, set_directive, 0},
     {"proxy_connect_timeout", SS, CONF_TAKE1, conf_set_msec,
      CORE_SETTING(proxy_connect_timeout_ms)},
     {"proxy_timeout", SS, CONF_TAKE1, conf_set_msec,
@@ -366,6 +370,23 @@ core_stream(struct conf_ctx *cf, const struct conf_node *n,
             if (rv != NULL) {
                 snprintf(cf->nested.msg, sizeof(cf->nested.msg), "%s in %s:%u",
                          rv, c->file, c->line);
+                return cf->nested.msg;
+            }
+        }
+    }
+    /* So are the variables of `set`, after the maps (it may take one). */
+    for (const struct conf_node *c = n->children; c != NULL; c = c->next) {
+        if (strcmp(c->args[0], "server") != 0) {
+            continue;
+        }
+        for (const struct conf_node *d = c->children; d != NULL; d = d->next) {
+            if (strcmp(d->args[0], "set") != 0) {
+                continue;
+            }
+            rv = set_declare(cf, st->conf, d);
+            if (rv != NULL) {
+                snprintf(cf->nested.msg, sizeof(cf->nested.msg), "%s in %s:%u",
+                         rv, d->file, d->line);
                 return cf->nested.msg;
             }
         }
@@ -968,12 +989,14 @@ core_may_resolve(const struct stream_conf *conf,
     const struct stream_map *m;
 
     if (t->nparts != 1 || t->parts[0].kind != TMPL_VAR ||
-        t->parts[0].id < VAR_BUILTIN_COUNT) {
+        t->parts[0].id < VAR_BUILTIN_COUNT ||
+        (size_t)(t->parts[0].id - VAR_BUILTIN_COUNT) >= conf->nmaps) {
         return true;
     }
     m = conf->maps[t->parts[0].id - VAR_BUILTIN_COUNT];
-    if (m->default_value.has_vars || (m->default_value.nparts > 0 &&
-                                      core_is_name(conf, &m->default_value))) {
+    if (m->set_var != NULL || m->default_value.has_vars ||
+        (m->default_value.nparts > 0 &&
+         core_is_name(conf, &m->default_value))) {
         return true;
     }
     for (const struct stream_map_value *v = m->values; v != NULL; v = v->next) {
@@ -1051,7 +1074,8 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
             return conf_msg(cf, "no \"listen\" is defined for server in %s:%u",
                             srv->file, srv->line);
         }
-        if (srv->pass_kind == PASS_NONE) {
+        return_finish(srv);
+        if (srv->pass_kind == PASS_NONE && srv->return_value == NULL) {
             return conf_msg(cf, "no handler for server in %s:%u", srv->file,
                             srv->line);
         }

@@ -261,6 +261,14 @@ limit_conn_reap(struct stream_conf *conf, int pid)
 }
 
 
+/* PREACCESS: limit_conn, after set. */
+enum phase_rc
+limit_conn_phase(struct session *s)
+{
+    return limit_conn_acquire(s) ? PHASE_NEXT : PHASE_DONE;
+}
+
+
 bool
 limit_conn_acquire(struct session *s)
 {

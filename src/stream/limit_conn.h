@@ -73,7 +73,8 @@ uint64_t limit_conn_reap(struct stream_conf *conf, int pid);
 
 /*
  * Counts s against every limit_conn of its server. Returns true when s may
- * go on; false after finalizing it with 503.
+ * go on; false after finalizing it with 503. limit_conn_phase()
+ * (stream/session.h) runs it in the PREACCESS phase.
  */
 bool limit_conn_acquire(struct session *s);
 

@@ -16,6 +16,7 @@ struct geo;
 struct hostmatch;
 struct split_clients;
 struct stream_conf;
+struct stream_set_var;
 
 /* A key's value; listed so the whole map can be inspected. */
 struct stream_map_value {
@@ -35,6 +36,8 @@ struct stream_map {
     const struct conf_node *node; /* compiled in a second pass */
     struct geo *geo;              /* a geo{} variable: its table; else NULL */
     struct split_clients *split;  /* a split_clients{} variable; else NULL */
+    const struct stream_set_var *set_var; /* a `set` of it overrides the
+                                             map's value, or NULL */
 };
 
 /*

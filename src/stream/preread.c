@@ -4,7 +4,7 @@
  * the hello does (4k first, doubling up to preread_buffer_size) and feeds
  * each new piece to the pure ClientHello parser, which never re-reads what
  * it has seen. Then the server is chosen by the name (server_name) and the
- * session goes on to proxy_pass; every byte read goes upstream first.
+ * session goes on to its next phase; every byte read goes upstream first.
  *
  * The deadline is absolute from accept (a byte now and then does not extend
  * it). On expiry the session closes without an upstream, logged 200 as
@@ -20,7 +20,6 @@
 #include "log/errlog.h"
 #include "proto/http_head.h"
 #include "proto/tls_hello.h"
-#include "stream/access.h"
 #include "stream/hostmatch.h"
 #include "stream/session.h"
 #include "stream/stream.h"
@@ -31,7 +30,7 @@
 
 static void preread_io(struct loop_io *io, uint32_t events);
 static void preread_timer(struct loop_timer *t);
-static void preread_done(struct session *s);
+static int preread_done(struct session *s);
 static int preread_feed(struct session *s, const unsigned char *data,
                         size_t len);
 static enum preread_status preread_tls_status(enum tls_hello_rc rc,
@@ -42,10 +41,16 @@ static int preread_grow(struct session *s, size_t max);
 static void preread_mark(struct session *s, enum preread_status status);
 
 
-void
-preread_start(struct session *s)
+/*
+ * PREREAD: with ssl_preread or http_preread on, reads until the parsers
+ * are done; preread_io() moves the session on from there.
+ */
+enum phase_rc
+preread_phase(struct session *s)
 {
-    s->action = "prereading client data";
+    if (!s->server->set.ssl_preread && !s->server->set.http_preread) {
+        return PHASE_NEXT;
+    }
     tls_hello_init(&s->hello);
     http_head_init(&s->http);
     s->client.fn = preread_io;
@@ -53,14 +58,15 @@ preread_start(struct session *s)
     loop_timer_set(s->loop, &s->timer, s->server->set.preread_timeout_ms);
     /* Bytes that came with a PROXY protocol header are parsed first. */
     if (s->pre_len > 0 && preread_feed(s, s->pre_buf, s->pre_len)) {
-        preread_done(s);
-        return;
+        return preread_done(s) == 0 ? PHASE_NEXT : PHASE_DONE;
     }
     if (loop_io_set(s->loop, &s->client, LOOP_READ) == -1) {
         session_log(s, ERRLOG_ALERT, "epoll_ctl() failed (%d: %s)", errno,
                     strerror(errno));
         session_finalize(s, 500);
+        return PHASE_DONE;
     }
+    return PHASE_AGAIN;
 }
 
 
@@ -144,7 +150,9 @@ preread_io(struct loop_io *io, uint32_t events)
         const int over = preread_feed(s, s->pre_buf + s->pre_len, (size_t)n);
         s->pre_len += (size_t)n;
         if (over) {
-            preread_done(s);
+            if (preread_done(s) == 0) {
+                session_phase_next(s);
+            }
             return;
         }
     }
@@ -224,7 +232,11 @@ preread_feed(struct session *s, const unsigned char *data, size_t len)
 }
 
 
-static void
+/*
+ * Preread is over: stops reading and picks the server by the name. Returns
+ * 0, or -1 after finalizing s.
+ */
+static int
 preread_done(struct session *s)
 {
     const char *name = NULL;
@@ -233,7 +245,7 @@ preread_done(struct session *s)
     loop_timer_cancel(s->loop, &s->timer);
     if (loop_io_set(s->loop, &s->client, 0) == -1) {
         session_finalize(s, 500);
-        return;
+        return -1;
     }
     if (s->preread == PREREAD_OK) {
         name = s->hello.server_name;
@@ -250,9 +262,7 @@ preread_done(struct session *s)
             s->server = srv;
         }
     }
-    if (access_check(s)) {
-        proxy_start(s);
-    }
+    return 0;
 }
 
 

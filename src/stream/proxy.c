@@ -43,7 +43,6 @@ static void proxy_connect_timer(struct loop_timer *t);
 static void proxy_failed(struct session *s, int err, const char *what);
 static void proxy_note(char *dst, size_t cap, const char *text);
 static int proxy_choose(struct session *s);
-static void proxy_connect_first(struct session *s);
 static int proxy_use_peers(struct session *s, struct balance_peer *peers,
                            size_t n);
 static int proxy_name(struct session *s, const char *value, size_t len);
@@ -364,29 +363,38 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
     if (proxy_use_peers(s, s->dyn_peers, n) == -1) {
         return;
     }
-    proxy_connect_first(s);
+    session_phase_next(s);
 }
 
 
-void
-proxy_start(struct session *s)
+/*
+ * CONTENT, first step of proxy_pass: picks the upstream; a name is
+ * resolved first, and proxy_resolved() moves the session on.
+ */
+enum phase_rc
+proxy_phase(struct session *s)
 {
-    const int rc = proxy_choose(s);
-
-    if (rc == 0) {
-        proxy_connect_first(s);
+    switch (proxy_choose(s)) {
+    case 0:
+        return PHASE_NEXT;
+    case 1:
+        return PHASE_AGAIN;
+    default:
+        return PHASE_DONE; /* finalized */
     }
-    /* -1: finalized; 1: proxy_resolved() goes on. */
 }
 
 
-static void
-proxy_connect_first(struct session *s)
+/*
+ * CONTENT, second step: connects to a server of the upstream, moving on to
+ * the next on failure; proxy_connect_io() moves a connected session on.
+ */
+enum phase_rc
+proxy_connect_phase(struct session *s)
 {
     char key[1024];
     size_t key_len = 0;
 
-    s->action = "connecting to upstream";
     if (s->up != NULL && s->up->hash_key.nparts > 0) {
         vars_reset();
         key_len = vars_render(s, &s->up->hash_key, false, STR_ESCAPE_NONE, key,
@@ -394,8 +402,8 @@ proxy_connect_first(struct session *s)
     }
     balance_try_init(s->bal, &s->try, key, key_len);
     s->upstream_start_ms = clock_now_ms();
-    s->state = SESSION_CONNECT;
     proxy_connect_next(s);
+    return PHASE_AGAIN; /* or finalized: the engine stops either way */
 }
 
 
@@ -558,7 +566,7 @@ proxy_connect_io(struct loop_io *io, uint32_t events)
      */
     sock_nodelay_set(io->fd, s->server->set.tcp_nodelay);
     sock_nodelay_set(s->client.fd, s->server->set.tcp_nodelay);
-    relay_start(s);
+    session_phase_next(s);
 }
 
 

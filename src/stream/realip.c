@@ -126,14 +126,20 @@ realip_proxy_protocol_set(struct conf_ctx *cf, const struct conf_node *n,
 }
 
 
-void
-realip_start(struct session *s)
+/*
+ * POST_ACCEPT: on a proxy_protocol listener, reads the header; its
+ * completion (realip_done()) moves the session on.
+ */
+enum phase_rc
+realip_phase(struct session *s)
 {
-    s->action = "reading PROXY protocol";
+    if (!s->listen->proxy_protocol) {
+        return PHASE_NEXT;
+    }
     s->pp = calloc(1, sizeof(*s->pp));
     if (s->pp == NULL) {
         session_finalize(s, 500);
-        return;
+        return PHASE_DONE;
     }
     proxy_proto_init(s->pp);
     s->client.fn = realip_io;
@@ -142,7 +148,9 @@ realip_start(struct session *s)
                    s->server->set.proxy_protocol_timeout_ms);
     if (loop_io_set(s->loop, &s->client, LOOP_READ) == -1) {
         session_finalize(s, 500);
+        return PHASE_DONE;
     }
+    return PHASE_AGAIN;
 }
 
 
@@ -264,7 +272,7 @@ realip_done(struct session *s)
             }
         }
     }
-    session_start_phases(s);
+    session_phase_next(s);
 }
 
 

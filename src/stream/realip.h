@@ -22,9 +22,6 @@ const char *realip_proxy_protocol_set(struct conf_ctx *cf,
                                       const struct conf_node *n,
                                       const struct conf_cmd *cmd, void *conf);
 
-/* Reads s's PROXY header, then goes on with session_start_phases(). */
-void realip_start(struct session *s);
-
 /*
  * Builds the header to send upstream for s into buf (cap bytes;
  * PROXY_PROTO_BUILD_MAX suffices) and sets *len to its length, 0 when the

@@ -51,6 +51,7 @@
 
 
 static void relay_log_connected(struct session *s);
+static void relay_start(struct session *s);
 static void relay_client_io(struct loop_io *io, uint32_t events);
 static void relay_upstream_io(struct loop_io *io, uint32_t events);
 static void relay_timer(struct loop_timer *t);
@@ -151,11 +152,21 @@ relay_log_connected(struct session *s)
 }
 
 
-void
+/*
+ * CONTENT, last step of proxy_pass: moves bytes both ways until the
+ * session ends (the relay finalizes it).
+ */
+enum phase_rc
+relay_phase(struct session *s)
+{
+    relay_start(s);
+    return PHASE_DONE;
+}
+
+
+static void
 relay_start(struct session *s)
 {
-    s->state = SESSION_RELAY;
-    s->action = "proxying connection";
     relay_log_connected(s);
     /* The preread bytes go first, unchanged: they become c2u's buffer. */
     if (s->pre_buf != NULL && s->pre_len > 0) {
@@ -410,7 +421,8 @@ relay_upstream_done(struct session *s)
 void
 relay_drain(struct session *s)
 {
-    if (s->state != SESSION_RELAY || !s->u2c.shut || s->lingering) {
+    /* u2c.shut is set by the relay only. */
+    if (s->phase != SESSION_PHASE_CONTENT || !s->u2c.shut || s->lingering) {
         return;
     }
     s->lingering = true;

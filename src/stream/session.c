@@ -1,8 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Accepting sessions and ending them. session_finalize() is the one exit:
- * access log, timer, sockets, buffers, then the object itself after the
- * loop's current batch (events already fetched for it are skipped).
+ * Accepting sessions, moving them through the phase table and ending them.
+ *
+ * The order of a session's steps lives in session_phases[] alone, as nginx's
+ * ngx_stream_core_run_phases(): each handler returns PHASE_NEXT (go on),
+ * PHASE_AGAIN (it waits for an event, and its completion calls
+ * session_phase_next()) or PHASE_DONE (the session is finalized, or the
+ * handler keeps it until it ends). No handler calls another by name. A
+ * handler with nothing to do for the session's server returns PHASE_NEXT.
+ *
+ * session_finalize() is the one exit: access log, timer, sockets, buffers,
+ * then the object itself after the loop's current batch (events already
+ * fetched for it are skipped).
  */
 
 #include <errno.h>
@@ -13,16 +22,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/bug.h"
 #include "core/clock.h"
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "net/sock.h"
-#include "stream/access.h"
 #include "stream/limit_conn.h"
 #include "stream/log.h"
 #include "stream/proxy.h"
 #include "stream/realip.h"
 #include "stream/session.h"
+#include "stream/set.h"
 #include "stream/stream.h"
 
 
@@ -31,12 +41,44 @@
 #define SESSION_EMFILE_LOG_MS 1000  /* at most one such line a second */
 
 
+/* One row of the phase table. */
+struct session_phase_handler {
+    enum session_phase phase;
+    const char *action; /* "while ..." in error-log lines (nginx's texts) */
+    session_phase_fn fn;
+};
+
+
 static void session_accept(struct loop_io *io, uint32_t events);
 static void session_free(void *data);
 static void session_resume_timer(struct loop_timer *t);
 static void session_pause(void);
 static void session_resume(void);
 
+
+/*
+ * nginx's order. Within PREACCESS, set runs before limit_conn (nginx runs a
+ * phase's handlers in reverse module order, and the set module comes after
+ * limit_conn), so a limit_conn_zone key may use a `set` variable. deny_if,
+ * our extension, decides once preread has set the names and chosen the
+ * server. CONTENT is return or proxy_pass; proxy_pass is three steps, each
+ * waiting for its event: route (and DNS), connect (next upstream on
+ * failure), relay.
+ */
+static const struct session_phase_handler session_phases[] = {
+    {SESSION_PHASE_POST_ACCEPT, "reading PROXY protocol", realip_phase},
+    {SESSION_PHASE_PREACCESS, "initializing session", set_phase},
+    {SESSION_PHASE_PREACCESS, "initializing session", limit_conn_phase},
+    {SESSION_PHASE_ACCESS, "initializing session", access_phase},
+    {SESSION_PHASE_PREREAD, "prereading client data", preread_phase},
+    {SESSION_PHASE_PREREAD, "prereading client data", access_deny_if_phase},
+    {SESSION_PHASE_CONTENT, "returning text", return_phase},
+    {SESSION_PHASE_CONTENT, "connecting to upstream", proxy_phase},
+    {SESSION_PHASE_CONTENT, "connecting to upstream", proxy_connect_phase},
+    {SESSION_PHASE_CONTENT, "proxying connection", relay_phase},
+};
+
+#define SESSION_NPHASES (sizeof(session_phases) / sizeof(session_phases[0]))
 
 static uint64_t session_next_id = 1;
 static uint64_t session_alive;
@@ -228,7 +270,7 @@ session_accept(struct loop_io *io, uint32_t events)
         loop_io_init(&s->client, fd, NULL, s);
         loop_io_init(&s->upstream, -1, NULL, s);
         loop_timer_init(&s->timer, NULL, s);
-        s->action = "accepting";
+        s->action = "initializing session";
         if (errlog_enabled(s->server->set.errlog, ERRLOG_INFO)) {
             char text[SOCK_ADDR_TEXT_MAX];
 
@@ -242,36 +284,53 @@ session_accept(struct loop_io *io, uint32_t events)
         if (s->server->set.tcp_nodelay) {
             sock_nodelay(fd);
         }
-        if (ls->proxy_protocol) {
-            realip_start(s);
-        } else {
-            session_start_phases(s);
-        }
+        s->phase_handler = 0;
+        session_run_phases(s);
     }
 }
 
 
 void
-session_start_phases(struct session *s)
+session_run_phases(struct session *s)
 {
-    if (!access_check_addr(s) || !limit_conn_acquire(s)) {
+    /* Bounded by the table: each round moves one row on or returns. */
+    while (s->phase != SESSION_PHASE_CLOSED &&
+           s->phase_handler < SESSION_NPHASES) {
+        const struct session_phase_handler *h =
+            &session_phases[s->phase_handler];
+        enum phase_rc rc;
+
+        s->phase = h->phase;
+        s->action = h->action;
+        rc = h->fn(s);
+        if (rc != PHASE_NEXT) {
+            return;
+        }
+        s->phase_handler++;
+    }
+    /* The last handler (relay) never says NEXT: reaching here is a bug. */
+    BUG_ON(s->phase != SESSION_PHASE_CLOSED);
+}
+
+
+void
+session_phase_next(struct session *s)
+{
+    if (s->phase == SESSION_PHASE_CLOSED) {
         return;
     }
-    if (s->server->set.ssl_preread || s->server->set.http_preread) {
-        preread_start(s);
-    } else if (access_check(s)) {
-        proxy_start(s);
-    }
+    s->phase_handler++;
+    session_run_phases(s);
 }
 
 
 void
 session_finalize(struct session *s, int status)
 {
-    if (s->state == SESSION_CLOSED) {
+    if (s->phase == SESSION_PHASE_CLOSED) {
         return;
     }
-    if (s->state == SESSION_RELAY && (s->c2u.eof || s->u2c.eof)) {
+    if (s->phase == SESSION_PHASE_CONTENT && (s->c2u.eof || s->u2c.eof)) {
         /* nginx's info line; "client" also when both sides sent FIN. */
         session_log(s, ERRLOG_INFO,
                     "%s disconnected, bytes from/to client:%llu/%llu, "
@@ -282,7 +341,7 @@ session_finalize(struct session *s, int status)
                     (unsigned long long)s->upstream_bytes_received,
                     (unsigned long long)s->upstream_bytes_sent);
     }
-    s->state = SESSION_CLOSED;
+    s->phase = SESSION_PHASE_CLOSED;
     s->status = status;
     proxy_release(s);
     s->peer = NULL;
@@ -309,6 +368,9 @@ session_finalize(struct session *s, int status)
     s->pre_buf = NULL;
     free(s->pp);
     s->pp = NULL;
+    free(s->ret_buf);
+    s->ret_buf = NULL;
+    set_release(s);
     relay_release(s);
     session_alive--;
     if (s->prev != NULL) {

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One client connection and its upstream: the session object and its state
- * machine. Every path out goes through session_finalize().
+ * One client connection and its upstream: the session object and the phase
+ * engine that moves it along one table (session.c), as nginx's
+ * ngx_stream_core_run_phases():
  *
- *   accept -> PREREAD -> route -> CONNECT (next upstream on failure)
- *          -> RELAY (both ways) -> finalize: log, cancel timer, close, free
+ *   POST_ACCEPT (PROXY header, realip) -> PREACCESS (set, limit_conn)
+ *   -> ACCESS (allow/deny) -> PREREAD (ssl/http preread, server_name,
+ *   deny_if) -> CONTENT (return | proxy_pass: route, [resolve], connect,
+ *   relay) -> finalize: log, cancel timer, close, free
+ *
+ * Every path out goes through session_finalize().
  */
 #ifndef SNIRELAY_STREAM_SESSION_H
 #define SNIRELAY_STREAM_SESSION_H
@@ -22,11 +27,35 @@
 #include "stream/limit_conn.h"
 #include "stream/stream.h"
 
-enum session_state {
-    SESSION_PREREAD, /* reading the ClientHello */
-    SESSION_CONNECT, /* waiting for an upstream connect() */
-    SESSION_RELAY,   /* moving bytes both ways */
-    SESSION_CLOSED,  /* finalized; freed after this loop batch */
+/* Where a session is: nginx's stream phases, in their order. */
+enum session_phase {
+    SESSION_PHASE_POST_ACCEPT, /* PROXY header in, realip */
+    SESSION_PHASE_PREACCESS,   /* set, limit_conn */
+    SESSION_PHASE_ACCESS,      /* allow/deny */
+    SESSION_PHASE_PREREAD,     /* ssl_preread/http_preread, deny_if */
+    SESSION_PHASE_CONTENT,     /* return, or proxy_pass to relay */
+    SESSION_PHASE_CLOSED,      /* finalized; freed after this loop batch */
+};
+
+/* What a phase handler did; the engine acts on it. */
+enum phase_rc {
+    PHASE_NEXT,  /* finished: run the next handler now */
+    PHASE_AGAIN, /* waits for an event; its completion calls
+                    session_phase_next() (or finalizes the session) */
+    PHASE_DONE,  /* the session was finalized, or the handler owns it
+                    until it ends (return, relay) */
+};
+
+struct session;
+
+/* One step of the phase table (session.c). */
+typedef enum phase_rc (*session_phase_fn)(struct session *s);
+
+/* A value given by `set` in this session ($var, or over a map's value). */
+struct session_var {
+    char *data; /* malloc'd, NUL-terminated; NULL until set */
+    size_t len;
+    bool is_set;
 };
 
 /* How preread ended: $ssl_preread_status. */
@@ -58,7 +87,8 @@ struct session {
     uint64_t id;          /* $connection */
     struct session *prev; /* live sessions of this process */
     struct session *next;
-    enum session_state state;
+    enum session_phase phase; /* where the session is */
+    unsigned phase_handler;   /* index of the running handler in the table */
     struct stream_conf *conf; /* generation the session started in */
     struct stream_listen *listen;
     struct stream_server *server; /* default until preread picks one */
@@ -66,7 +96,8 @@ struct session {
     struct loop_io client;   /* client socket */
     struct loop_io upstream; /* upstream socket, fd -1 if none */
     struct loop_timer timer; /* preread, connect or idle deadline */
-    const char *action;      /* "while ..." text for the error log */
+    const char *action;      /* "while ..." text for the error log: the
+                                running handler's, refined by it */
 
     struct sockaddr_storage client_addr; /* $remote_addr (after realip) */
     struct sockaddr_storage local_addr;
@@ -118,7 +149,12 @@ struct session {
     uint64_t bytes_sent;     /* to the client */
     uint64_t upstream_bytes_sent;
     uint64_t upstream_bytes_received;
-    int status; /* $status: 200 400 403 500 502 503 */
+    int status;               /* $status: 200 400 403 500 502 503 */
+    struct session_var *vars; /* `set` values: conf->nset_vars entries,
+                                 malloc'd by the first set; or NULL */
+    char *ret_buf;            /* `return` text being sent, malloc'd */
+    size_t ret_len;
+    size_t ret_pos; /* bytes of ret_buf already sent */
     struct limit_conn_held limits[LIMIT_CONN_MAX_RULES]; /* counted */
     size_t nlimits;
     uint8_t limit_conn_status; /* enum limit_conn_status */
@@ -150,15 +186,29 @@ void session_close_all(void);
 uint64_t session_count(void);
 
 /*
- * After accept (and the PROXY header): allow/deny, limit_conn, then
- * preread or proxy_pass.
+ * Runs s's phase handlers from s->phase_handler on, until one waits
+ * (PHASE_AGAIN) or ends the session's walk (PHASE_DONE).
  */
-void session_start_phases(struct session *s);
+void session_run_phases(struct session *s);
 
-/* Entry points between the session modules. */
-void preread_start(struct session *s);
-void proxy_start(struct session *s);
-void relay_start(struct session *s);
+/*
+ * The running handler's asynchronous work completed (PROXY header read,
+ * preread over, name resolved, upstream connected): moves s to the next
+ * handler and runs the engine. Does nothing once s is finalized.
+ */
+void session_phase_next(struct session *s);
+
+/* The phase handlers, in table order (each in its module). */
+enum phase_rc realip_phase(struct session *s);
+enum phase_rc set_phase(struct session *s);
+enum phase_rc limit_conn_phase(struct session *s);
+enum phase_rc access_phase(struct session *s);
+enum phase_rc preread_phase(struct session *s);
+enum phase_rc access_deny_if_phase(struct session *s);
+enum phase_rc return_phase(struct session *s);
+enum phase_rc proxy_phase(struct session *s);
+enum phase_rc proxy_connect_phase(struct session *s);
+enum phase_rc relay_phase(struct session *s);
 
 /* Gives s's relay buffers back (session_finalize()). */
 void relay_release(struct session *s);

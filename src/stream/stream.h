@@ -28,6 +28,7 @@ struct cidr;
 struct hostmatch;
 struct stream_server;
 struct shm_zone;
+struct stream_set_cmd;
 struct upstream_build;
 struct limit_conn_zone;
 
@@ -224,10 +225,13 @@ struct stream_server {
     struct stream_name *names;
     enum stream_pass_kind pass_kind;
     struct stream_upstream *pass_upstream; /* PASS_UPSTREAM */
-    struct tmpl pass_value; /* PASS_VALUE: evaluated per session */
-    const char *pass_text;  /* the proxy_pass argument */
-    bool pass_is_client;    /* the value can carry a name the
-                               client chose (SNI, Host) */
+    struct tmpl pass_value;    /* PASS_VALUE: evaluated per session */
+    const char *pass_text;     /* the proxy_pass argument */
+    struct tmpl *return_value; /* `return VALUE`, or NULL */
+    unsigned return_line;
+    struct stream_set_cmd *sets; /* `set` lines, in order */
+    bool pass_is_client;         /* the value can carry a name the
+                                    client chose (SNI, Host) */
     unsigned pass_line;
     const char *file;
     unsigned line;
@@ -236,6 +240,7 @@ struct stream_server {
 
 struct stream_map;
 struct compat_main;
+struct stream_set_var;
 
 struct stream_conf {
     struct conf_tree *tree; /* the parsed files; strings point here */
@@ -259,6 +264,8 @@ struct stream_conf {
     struct stream_upstream *upstreams;
     struct stream_map **maps; /* by variable id - VAR_BUILTIN_COUNT */
     size_t nmaps;
+    struct stream_set_var *set_vars; /* every variable `set` writes */
+    size_t nset_vars;
     struct stream_log_format *formats;
     struct stream_log_file *log_files;
     struct errlog *errlogs; /* stream/server error_logs, for closing */

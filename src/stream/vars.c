@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "stream/hostmatch.h"
 #include "stream/map.h"
 #include "stream/session.h"
+#include "stream/set.h"
 #include "stream/split_clients.h"
 #include "stream/vars.h"
 
@@ -35,10 +37,18 @@ struct vars_ctx {
     bool for_log;
     const struct hostmatch_caps *caps; /* captures of the map being valued */
     unsigned depth;
+    bool reset_each; /* each part's value may reuse the scratch area (the
+                        rendering copies it before asking for the next) */
 };
 
 
 static const char *vars_scratch_copy(const char *src, size_t len);
+static const struct session_var *vars_set_value(const struct session *s,
+                                                int slot);
+static bool vars_is_client_depth(const struct stream_conf *conf,
+                                 const struct tmpl *t, unsigned depth);
+static bool vars_set_is_client(const struct stream_conf *conf,
+                               const struct stream_set_var *v, unsigned depth);
 static int vars_value(void *data, const struct tmpl_part *p, const char **val,
                       size_t *len);
 static const char *vars_upstream_bytes(unsigned tries, uint64_t last,
@@ -143,7 +153,23 @@ vars_resolve(void *data, const char *name, size_t len, bool *is_capture)
             return conf->maps[i]->var_id;
         }
     }
-    return -1;
+    const struct stream_set_var *sv = set_find(conf, name, len);
+    return sv != NULL ? sv->var_id : -1;
+}
+
+
+/* Whether any `set` of v can store bytes the client chose. */
+static bool
+vars_set_is_client(const struct stream_conf *conf,
+                   const struct stream_set_var *v, unsigned depth)
+{
+    for (const struct stream_set_cmd *c = v->cmds; c != NULL;
+         c = c->next_of_var) {
+        if (vars_is_client_depth(conf, &c->value, depth + 1)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 
@@ -177,9 +203,20 @@ vars_is_client_depth(const struct stream_conf *conf, const struct tmpl *t,
         default:
             break;
         }
+        if (p->id >= SET_VAR_BASE) {
+            const struct stream_set_var *sv = set_by_id(conf, p->id);
+            if (sv == NULL || vars_set_is_client(conf, sv, depth)) {
+                return true;
+            }
+            continue;
+        }
         if (p->id >= VAR_BUILTIN_COUNT &&
             (size_t)(p->id - VAR_BUILTIN_COUNT) < conf->nmaps) {
             const struct stream_map *m = conf->maps[p->id - VAR_BUILTIN_COUNT];
+            if (m->set_var != NULL &&
+                vars_set_is_client(conf, m->set_var, depth)) {
+                return true;
+            }
             if (vars_is_client_depth(conf, &m->default_value, depth + 1)) {
                 return true;
             }
@@ -315,7 +352,7 @@ static int
 vars_map_value(struct vars_ctx *ctx, const struct stream_map *m,
                const char **val, size_t *len)
 {
-    struct vars_ctx inner = {ctx->s, false, NULL, ctx->depth + 1};
+    struct vars_ctx inner = {ctx->s, false, NULL, ctx->depth + 1, false};
     struct hostmatch_caps caps;
     const struct tmpl *value;
     const char *key;
@@ -395,6 +432,18 @@ vars_pp_tlv(struct session *s, const struct tmpl_part *p, const char **val,
 }
 
 
+/* What `set` stored in s's slot, or NULL when nothing was set there. */
+static const struct session_var *
+vars_set_value(const struct session *s, int slot)
+{
+    if (s->vars == NULL || slot < 0 || (size_t)slot >= s->conf->nset_vars ||
+        !s->vars[slot].is_set) {
+        return NULL;
+    }
+    return &s->vars[slot];
+}
+
+
 /* tmpl_value_fn: the value of one variable or capture part. */
 static int
 vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
@@ -404,6 +453,9 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
     char host[SOCK_ADDR_TEXT_MAX];
     int64_t now = clock_now_ms();
 
+    if (ctx->reset_each) {
+        vars_reset();
+    }
     if (p->kind == TMPL_CAPTURE) {
         if (ctx->caps == NULL) {
             return -1;
@@ -622,13 +674,28 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
     default:
         break;
     }
+    if (p->id >= SET_VAR_BASE) {
+        /* Not set in this session: empty, as nginx's null value. */
+        const struct session_var *sv = vars_set_value(s, p->id - SET_VAR_BASE);
+        *val = sv != NULL ? sv->data : "";
+        *len = sv != NULL ? sv->len : 0;
+        return 0;
+    }
     if (p->id >= VAR_PP_TLV_BASE && p->id <= VAR_PP_TLV_BAD) {
         return vars_pp_tlv(s, p, val, len);
     }
     if (p->id >= VAR_BUILTIN_COUNT &&
         (size_t)(p->id - VAR_BUILTIN_COUNT) < s->conf->nmaps) {
-        return vars_map_value(ctx, s->conf->maps[p->id - VAR_BUILTIN_COUNT],
-                              val, len);
+        const struct stream_map *m = s->conf->maps[p->id - VAR_BUILTIN_COUNT];
+        const struct session_var *sv =
+            m->set_var != NULL ? vars_set_value(s, (int)m->set_var->slot)
+                               : NULL;
+        if (sv != NULL) {
+            *val = sv->data;
+            *len = sv->len;
+            return 0;
+        }
+        return vars_map_value(ctx, m, val, len);
     }
     return -1;
 }
@@ -660,7 +727,7 @@ size_t
 vars_render(struct session *s, const struct tmpl *t, bool for_log,
             enum str_escape esc, char *dst, size_t cap)
 {
-    struct vars_ctx ctx = {s, for_log, NULL, 0};
+    struct vars_ctx ctx = {s, for_log, NULL, 0, false};
     size_t n;
 
     if (cap == 0) {
@@ -678,7 +745,7 @@ vars_render(struct session *s, const struct tmpl *t, bool for_log,
 const char *
 vars_eval(struct session *s, const struct tmpl *t, size_t *len)
 {
-    struct vars_ctx ctx = {s, false, NULL, 0};
+    struct vars_ctx ctx = {s, false, NULL, 0, false};
     char buf[VARS_VALUE_MAX];
     const size_t n =
         vars_render_ctx(&ctx, t, STR_ESCAPE_NONE, buf, sizeof(buf));
@@ -689,4 +756,32 @@ vars_eval(struct session *s, const struct tmpl *t, size_t *len)
     }
     *len = n;
     return vars_scratch_copy(buf, n);
+}
+
+
+char *
+vars_eval_alloc(struct session *s, const struct tmpl *t, size_t *len)
+{
+    struct vars_ctx ctx = {s, false, NULL, 0, true};
+    size_t cap = 256;
+
+    /* Twice at most: the first render tells the length when it is over. */
+    for (int i = 0; i < 2; i++) {
+        char *p = malloc(cap + 1);
+        size_t n;
+
+        if (p == NULL) {
+            return NULL;
+        }
+        vars_reset();
+        n = vars_render_ctx(&ctx, t, STR_ESCAPE_NONE, p, cap);
+        if (n <= cap) {
+            p[n] = '\0';
+            *len = n;
+            return p;
+        }
+        free(p);
+        cap = n;
+    }
+    return NULL;
 }

@@ -86,6 +86,15 @@ size_t vars_render(struct session *s, const struct tmpl *t, bool for_log,
 /* Like vars_render() but into scratch memory valid until vars_reset(). */
 const char *vars_eval(struct session *s, const struct tmpl *t, size_t *len);
 
+/*
+ * Renders t for s into a malloc'd, NUL-terminated string of any length
+ * (the caller frees it), with *len set: no bound but memory, as the
+ * scratch area is reused for each variable. Resets the scratch area (a
+ * value from vars_eval() is gone). Returns NULL when out of memory (or when
+ * a value changed length between the two renders it may take).
+ */
+char *vars_eval_alloc(struct session *s, const struct tmpl *t, size_t *len);
+
 /* Ends an evaluation: scratch memory from vars_eval() is reused. */
 void vars_reset(void);
 
