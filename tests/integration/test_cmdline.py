@@ -189,7 +189,8 @@ def test_V_lists_modules_as_nginx_configure_arguments(snirelay_bin):
     assert not any(w.startswith("--with-stream_ssl_module") for w in words)
     # Modules we have are never listed as missing.
     for have in ("stream_map_module", "stream_access_module",
-                 "stream_limit_conn_module", "stream_upstream_hash_module"):
+                 "stream_limit_conn_module", "stream_upstream_hash_module",
+                 "stream_return_module", "stream_set_module"):
         assert "--without-" + have not in words
     # An optional module we lack is not named at all (Test::Nginx matches
     # some features by substring).
