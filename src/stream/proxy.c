@@ -336,7 +336,9 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
         }
         sock_addr_text(sa, names[n], SOCK_ADDR_TEXT_MAX);
         p->name = names[n];
-        if (guard_is_loop(sa)) {
+        /* The loop guard is for names a client chose, as the SSRF one:
+         * a name the config fixes may chain to our own listener. */
+        if (s->server->pass_is_client && guard_is_loop(sa)) {
             session_log(s, ERRLOG_ERR,
                         "forwarding loop: %s resolved to "
                         "%s, which is this proxy",
@@ -485,8 +487,8 @@ proxy_connect_next(struct session *s)
 
 
 /*
- * True when p's address came from DNS at run time: a proxy_pass value's
- * name or an upstream `resolve` server. Only those are loop-checked here:
+ * True when p's address came from DNS at run time: a name a client chose
+ * in a proxy_pass value, or an upstream `resolve` server. Only those are loop-checked here:
  * an address written in the config (an upstream{} server, a fixed
  * proxy_pass, a literal from a value no client chooses) may name one of
  * our own listeners, since chaining servers is legitimate (nginx allows
@@ -496,7 +498,7 @@ static bool
 proxy_peer_is_resolved(const struct session *s, const struct balance_peer *p)
 {
     if (s->bal == &s->single_bal && s->bal->peers == s->dyn_peers) {
-        return true;
+        return s->server->pass_is_client;
     }
     return s->up != NULL && upstream_peer_is_resolved(s->up, p);
 }

@@ -227,6 +227,37 @@ def test_chaining_to_our_own_listener_written_in_the_config(relay, port, backend
     assert "forwarding loop" not in r.error_text()
 
 
+def test_config_chosen_name_resolving_to_our_listener_chains(relay, port,
+                                                           backend, dnsmasq):
+    # The loop guard is for names a client chose (issue 7): a name the
+    # config picks (a map on $server_port) may resolve to one of our own
+    # listeners, as nginx's stream_resolver.t does.
+    b = backend(util.echo())
+    L, M = port(), port()
+    d = dnsmasq({"inner.test": "127.0.0.1"}, ttl=60)
+    r = relay(r"""
+        resolver @DNS@ ipv6=off;
+        map $server_port $next {
+            default inner.test:@M@;
+        }
+        server {
+            listen 127.0.0.1:@L@;
+            proxy_pass $next;
+        }
+        server {
+            listen 127.0.0.1:@M@;
+            proxy_pass 127.0.0.1:@B@;
+        }
+    """, DNS=d.addr, L=L, M=M, B=b.port)
+    s = util.connect(L)
+    assert util.echo_roundtrip(s, b"via dns") == b"via dns"
+    s.close()
+    lines = [util.parse_line(l) for l in r.wait_access(2)]
+    assert sorted(f["upstream_addr"] for f in lines) == \
+        sorted(["127.0.0.1:%d" % M, b.addr])
+    assert "forwarding loop" not in r.error_text()
+
+
 @pytest.mark.parametrize("preread,send", [
     ("ssl_preread on;", lambda L, name: dns.send_hello(L, name)[0]),
     ("http_preread on;", lambda L, name: dns.send_http(L, dns.http_head(name))),
