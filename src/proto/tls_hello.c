@@ -497,9 +497,10 @@ hs_field_done(struct tls_hello *h, uint32_t v)
         return;
 
     case HS_CIPHER_SUITES_LEN:
-        if (v == 0 || v % 2 != 0) {
-            hello_fail(h, TLS_HELLO_MALFORMED,
-                       "cipher_suites length is zero or odd");
+        /* RFC 8446 wants at least one suite; nginx reads a hello with
+         * none (nginx-tests do send one), and we only route by it. */
+        if (v % 2 != 0) {
+            hello_fail(h, TLS_HELLO_MALFORMED, "cipher_suites length is odd");
         } else if (!hs_push(h, v)) {
             hello_fail(h, TLS_HELLO_MALFORMED,
                        "cipher_suites overrun the ClientHello");
@@ -509,9 +510,8 @@ hs_field_done(struct tls_hello *h, uint32_t v)
         return;
 
     case HS_COMPRESSION_LEN:
-        if (v == 0) {
-            hello_fail(h, TLS_HELLO_MALFORMED, "compression_methods is empty");
-        } else if (!hs_push(h, v)) {
+        /* Empty is accepted, as nginx does (see cipher_suites). */
+        if (!hs_push(h, v)) {
             hello_fail(h, TLS_HELLO_MALFORMED,
                        "compression_methods overrun the ClientHello");
         } else {

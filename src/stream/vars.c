@@ -701,7 +701,8 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
 }
 
 
-/* nginx's access log writes "-" for a variable that has no value. */
+/* nginx's access log writes "-" for a variable that has no value (with
+ * escape=default only: json and none write nothing, as nginx). */
 static int
 vars_log_value(void *data, const struct tmpl_part *p, const char **val,
                size_t *len)
@@ -718,8 +719,10 @@ static size_t
 vars_render_ctx(struct vars_ctx *ctx, const struct tmpl *t, enum str_escape esc,
                 char *dst, size_t cap)
 {
-    return tmpl_render(t, ctx->for_log ? vars_log_value : vars_value, ctx, esc,
-                       dst, cap);
+    const bool dash = ctx->for_log && esc == STR_ESCAPE_DEFAULT;
+
+    return tmpl_render(t, dash ? vars_log_value : vars_value, ctx, esc, dst,
+                       cap);
 }
 
 

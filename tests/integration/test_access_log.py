@@ -189,3 +189,31 @@ def test_buffered_log_is_flushed_on_exit(relay, backend, port):
     lines = r.access_lines()
     assert len(lines) == 1, lines
     assert util.parse_line(lines[0])["ssl_preread_server_name"] == "log.test"
+
+
+def test_missing_value_is_a_dash_only_with_default_escaping(relay, port):
+    # nginx writes "-" for a variable with no value under escape=default,
+    # and nothing under escape=json and escape=none (nginx-tests'
+    # stream_access_log_none.t and _escape.t).
+    L = port()
+    r = relay(r"""
+        log_format dflt '[$upstream_addr]';
+        log_format js escape=json '[$upstream_addr]';
+        log_format raw escape=none '[$upstream_addr]';
+        server {
+            listen 127.0.0.1:@L@;
+            return ok;
+            access_log @D@/dflt.log dflt;
+            access_log @D@/js.log js;
+            access_log @D@/raw.log raw;
+        }
+    """, L=L, D="__D__", start=False)
+    with open(r.conf, "w") as f:
+        f.write(r.text.replace("__D__", r.dir))
+    r.start()
+    s = util.connect(L)
+    assert util.recv_all(s) == b"ok"
+    s.close()
+    got = {n: r.wait_access(1, os.path.join(r.dir, n + ".log"))[0]
+           for n in ("dflt", "js", "raw")}
+    assert got == {"dflt": "[-]", "js": "[]", "raw": "[]"}, got
