@@ -24,6 +24,7 @@
 
 #include "event/loop.h"
 #include "log/errlog.h"
+#include "net/listen.h"
 #include "process/worker.h"
 #include "stream/compat.h"
 #include "stream/core.h"
@@ -123,14 +124,7 @@ static void
 worker_pick_sockets(struct stream_conf *conf, int slot)
 {
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
-        const size_t mine = (size_t)slot % ls->nfds;
-        for (size_t i = 0; i < ls->nfds; i++) {
-            if (i != mine && ls->fds[i] >= 0) {
-                close(ls->fds[i]);
-                ls->fds[i] = -1;
-            }
-        }
-        ls->fd = ls->fds[mine];
+        ls->fd = listen_fds_keep(ls->fds, ls->nfds, (size_t)slot);
     }
 }
 

@@ -26,6 +26,7 @@
 #include "core/arena.h"
 #include "core/units.h"
 #include "log/errlog.h"
+#include "net/listen.h"
 #include "net/sock.h"
 #include "stream/access.h"
 #include "stream/compat.h"
@@ -1158,39 +1159,17 @@ stream_conf_build(struct conf_tree *tree, const char *path,
 }
 
 
-/* How many sockets ls needs: one per worker with reuseport. */
-static size_t
-core_listen_nfds(const struct stream_conf *conf, const struct stream_listen *ls)
-{
-    long n = conf->worker_processes;
-
-    if (!ls->opts.reuseport || ls->addr.ss_family == AF_UNIX) {
-        return 1; /* one path is bound once */
-    }
-    if (n == 0) {
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    }
-    return n < 1 ? 1 : n > 256 ? 256 : (size_t)n;
-}
-
-
 /* Opens the sockets of ls still missing (-1). 0, or -1 with err set. */
 static int
 core_open_listen(struct stream_listen *ls, struct conf_err *err)
 {
-    for (size_t i = 0; i < ls->nfds; i++) {
-        const char *what;
+    const char *what;
 
-        if (ls->fds[i] >= 0) {
-            continue;
-        }
-        ls->fds[i] = sock_listen((struct sockaddr *)&ls->addr, ls->addrlen,
-                                 &ls->opts, &what);
-        if (ls->fds[i] == -1) {
-            snprintf(err->msg, sizeof(err->msg), "%s to %s failed (%d: %s)",
-                     what, ls->text, errno, strerror(errno));
-            return -1;
-        }
+    if (listen_fds_open(ls->fds, ls->nfds, (struct sockaddr *)&ls->addr,
+                        ls->addrlen, &ls->opts, &what) == -1) {
+        snprintf(err->msg, sizeof(err->msg), "%s to %s failed (%d: %s)", what,
+                 ls->text, errno, strerror(errno));
+        return -1;
     }
     return 0;
 }
@@ -1204,14 +1183,15 @@ core_alloc_fds(struct stream_conf *conf)
         if (ls->fds != NULL) {
             continue;
         }
-        ls->nfds = core_listen_nfds(conf, ls);
+        /* A unix path is bound once: one socket for every worker. */
+        ls->nfds = listen_nfds(ls->opts.reuseport &&
+                                   ls->addr.ss_family != AF_UNIX,
+                               conf->worker_processes);
         ls->fds = arena_alloc(conf->arena, ls->nfds * sizeof(int));
         if (ls->fds == NULL) {
             return -1;
         }
-        for (size_t i = 0; i < ls->nfds; i++) {
-            ls->fds[i] = -1;
-        }
+        listen_fds_init(ls->fds, ls->nfds);
         ls->fd = -1;
     }
     return 0;
@@ -1236,15 +1216,13 @@ stream_conf_open_listeners(struct stream_conf *conf, struct conf_err *err)
 }
 
 
-/* The old listener with conf's address and socket kind, or NULL. */
+/* The old listener whose sockets may serve ls, or NULL. */
 static struct stream_listen *
 core_same_listen(struct stream_conf *old, const struct stream_listen *ls)
 {
     for (struct stream_listen *o = old->listens; o != NULL; o = o->next) {
-        if (sock_addr_equal((struct sockaddr *)&o->addr,
-                            (struct sockaddr *)&ls->addr) &&
-            (o->opts.reuseport == ls->opts.reuseport ||
-             ls->addr.ss_family == AF_UNIX)) {
+        if (listen_same((struct sockaddr *)&ls->addr, ls->opts.reuseport,
+                        (struct sockaddr *)&o->addr, o->opts.reuseport)) {
             return o;
         }
     }
@@ -1262,11 +1240,12 @@ stream_conf_take_listeners(struct stream_conf *conf, struct stream_conf *old,
     }
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
         struct stream_listen *o = core_same_listen(old, ls);
-        for (size_t i = 0; o != NULL && i < ls->nfds && i < o->nfds; i++) {
+        if (o != NULL) {
+            listen_fds_take(ls->fds, ls->nfds, o->fds, o->nfds);
+        }
+        for (size_t i = 0; o != NULL && i < ls->nfds; i++) {
             const char *what;
 
-            ls->fds[i] = o->fds[i];
-            o->fds[i] = -1;
             /* As nginx: the new options apply to the socket kept. */
             if (ls->fds[i] >= 0 &&
                 sock_listen_configure(ls->fds[i], &ls->opts, &what) == -1) {
@@ -1291,14 +1270,9 @@ stream_conf_give_back_listeners(struct stream_conf *conf,
 {
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
         struct stream_listen *o = core_same_listen(old, ls);
-        for (size_t i = 0; i < ls->nfds; i++) {
-            if (o != NULL && i < o->nfds && o->fds[i] == -1) {
-                o->fds[i] = ls->fds[i];
-            } else if (ls->fds[i] >= 0) {
-                close(ls->fds[i]);
-                core_unlink_unix(ls, false); /* bound by this reload */
-            }
-            ls->fds[i] = -1;
+        if (listen_fds_give_back(ls->fds, ls->nfds, o != NULL ? o->fds : NULL,
+                                 o != NULL ? o->nfds : 0) > 0) {
+            core_unlink_unix(ls, false); /* bound by this reload */
         }
     }
 }
@@ -1308,12 +1282,7 @@ void
 stream_conf_close_listeners(struct stream_conf *conf)
 {
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
-        for (size_t i = 0; i < ls->nfds; i++) {
-            if (ls->fds[i] >= 0) {
-                close(ls->fds[i]);
-                ls->fds[i] = -1;
-            }
-        }
+        listen_fds_close(ls->fds, ls->nfds);
         ls->fd = -1;
     }
 }
