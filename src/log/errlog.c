@@ -146,6 +146,20 @@ static void
 errlog_emit(struct errlog *log, enum errlog_level level, const char *line,
             size_t len)
 {
+    if (log->syslog == NULL) {
+        if (write(log->fd, line, len) == -1) {
+            return;
+        }
+        return;
+    }
+    errlog_syslog_send(log->fd, log->syslog, (unsigned)level, line, len);
+}
+
+
+void
+errlog_syslog_send(int fd, const struct errlog_syslog *sl, unsigned severity,
+                   const char *msg, size_t len)
+{
     char dgram[2300];
     char host[256] = "";
     char stamp[32];
@@ -153,13 +167,7 @@ errlog_emit(struct errlog *log, enum errlog_level level, const char *line,
     const time_t now = (time_t)(clock_wall_ms() / 1000);
     int n;
 
-    if (log->syslog == NULL) {
-        if (write(log->fd, line, len) == -1) {
-            return;
-        }
-        return;
-    }
-    if (log->syslog->has_hostname) {
+    if (sl->has_hostname) {
         if (gethostname(host, sizeof(host) - 1) == -1) {
             host[0] = '\0';
         }
@@ -170,21 +178,20 @@ errlog_emit(struct errlog *log, enum errlog_level level, const char *line,
     localtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
     n = snprintf(dgram, sizeof(dgram), "<%u>%s %s%s%s: ",
-                 log->syslog->facility * 8 + (unsigned)level, stamp, host,
-                 host[0] != '\0' ? " " : "", log->syslog->tag);
+                 sl->facility * 8 + severity, stamp, host,
+                 host[0] != '\0' ? " " : "", sl->tag);
     if (n < 0 || (size_t)n >= sizeof(dgram)) {
         return;
     }
     /* The datagram carries the line without its newline. */
-    if (len > 0 && line[len - 1] == '\n') {
+    if (len > 0 && msg[len - 1] == '\n') {
         len--;
     }
     if (len > sizeof(dgram) - (size_t)n) {
         len = sizeof(dgram) - (size_t)n;
     }
-    memcpy(dgram + n, line, len);
-    if (send(log->fd, dgram, (size_t)n + len, MSG_DONTWAIT | MSG_NOSIGNAL) ==
-        -1) {
+    memcpy(dgram + n, msg, len);
+    if (send(fd, dgram, (size_t)n + len, MSG_DONTWAIT | MSG_NOSIGNAL) == -1) {
         return;
     }
 }
@@ -231,6 +238,7 @@ errlog_open_syslog(struct errlog *log, struct errlog_syslog *sl,
     char server[512] = "";
 
     sl->facility = 23;
+    sl->severity = ERRLOG_INFO;
     snprintf(sl->tag, sizeof(sl->tag), "nginx");
     sl->has_hostname = true;
     while (*params != '\0') {
@@ -263,7 +271,10 @@ errlog_open_syslog(struct errlog *log, struct errlog_syslog *sl,
                 return -1;
             }
         } else if (strncmp(word, "severity=", 9) == 0) {
-            is_known = errlog_level_parse(word + 9) != -1;
+            const int sev = errlog_level_parse(word + 9);
+
+            is_known = sev != -1;
+            sl->severity = is_known ? (unsigned)sev : sl->severity;
             if (!is_known) {
                 snprintf(err, errcap, "unknown syslog severity \"%s\"",
                          word + 9);

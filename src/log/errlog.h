@@ -26,6 +26,7 @@ enum errlog_level {
 /* Where a syslog target sends lines (nginx's syslog:server=...). */
 struct errlog_syslog {
     unsigned facility;  /* 0..23; local7 (23) by default */
+    unsigned severity;  /* severity=: access logs only; info (6) default */
     char tag[33];       /* "nginx" by default, as nginx */
     bool has_hostname;  /* false with nohostname */
 };
@@ -56,6 +57,14 @@ int errlog_level_parse(const char *name);
  */
 int errlog_open(struct errlog *log, struct errlog_syslog *sl,
                 const char *target, char *err, size_t errcap);
+
+/*
+ * Sends msg (len bytes, a trailing newline dropped) as one syslog datagram
+ * on fd with sl's header and the given severity (0..7). Failures are
+ * dropped: a log line has nowhere else to go.
+ */
+void errlog_syslog_send(int fd, const struct errlog_syslog *sl,
+                        unsigned severity, const char *msg, size_t len);
 
 /* Sets the log that errlog_write(NULL, ...) uses; NULL means stderr. */
 void errlog_set_default(struct errlog *log);

@@ -248,6 +248,35 @@ log_access_set(struct conf_ctx *cf, const struct conf_node *n,
             }
         }
     }
+    if (strncmp(n->args[1], "syslog:", 7) == 0 && (buffer > 0 || gzip > 0)) {
+        /* One datagram per line: nothing to buffer or compress. */
+        return conf_msg(cf, "parameter \"%s\" is not supported with a "
+                            "syslog: target (one datagram per line)",
+                        gzip > 0 ? "gzip" : "buffer");
+    }
+    if (al->path_t == NULL && file == NULL &&
+        strncmp(n->args[1], "syslog:", 7) == 0) {
+        struct errlog target = {.fd = -1};
+        char err[256];
+
+        file = arena_alloc(cf->arena, sizeof(*file));
+        if (file == NULL) {
+            return "out of memory";
+        }
+        file->syslog = arena_alloc(cf->arena, sizeof(*file->syslog));
+        if (file->syslog == NULL) {
+            return "out of memory";
+        }
+        if (errlog_open(&target, file->syslog, n->args[1], err,
+                        sizeof(err)) == -1) {
+            return conf_msg(cf, "%s", err);
+        }
+        file->path = n->args[1];
+        file->fd = target.fd;
+        loop_timer_init(&file->flush_timer, log_flush_timer, file);
+        file->next = st->conf->log_files;
+        st->conf->log_files = file;
+    }
     if (al->path_t == NULL && file == NULL) {
         file = arena_alloc(cf->arena, sizeof(*file));
         if (file == NULL) {
@@ -369,6 +398,10 @@ log_file_write(struct stream_log_file *f, const char *data, size_t len)
 {
     size_t done = 0;
 
+    if (f->syslog != NULL) {
+        errlog_syslog_send(f->fd, f->syslog, f->syslog->severity, data, len);
+        return;
+    }
     if (f->gzip_level > 0) {
         if (len > 0 && log_gzip_write(f->fd, data, len, f->gzip_level) == -1) {
             errlog_write(NULL, ERRLOG_ALERT, 0,
@@ -487,6 +520,10 @@ log_session(struct session *s)
         line[len++] = '\n';
         if (al->path_t != NULL) {
             log_write_path(s, al, line, len);
+            continue;
+        }
+        if (f->syslog != NULL) {
+            log_file_write(f, line, len); /* one datagram per line */
             continue;
         }
         if (f->cap == 0) {
@@ -680,6 +717,9 @@ log_files_reopen(struct stream_conf *conf)
 
         if (f->len > 0) {
             log_file_flush(f);
+        }
+        if (f->syslog != NULL) {
+            continue; /* a socket: nothing to reopen */
         }
         fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd == -1) {

@@ -30,6 +30,7 @@ struct stream_server;
 struct shm_zone;
 struct stream_set_cmd;
 struct upstream_build;
+struct errlog_syslog;
 struct limit_conn_zone;
 
 /* One listening address, shared by every server{} that names it. */
@@ -98,6 +99,7 @@ struct stream_log_file {
     size_t len;       /* bytes waiting in buf */
     int64_t flush_ms; /* flush= period; 0 = only when full */
     int gzip_level;   /* gzip=: 1..9, each flush one gzip member; 0 off */
+    struct errlog_syslog *syslog; /* syslog: target (fd is its socket) */
     struct loop_timer flush_timer;
     struct stream_log_file *next;
 };

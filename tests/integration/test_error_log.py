@@ -188,3 +188,43 @@ def test_bad_error_log_targets_name_file_and_line(snirelay_bin, workdir):
         rc, err, conf = _t(snirelay_bin, workdir, line)
         assert rc == 1, line
         assert "%s in %s:2" % (text, conf) in err, (line, err)
+
+
+def test_access_log_to_syslog(relay, backend, port):
+    """access_log syslog:... sends each line as one datagram in nginx's
+    format, severity= chosen (info by default), facility local7."""
+    b = backend(_echo)
+    rx = _udp_receiver()
+    rx2 = _udp_receiver()
+    L = port()
+    relay("""
+        log_format plain '$remote_addr $status $bytes_received';
+        server {
+            listen 127.0.0.1:@L@;
+            proxy_pass 127.0.0.1:@B@;
+            access_log syslog:server=127.0.0.1:@S@,severity=notice,tag=acc plain;
+            access_log syslog:server=127.0.0.1:@T@ plain;
+        }
+    """, L=L, B=b.port, S=rx.getsockname()[1], T=rx2.getsockname()[1])
+    assert _session(L) == b"PING!"
+    msg = rx.recv(4096).decode()
+    m = re.match(r"^<(\d+)>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ (\w+): "
+                 r"(.*)$", msg)
+    assert m, msg
+    assert int(m.group(1)) == 23 * 8 + 5 and m.group(2) == "acc"
+    assert m.group(3) == "127.0.0.1 200 4", msg
+    msg2 = rx2.recv(4096).decode()
+    assert msg2.startswith("<%d>" % (23 * 8 + 6)), msg2
+    assert msg2.endswith(" nginx: 127.0.0.1 200 4"), msg2
+    rx.close()
+    rx2.close()
+
+
+def test_access_log_syslog_refuses_buffer_and_gzip(snirelay_bin, workdir):
+    for param in ("buffer=32k", "gzip"):
+        rc, err, conf = _t(snirelay_bin, workdir,
+                           "stream { access_log syslog:server=127.0.0.1 "
+                           "%s; }" % param)
+        assert rc == 1
+        assert ('parameter "%s" is not supported with a syslog: target'
+                % param.split("=")[0]) in err, err
