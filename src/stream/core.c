@@ -191,6 +191,8 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"limit_conn_zone", CONF_STREAM, CONF_TAKE2, limit_conn_zone_set, 0},
     {"limit_conn", SS, CONF_TAKE2, limit_conn_set, 0},
     {"limit_conn_log_level", SS, CONF_TAKE1, limit_conn_log_level_set, 0},
+    {"limit_conn_dry_run", SS, CONF_FLAG, conf_set_flag,
+     CORE_SETTING(limit_conn_dry_run)},
     {"proxy_target_allow", SS, CONF_1MORE, guard_target_allow_set, 0},
     /* nginx sizes its hash tables with these; ours need no tuning. */
     {"map_hash_bucket_size", CONF_STREAM, CONF_TAKE1, conf_set_ignore, 0},
@@ -435,6 +437,7 @@ core_settings_init(struct stream_settings *set)
     set->proxy_next_upstream_timeout_ms = CONF_UNSET;
     set->proxy_half_close = CONF_UNSET;
     set->limit_conn_log_level = CONF_UNSET;
+    set->limit_conn_dry_run = CONF_UNSET;
     set->tcp_nodelay = CONF_UNSET;
     set->proxy_buffer_size = CONF_UNSET;
     set->proxy_socket_keepalive = CONF_UNSET;
@@ -469,6 +472,7 @@ core_settings_merge(struct stream_settings *child,
     CONF_MERGE(child->proxy_half_close, parent->proxy_half_close, 1);
     CONF_MERGE(child->limit_conn_log_level, parent->limit_conn_log_level,
                ERRLOG_ERR);
+    CONF_MERGE(child->limit_conn_dry_run, parent->limit_conn_dry_run, 0);
     CONF_MERGE(child->tcp_nodelay, parent->tcp_nodelay, 1);
     CONF_MERGE(child->proxy_buffer_size, parent->proxy_buffer_size, 16 * 1024);
     CONF_MERGE(child->proxy_socket_keepalive, parent->proxy_socket_keepalive,
@@ -1055,6 +1059,7 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
                             .proxy_next_upstream_timeout_ms = CONF_UNSET,
                             .proxy_half_close = CONF_UNSET,
                             .limit_conn_log_level = CONF_UNSET,
+                            .limit_conn_dry_run = CONF_UNSET,
                             .tcp_nodelay = CONF_UNSET,
                             .proxy_buffer_size = CONF_UNSET,
                             .proxy_socket_keepalive = CONF_UNSET,

@@ -304,6 +304,15 @@ limit_conn_acquire(struct session *s)
             s->nlimits++;
             continue;
         }
+        if (rc == OWNED_COUNTS_OVER && s->server->set.limit_conn_dry_run) {
+            /* nginx: logged and let through, not counted. */
+            s->limit_conn_status = LIMIT_CONN_STATUS_REJECTED_DRY_RUN;
+            session_log(s,
+                        (enum errlog_level)s->server->set.limit_conn_log_level,
+                        "limiting connections, dry run, by zone \"%s\"",
+                        zone->name);
+            continue;
+        }
         if (rc == OWNED_COUNTS_FULL) {
             /* nginx answers 503 when its zone has no room: so do we. */
             if (!zone->is_full_logged) {

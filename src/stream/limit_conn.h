@@ -26,6 +26,7 @@ enum limit_conn_status {
     LIMIT_CONN_STATUS_NONE,
     LIMIT_CONN_STATUS_PASSED,
     LIMIT_CONN_STATUS_REJECTED,
+    LIMIT_CONN_STATUS_REJECTED_DRY_RUN,
 };
 
 struct shm_zone;

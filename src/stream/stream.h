@@ -164,6 +164,7 @@ struct stream_settings {
                                             inherit */
     struct limit_conn_rule *limit_conns; /* limit_conn; NULL: inherit */
     int limit_conn_log_level;            /* enum errlog_level */
+    int limit_conn_dry_run;              /* log, never refuse */
     struct cidr *real_ip_from;           /* set_real_ip_from networks */
     size_t nreal_ip_from;
     int proxy_protocol; /* to upstream: 0, 1 (v1), 2 (v2) */

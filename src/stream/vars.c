@@ -664,7 +664,9 @@ vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
             return -1;
         }
         *val = s->limit_conn_status == LIMIT_CONN_STATUS_PASSED ? "PASSED"
-                                                                : "REJECTED";
+               : s->limit_conn_status == LIMIT_CONN_STATUS_REJECTED
+                   ? "REJECTED"
+                   : "REJECTED_DRY_RUN";
         *len = strlen(*val);
         return 0;
     case VAR_NGINX_VERSION:

@@ -471,3 +471,33 @@ def test_limit_conn_full_zone_refuses_new_keys_and_says_so_once(
     assert all(again)
     for s in again:
         s.close()
+
+
+@pytest.mark.parametrize("dry", ["on", "off"])
+def test_limit_conn_dry_run(master, backend, port, dry):
+    """limit_conn_dry_run on: over the limit is logged ("dry run") and let
+    through, $limit_conn_status REJECTED_DRY_RUN; off: refused (503)."""
+    B = backend(util.echo())
+    L = port()
+    conf = LIMIT_CONF.replace("        limit_conn perip @N@;\n",
+                              "        limit_conn perip @N@;\n"
+                              "        limit_conn_dry_run @DRY@;\n")
+    m = master(conf, log_format="$status|$limit_conn_status", L=L, B=B.port,
+               OPT="", N=1, DRY=dry)
+    m.wait_workers(1)
+    s1 = _try(L)
+    assert s1 is not None
+    s2 = _try(L)
+    if dry == "on":
+        assert s2 is not None, "dry run refused a session"
+        m.wait_error(r'\[error\] .*limiting connections, dry run, by zone '
+                     r'"perip"')
+        s2.close()
+        m.wait_access(1)
+        assert m.access_lines()[0] == "200|REJECTED_DRY_RUN"
+    else:
+        assert s2 is None
+        m.wait_access(1)
+        assert m.access_lines()[0] == "503|REJECTED"
+        assert "dry run" not in m.error_text()
+    s1.close()
