@@ -240,3 +240,68 @@ def test_connect_timeout_on_only_upstream_gives_502(relay, port, blackhole):
     assert f["status"] == "502"
     assert f["bytes_sent"] == "0"
     assert f["upstream_addr"] == "127.0.0.1:%d" % blackhole
+
+
+@pytest.mark.parametrize("tries,expect", [("2", "502"), ("0", "200")])
+def test_proxy_next_upstream_tries(relay, backend, port, tries, expect):
+    """proxy_next_upstream_tries 2 stops after two refused servers (502,
+    two addresses logged); 0 (unlimited) goes on to the good one."""
+    G = backend(util.reply_after(len(MSG), "G"), name="G")
+    dead = [port(), port(), port()]
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@A@ max_fails=0;
+        server 127.0.0.1:@B@ max_fails=0;
+        server 127.0.0.1:@C@ max_fails=0;
+        server 127.0.0.1:@G@ max_fails=0;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_next_upstream_tries @T@;
+        proxy_pass pool;
+    }
+    """, A=dead[0], B=dead[1], C=dead[2], G=G.port, L=L, T=tries)
+    s = util.connect(L)
+    s.sendall(MSG)
+    got = util.wait_closed(s, timeout=15) if expect == "502" else \
+        util.recv_exact(s, len(_reply("G")))
+    s.close()
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["status"] == expect
+    n = len(f["upstream_addr"].split(", "))
+    if expect == "502":
+        assert got == b"" and n == 2, f
+    else:
+        assert got == _reply("G") and n == 4, f
+
+
+@pytest.mark.parametrize("timeout,expect", [("500ms", "502"), ("0", "200")])
+def test_proxy_next_upstream_timeout(relay, backend, port, blackhole,
+                                     timeout, expect):
+    """After a 1 s connect timeout, proxy_next_upstream_timeout 500ms has
+    run out: no next server (502); 0 (unlimited) goes on."""
+    G = backend(util.reply_after(len(MSG), "G"), name="G")
+    L = port()
+    r = relay(r"""
+    upstream pool {
+        server 127.0.0.1:@H@;
+        server 127.0.0.1:@G@;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_connect_timeout 1s;
+        proxy_next_upstream_timeout @T@;
+        proxy_pass pool;
+    }
+    """, H=blackhole, G=G.port, L=L, T=timeout)
+    s = util.connect(L)
+    s.sendall(MSG)
+    if expect == "502":
+        assert util.wait_closed(s, timeout=15) == b""
+    else:
+        assert util.recv_exact(s, len(_reply("G"))) == _reply("G")
+    s.close()
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["status"] == expect
+    assert G.accepted == (1 if expect == "200" else 0)
