@@ -58,7 +58,7 @@ static const struct {
     {"stream_upstream_hash_module", true, true},
     {"stream_upstream_least_conn_module", true, true},
     {"stream_upstream_random_module", true, true},
-    {"stream_upstream_zone_module", true, false},
+    {"stream_upstream_zone_module", true, true},
     {"stream_upstream_least_time_module", true, false}, /* NGINX Plus */
 };
 

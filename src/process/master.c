@@ -32,6 +32,7 @@
 #include "process/worker.h"
 #include "stream/core.h"
 #include "stream/limit_conn.h"
+#include "stream/upstream_zone.h"
 #include "stream/log.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
@@ -199,15 +200,23 @@ static void
 master_reap_shared(struct master *m, pid_t pid)
 {
     uint64_t freed = limit_conn_reap(m->conf, (int)pid);
+    uint64_t conns = upstream_zone_reap(m->conf, (int)pid);
 
     for (size_t i = 0; i < m->nold; i++) {
         freed += limit_conn_reap(m->old[i], (int)pid);
+        conns += upstream_zone_reap(m->old[i], (int)pid);
     }
     if (freed > 0) {
         errlog_write(NULL, ERRLOG_NOTICE, 0,
                      "gave back %llu limit_conn count(s) held by worker "
                      "process %d",
                      (unsigned long long)freed, (int)pid);
+    }
+    if (conns > 0) {
+        errlog_write(NULL, ERRLOG_NOTICE, 0,
+                     "gave back %llu upstream connection(s) held by worker "
+                     "process %d",
+                     (unsigned long long)conns, (int)pid);
     }
 }
 

@@ -29,6 +29,7 @@
 #include "stream/limit_conn.h"
 #include "stream/session.h"
 #include "stream/stream.h"
+#include "stream/upstream_zone.h"
 #include "stream/vars.h"
 
 
@@ -123,6 +124,13 @@ limit_conn_zone_set(struct conf_ctx *cf, const struct conf_node *n,
         if (strcmp(o->name, z->name) == 0) {
             return conf_msg(cf, "duplicate zone \"%s\"", z->name);
         }
+    }
+    /* One name space for every shared zone, as nginx. */
+    if (upstream_zone_find(st->conf, z->name) != NULL) {
+        return conf_msg(cf,
+                        "the shared memory zone \"%s\" is already declared "
+                        "for a different use",
+                        z->name);
     }
     if (tmpl_compile(cf->arena, n->args[1], strlen(n->args[1]), vars_resolve,
                      st->conf, &z->key, err, sizeof(err)) != NULL) {

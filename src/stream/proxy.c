@@ -34,6 +34,7 @@
 #include "stream/session.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
+#include "stream/upstream_zone.h"
 #include "stream/vars.h"
 
 
@@ -429,10 +430,15 @@ proxy_connect_next(struct session *s)
             session_finalize(s, 502);
             return;
         }
-        p = balance_pick(s->bal, &s->try, now);
+        p = upstream_peer_pick(s->up, s->bal, &s->try, now, &s->peer_shared);
         if (p == NULL) {
             if (s->tries == 0) {
                 session_log(s, ERRLOG_ERR, "no live upstreams");
+                /* nginx: $upstream_addr then names the upstream. */
+                if (s->up != NULL && s->bal == &s->up->bal) {
+                    proxy_note(s->upstream_addrs, sizeof(s->upstream_addrs),
+                               s->up->name);
+                }
             }
             session_finalize(s, 502);
             return;
@@ -519,7 +525,8 @@ proxy_failed(struct session *s, int err, const char *what)
                     strerror(err));
     }
     proxy_note(s->connect_times, sizeof(s->connect_times), "-");
-    balance_done(s->bal, s->peer, true, clock_now_ms());
+    upstream_peer_failed(s->up, s->bal, s->peer, clock_now_ms(),
+                         s->peer_shared);
     s->peer_held = false;
     s->peer = NULL;
     if (s->upstream.fd >= 0) {
@@ -560,7 +567,7 @@ proxy_connect_io(struct loop_io *io, uint32_t events)
              (long long)((s->connected_ms - s->connect_start_ms) / 1000),
              (long long)((s->connected_ms - s->connect_start_ms) % 1000));
     proxy_note(s->connect_times, sizeof(s->connect_times), took);
-    balance_connected(s->bal, s->peer);
+    upstream_peer_connected(s->up, s->bal, s->peer);
     /*
      * As nginx's proxy module, on both sockets, with the server that
      * preread picked: the listener's default server set the client's at
@@ -576,7 +583,7 @@ void
 proxy_release(struct session *s)
 {
     if (s->peer != NULL && s->peer_held) {
-        balance_release(s->bal, s->peer);
+        upstream_peer_release(s->up, s->bal, s->peer, s->peer_shared);
         s->peer_held = false;
     }
 }

@@ -123,6 +123,7 @@ struct session {
     char single_name[SOCK_ADDR_TEXT_MAX]; /* single_peer's name */
     struct balance_peer *peer;            /* peer being connected/used */
     bool peer_held; /* peer still counted in its conns (proxy_release) */
+    bool peer_shared; /* and counted in its upstream's shared zone */
     bool lingering; /* draining: ends when the timer fires (relay_drain) */
     struct resolver_wait rwait;       /* while a name is being resolved */
     struct stream_resolver *resolver; /* the one rwait waits on */

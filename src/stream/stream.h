@@ -77,9 +77,28 @@ struct upstream_resolve {
     struct upstream_resolve *next;
 };
 
+/*
+ * An upstream `zone NAME [SIZE]`: the run-time state of every upstream
+ * naming it (failures, weights, active connections), shared by all
+ * workers of one generation (upstream_zone.c).
+ */
+struct upstream_zone {
+    const char *name;
+    size_t size;          /* bytes; 0 while no line has given one */
+    const char *file;     /* the first `zone` line naming it */
+    unsigned line;
+    size_t npeers;        /* servers of every upstream in it */
+    struct shm_zone *shm; /* made at load, before the workers fork;
+                             NULL until then */
+    bool is_full_logged;  /* "no room" said once per worker */
+    struct upstream_zone *next;
+};
+
 struct stream_upstream {
     const char *name;     /* upstream{} name, or "host:port" if implicit */
     bool implicit;        /* made for a proxy_pass address */
+    struct upstream_zone *zone; /* `zone`, or NULL: state per worker */
+    size_t zone_first;          /* its servers' first index in the zone */
     struct balancer bal;  /* peers and method */
     struct tmpl hash_key; /* `hash KEY`, when method is HASH* */
     struct upstream_build *build;      /* peers being read; NULL once built */
@@ -274,6 +293,7 @@ struct stream_conf {
     struct errlog *errlogs; /* stream/server error_logs, for closing */
     struct stream_resolver *resolvers;
     struct limit_conn_zone *zones;
+    struct upstream_zone *upzones; /* upstream `zone`s */
     const char *conf_path;      /* the main file, for messages */
     struct compat_main *compat; /* nginx core directives; NULL: none */
     bool keep_pp_tlvs;     /* some $proxy_protocol_tlv_*: sessions keep

@@ -30,6 +30,7 @@
 #include "stream/core.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
+#include "stream/upstream_zone.h"
 #include "stream/vars.h"
 
 
@@ -102,8 +103,7 @@ static const struct conf_cmd upstream_cmds[] = {
     {"hash", CONF_UPSTREAM, CONF_TAKE12, upstream_hash, 0},
     {"least_conn", CONF_UPSTREAM, CONF_NOARGS, upstream_method, 0},
     {"random", CONF_UPSTREAM, CONF_NOARGS | CONF_TAKE12, upstream_method, 0},
-    /* Shared-memory zones come with the process model; accepted now. */
-    {"zone", CONF_UPSTREAM, CONF_TAKE12, conf_set_ignore, 0},
+    {"zone", CONF_UPSTREAM, CONF_TAKE12, upstream_zone_set, 0},
     {NULL, 0, 0, NULL, 0},
 };
 
@@ -545,7 +545,7 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
                             u->file, u->line);
         }
     }
-    return NULL;
+    return upstream_zone_finish(cf, conf);
 }
 
 
@@ -756,6 +756,7 @@ upstream_take_resolved(struct stream_conf *conf, struct stream_conf *old)
 void
 upstream_free_all(struct stream_conf *conf)
 {
+    upstream_zone_free_all(conf);
     for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
         for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
             shm_zone_free(r->shared);
