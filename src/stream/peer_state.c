@@ -36,8 +36,7 @@ peer_state_load(struct balance_peer *p, const struct peer_state *st, size_t n)
 
 
 void
-peer_state_store(struct peer_state *st, const struct balance_peer *p,
-                 size_t n)
+peer_state_store(struct peer_state *st, const struct balance_peer *p, size_t n)
 {
     /* Only what changed: fewer stores for a death to cut short. */
     for (size_t i = 0; i < n; i++) {

@@ -86,7 +86,8 @@ upstream_zone_set(struct conf_ctx *cf, const struct conf_node *n,
         if (units_parse_size(n->args[2], strlen(n->args[2]), &size) == -1) {
             return conf_msg(cf, "invalid zone size \"%s\"", n->args[2]);
         }
-        if (size < (int64_t)UPSTREAM_ZONE_MIN_PAGES * (page > 0 ? page : 4096)) {
+        if (size <
+            (int64_t)UPSTREAM_ZONE_MIN_PAGES * (page > 0 ? page : 4096)) {
             return conf_msg(cf, "zone \"%s\" is too small", n->args[1]);
         }
     }
@@ -183,11 +184,11 @@ upstream_zone_finish(struct conf_ctx *cf, struct stream_conf *conf)
                                 u->bal.npeers);
             }
         }
-        owned_counts_init(upstream_zone_table(z->shm),
-                          z->shm->data_len -
-                              (size_t)((unsigned char *)upstream_zone_table(
-                                           z->shm) -
-                                       z->shm->data));
+        owned_counts_init(
+            upstream_zone_table(z->shm),
+            z->shm->data_len -
+                (size_t)((unsigned char *)upstream_zone_table(z->shm) -
+                         z->shm->data));
     }
     return NULL;
 }
@@ -222,8 +223,7 @@ upstream_zone_lock(struct upstream_zone *z)
                      "process %d died holding upstream zone \"%s\" lock: "
                      "state mended%s",
                      (int)dead, z->name,
-                     scratch == NULL ? ", counts emptied (out of memory)"
-                                     : "");
+                     scratch == NULL ? ", counts emptied (out of memory)" : "");
         peer_state_mend(d->peers, (size_t)d->npeers);
         owned_counts_repair(t, scratch);
         free(scratch);
@@ -250,11 +250,9 @@ upstream_zone_reap(struct stream_conf *conf, int pid)
 
 /* True when b is u's own balancer and u keeps its state in a zone. */
 static bool
-upstream_zone_is_used(const struct stream_upstream *u,
-                      const struct balancer *b)
+upstream_zone_is_used(const struct stream_upstream *u, const struct balancer *b)
 {
-    return u != NULL && u->zone != NULL && u->zone->shm != NULL &&
-           b == &u->bal;
+    return u != NULL && u->zone != NULL && u->zone->shm != NULL && b == &u->bal;
 }
 
 
@@ -275,8 +273,8 @@ upstream_zone_load(struct stream_upstream *u)
     peer_state_load(u->bal.peers, &upstream_zone_data(z)->peers[u->zone_first],
                     u->bal.npeers);
     for (size_t i = 0; i < u->bal.npeers; i++) {
-        u->bal.peers[i].conns = (unsigned)owned_counts_total(
-            t, (uint64_t)(u->zone_first + i) + 1);
+        u->bal.peers[i].conns =
+            (unsigned)owned_counts_total(t, (uint64_t)(u->zone_first + i) + 1);
     }
 }
 

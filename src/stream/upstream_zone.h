@@ -44,8 +44,7 @@ struct upstream_zone *upstream_zone_find(const struct stream_conf *conf,
  * and room for its servers, maps it and fills it from the balancers.
  * NULL, or a message with the zone's file:line.
  */
-const char *upstream_zone_finish(struct conf_ctx *cf,
-                                 struct stream_conf *conf);
+const char *upstream_zone_finish(struct conf_ctx *cf, struct stream_conf *conf);
 
 /* Unmaps conf's upstream zones. */
 void upstream_zone_free_all(struct stream_conf *conf);
