@@ -110,6 +110,17 @@ resolve_open_all(struct stream_conf *conf, struct loop *l, char *err,
                 timeout = srv->set.resolver_timeout_ms;
             }
         }
+        for (const struct stream_upstream *u = conf->upstreams; u != NULL;
+             u = u->next) {
+            if (u->resolver == sr) {
+                const int64_t t = u->resolver_timeout_ms == CONF_UNSET
+                                      ? 30000
+                                      : u->resolver_timeout_ms;
+                if (t > timeout) {
+                    timeout = t;
+                }
+            }
+        }
         sr->rc.timeout_ms = timeout > 0 ? timeout : 30000;
         sr->r = resolver_new(l, &sr->rc, err, errcap);
         if (sr->r == NULL) {

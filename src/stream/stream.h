@@ -98,6 +98,10 @@ struct stream_upstream {
     const char *name;     /* upstream{} name, or "host:port" if implicit */
     bool implicit;        /* made for a proxy_pass address */
     struct upstream_zone *zone; /* `zone`, or NULL: state per worker */
+    struct stream_resolver *resolver; /* upstream's own `resolver`, or NULL:
+                                         the stream{} one */
+    int64_t resolver_timeout_ms;      /* its `resolver_timeout`, or
+                                         CONF_UNSET */
     size_t zone_first;          /* its servers' first index in the zone */
     struct balancer bal;  /* peers and method */
     struct tmpl hash_key; /* `hash KEY`, when method is HASH* */

@@ -28,6 +28,7 @@
 #include "proto/hostname.h"
 #include "stream/balance.h"
 #include "stream/core.h"
+#include "stream/resolve.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
 #include "stream/upstream_zone.h"
@@ -74,6 +75,9 @@ static const char *upstream_server(struct conf_ctx *cf,
                                    const struct conf_cmd *cmd, void *conf);
 static const char *upstream_hash(struct conf_ctx *cf, const struct conf_node *n,
                                  const struct conf_cmd *cmd, void *conf);
+static const char *upstream_resolver(struct conf_ctx *cf,
+                                     const struct conf_node *n,
+                                     const struct conf_cmd *cmd, void *conf);
 static const char *upstream_method(struct conf_ctx *cf,
                                    const struct conf_node *n,
                                    const struct conf_cmd *cmd, void *conf);
@@ -104,6 +108,9 @@ static const struct conf_cmd upstream_cmds[] = {
     {"least_conn", CONF_UPSTREAM, CONF_NOARGS, upstream_method, 0},
     {"random", CONF_UPSTREAM, CONF_NOARGS | CONF_TAKE12, upstream_method, 0},
     {"zone", CONF_UPSTREAM, CONF_TAKE12, upstream_zone_set, 0},
+    {"resolver", CONF_UPSTREAM, CONF_1MORE, upstream_resolver, 0},
+    {"resolver_timeout", CONF_UPSTREAM, CONF_TAKE1, conf_set_msec,
+     offsetof(struct stream_upstream, resolver_timeout_ms)},
     {NULL, 0, 0, NULL, 0},
 };
 
@@ -123,6 +130,7 @@ upstream_new(struct conf_ctx *cf, struct stream_conf *conf, const char *name,
     u->file = file;
     u->line = line;
     u->bal.method = BALANCE_RR;
+    u->resolver_timeout_ms = CONF_UNSET;
     u->build = b;
     u->next = conf->upstreams;
     conf->upstreams = u;
@@ -209,6 +217,28 @@ upstream_hash(struct conf_ctx *cf, const struct conf_node *n,
         return conf_msg(cf, "%s", err);
     }
     return NULL;
+}
+
+
+/*
+ * `resolver ADDR ...` inside upstream{} (nginx 1.27.3): the resolver of
+ * this upstream's `resolve` servers, instead of the stream{} one.
+ */
+static const char *
+upstream_resolver(struct conf_ctx *cf, const struct conf_node *n,
+                  const struct conf_cmd *cmd, void *conf)
+{
+    struct stream_upstream *u = conf;
+    struct stream_settings set;
+    const char *rv;
+
+    memset(&set, 0, sizeof(set));
+    set.resolver = u->resolver; /* its "is duplicate" check */
+    rv = resolve_resolver_set(cf, n, cmd, &set);
+    if (rv == NULL) {
+        u->resolver = set.resolver;
+    }
+    return rv;
 }
 
 
@@ -522,7 +552,10 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
                                 "%s:%u",
                                 u->name, u->file, u->line);
             }
-            if (conf->set.resolver == NULL) {
+            struct stream_resolver *const sr =
+                u->resolver != NULL ? u->resolver : conf->set.resolver;
+
+            if (sr == NULL) {
                 return conf_msg(cf,
                                 "no resolver defined to resolve \"%s\" "
                                 "in upstream \"%s\" in %s:%u",
@@ -530,7 +563,7 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
             }
             for (struct upstream_resolve *r = u->resolves; r != NULL;
                  r = r->next) {
-                r->resolver = conf->set.resolver;
+                r->resolver = sr;
             }
         }
         u->bal.peers = peers;

@@ -154,3 +154,62 @@ def test_resolved_addresses_survive_a_reload_and_a_worker_restart(
     assert _session(L, bk) == "127.0.0.27"
     lines = [util.parse_line(l) for l in m.access_lines()]
     assert lines[-1]["status"] == "200" and lines[-2]["status"] == "200", lines[-3:]
+
+
+def test_resolver_inside_upstream_is_used_for_its_servers(relay, port, dnsmasq,
+                                                          same_port_backends):
+    """`resolver` and `resolver_timeout` inside upstream{} (nginx 1.27.3):
+    each upstream asks its own resolver; none at stream level is needed."""
+    P, bk = same_port_backends(["127.0.0.21", "127.0.0.22"],
+                               lambda h: util.record_to_eof())
+    d1 = dnsmasq({"svc.test": "127.0.0.21"}, ttl=1)
+    d2 = dnsmasq({"svc.test": "127.0.0.22"}, ttl=1)
+    r = relay(r"""
+    upstream one {
+        server svc.test:@P@ resolve;
+        resolver @D1@;
+    }
+    upstream two {
+        zone two 64k;
+        server svc.test:@P@ resolve;
+        resolver @D2@ valid=1s;
+        resolver_timeout 5s;
+    }
+    server {
+        listen 127.0.0.1:@L1@;
+        proxy_pass one;
+    }
+    server {
+        listen 127.0.0.1:@L2@;
+        proxy_pass two;
+    }
+    """, D1=d1.addr, D2=d2.addr, P=P, L1=port(), L2=port())
+    L1, L2 = r.listen_ports[0], r.listen_ports[1]
+    util.wait_for(lambda: d1.count("svc.test") >= 1 and d2.count("svc.test") >= 1,
+                  "each upstream's lookup at its own resolver")
+    util.wait_for(lambda: _session(L1, bk) == "127.0.0.21", "one via d1",
+                  interval=0.1)
+    util.wait_for(lambda: _session(L2, bk) == "127.0.0.22", "two via d2",
+                  interval=0.1)
+
+
+@pytest.mark.parametrize("line,msg", [
+    ("resolver_timeout 5s; resolver_timeout 6s;",
+     '"resolver_timeout" directive is duplicate'),
+    ("resolver 127.0.0.1; resolver 127.0.0.2;",
+     '"resolver" directive is duplicate'),
+    ("resolver_timeout x;", '"resolver_timeout" directive invalid value'),
+])
+def test_resolver_inside_upstream_bad_config(snirelay_bin, workdir, line, msg):
+    import subprocess
+    conf = "%s/r.conf" % workdir
+    with open(conf, "w") as f:
+        f.write("stream {\n  upstream u {\n    server svc.test:80 resolve;\n"
+                "    %s\n  }\n"
+                "  server { listen 127.0.0.1:%d; proxy_pass u; }\n}\n"
+                % (line, util.free_port()))
+    p = subprocess.run([snirelay_bin, "-t", "-c", conf], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    err = p.stderr.decode()
+    assert p.returncode == 1, err
+    assert "[emerg] %s in %s:4" % (msg, conf) in err, err
