@@ -658,6 +658,7 @@ upstream_apply(struct upstream_resolve *res,
                     htons((uint16_t)res->port);
             }
             p->fails = 0;
+            upstream_zone_forget(res->u, res->first + i);
             sock_addr_text(sa, res->names[i], SOCK_ADDR_TEXT_MAX);
         }
         p->down = false;

@@ -315,6 +315,18 @@ upstream_peer_pick(struct stream_upstream *u, struct balancer *b,
 
 
 void
+upstream_zone_forget(struct stream_upstream *u, size_t i)
+{
+    if (!upstream_zone_is_used(u, &u->bal) || i >= u->bal.npeers ||
+        upstream_zone_lock(u->zone) == SHM_LOCK_FAILED) {
+        return;
+    }
+    upstream_zone_data(u->zone->shm)->peers[u->zone_first + i].fails = 0;
+    shm_unlock(u->zone->shm);
+}
+
+
+void
 upstream_peer_connected(struct stream_upstream *u, struct balancer *b,
                         struct balance_peer *p)
 {

@@ -19,6 +19,7 @@
 #define SNIRELAY_STREAM_UPSTREAM_ZONE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct balance_peer;
@@ -62,6 +63,12 @@ struct balance_peer *upstream_peer_pick(struct stream_upstream *u,
                                         struct balancer *b,
                                         struct balance_try *t, int64_t now_ms,
                                         bool *is_shared);
+
+/*
+ * Clears the failures of u's server i in the zone (a `resolve` slot got
+ * another address); nothing when u has no zone.
+ */
+void upstream_zone_forget(struct stream_upstream *u, size_t i);
 
 /* balance_connected(), sharing the result as above. */
 void upstream_peer_connected(struct stream_upstream *u, struct balancer *b,
