@@ -774,8 +774,9 @@ upstream_take_resolved(struct stream_conf *conf, struct stream_conf *old)
         for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
             for (struct upstream_resolve *o = ou->resolves; o != NULL;
                  o = o->next) {
-                if (o->shared != NULL && o->port == r->port &&
-                    strcmp(o->host, r->host) == 0) {
+                /* The port may change: the answer's addresses get the
+                 * new server's port when applied. */
+                if (o->shared != NULL && strcmp(o->host, r->host) == 0) {
                     shm_zone_free(r->shared);
                     r->shared = o->shared;
                     o->shared = NULL;

@@ -55,8 +55,9 @@ void upstream_resolve_stop(struct stream_conf *conf);
 
 /*
  * At an accepted reload, in the master: conf's `resolve` servers take over
- * the shared answers of old's servers with the same upstream name, host
- * and port, so the new workers start from the addresses last resolved.
+ * the shared answers of old's servers with the same upstream name and
+ * host (the port may differ), so the new workers start from the addresses
+ * last resolved.
  */
 void upstream_take_resolved(struct stream_conf *conf, struct stream_conf *old);
 

@@ -156,6 +156,28 @@ def test_resolved_addresses_survive_a_reload_and_a_worker_restart(
     assert lines[-1]["status"] == "200" and lines[-2]["status"] == "200", lines[-3:]
 
 
+def test_resolved_addresses_survive_a_reload_that_changes_the_port(
+        master, port, dnsmasq, same_port_backends):
+    # As nginx (stream_upstream_resolve_reload.t): the answer is the name's,
+    # so a reload that moves the server to another port starts from it too.
+    P, bk = same_port_backends(["127.0.0.27"], lambda h: util.record_to_eof())
+    P2, bk2 = same_port_backends(["127.0.0.27"], lambda h: util.record_to_eof())
+    d = dnsmasq({"svc.test": "127.0.0.27"}, ttl=1)
+    conf = CONF.replace("resolver @DNS@;", "resolver @DNS@;\n    resolver_timeout 1s;")
+    L = port()
+    m = master(conf, DNS=d.addr, P=P, L=L)
+    (w,) = m.wait_workers(1)
+    util.wait_for(lambda: _session(L, bk) == "127.0.0.27", "the first lookup",
+                  interval=0.1)
+    d.stop()
+    m.reload(m.text.replace(":%d resolve" % P, ":%d resolve" % P2))
+    util.wait_for_gone([w], timeout=10)
+    assert _session(L, bk2) == "127.0.0.27"
+    line = util.parse_line(m.access_lines()[-1])
+    assert line["status"] == "200"
+    assert line["upstream_addr"] == "127.0.0.27:%d" % P2
+
+
 def test_resolver_inside_upstream_is_used_for_its_servers(relay, port, dnsmasq,
                                                           same_port_backends):
     """`resolver` and `resolver_timeout` inside upstream{} (nginx 1.27.3):
