@@ -5,7 +5,7 @@
 
 #include "stream/peer_state.h"
 
-#include "stream/balance.h"
+#include "stream/upstream/balance.h"
 
 
 void

@@ -23,7 +23,7 @@
 #include "proto/http_head.h"
 #include "proto/proxy_proto.h"
 #include "proto/tls_hello.h"
-#include "stream/balance.h"
+#include "stream/upstream/balance.h"
 #include "stream/limit_conn.h"
 #include "stream/stream.h"
 

@@ -17,7 +17,7 @@
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "net/sock.h"
-#include "stream/balance.h"
+#include "stream/upstream/balance.h"
 #include "stream/tmpl.h"
 
 struct arena;

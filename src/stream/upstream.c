@@ -26,7 +26,7 @@
 #include "log/errlog.h"
 #include "net/sock.h"
 #include "proto/hostname.h"
-#include "stream/balance.h"
+#include "stream/upstream/balance.h"
 #include "stream/core.h"
 #include "stream/resolve.h"
 #include "stream/stream.h"

@@ -22,7 +22,7 @@
 #include "core/shm.h"
 #include "core/units.h"
 #include "log/errlog.h"
-#include "stream/balance.h"
+#include "stream/upstream/balance.h"
 #include "stream/core.h"
 #include "stream/limit_conn.h"
 #include "stream/peer_state.h"

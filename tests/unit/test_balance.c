@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "stream/balance.h"
+#include "stream/upstream/balance.h"
 
 #define TEST_MAX_PEERS 8
 

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "stream/balance.h"
+#include "stream/upstream/balance.h"
 #include "stream/peer_state.h"
 
 #define NPEERS 3

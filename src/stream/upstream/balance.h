@@ -13,8 +13,8 @@
  * balance_free() releases. One struct balance_try lives in each session.
  * Nothing here is thread-safe: one worker's loop uses one balancer.
  */
-#ifndef SNIRELAY_STREAM_BALANCE_H
-#define SNIRELAY_STREAM_BALANCE_H
+#ifndef SNIRELAY_STREAM_UPSTREAM_BALANCE_H
+#define SNIRELAY_STREAM_UPSTREAM_BALANCE_H
 
 #include <stdbool.h>
 #include <stddef.h>
