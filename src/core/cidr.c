@@ -53,7 +53,7 @@ static enum cidr_class classify_table(const struct range *t, size_t n,
 static enum cidr_class classify_v4(const uint8_t v4[4]);
 static enum cidr_class classify_v6(const uint8_t a[16]);
 static enum cidr_class classify_embedded(const uint8_t a[16]);
-static enum cidr_class classify_local_nat64(const uint8_t a[16]);
+static size_t embedded_v4(const uint8_t a[16], uint8_t out[CIDR_EMBED_MAX][4]);
 static bool all_zero(const uint8_t *p, size_t len);
 
 
@@ -348,9 +348,39 @@ classify_v6(const uint8_t a[16])
 /*
  * The class of the IPv4 address a carries, if it is in one of the blocks
  * listed at cidr_classify() and that address is refused; else PUBLIC.
+ * Every reading of an ambiguous block is tried, in embedded_v4()'s order,
+ * and the first refused class wins.
  */
 static enum cidr_class
 classify_embedded(const uint8_t a[16])
+{
+    uint8_t v4[CIDR_EMBED_MAX][4];
+    const size_t n = embedded_v4(a, v4);
+
+    for (size_t i = 0; i < n; i++) {
+        const enum cidr_class c = classify_v4(v4[i]);
+        if (c != CIDR_PUBLIC) {
+            return c;
+        }
+    }
+    return CIDR_PUBLIC;
+}
+
+
+/*
+ * The IPv4 addresses a may carry (see cidr_classify()) into out, the most
+ * likely first; returns how many (0: a embeds none). 64:ff9b:1::/48 is
+ * for NAT64 prefixes of the operator's choosing, of length 48 to 96, and
+ * the address does not say which: each layout the address is consistent
+ * with (zero u octet and suffix) is decoded, the most constrained first.
+ * Erring on the safe side has a cost: an address in the /48 or /56 layout
+ * always reads as 0.0.0.0 in the /96 layout and is refused, and so is a
+ * /96 address of an x.0.0.0 network (it reads as 0.0.0.x in the /64
+ * layout). An operator with such a prefix must allow it explicitly.
+ * Teredo gives the client (obfuscated) first, then the server.
+ */
+static size_t
+embedded_v4(const uint8_t a[16], uint8_t out[CIDR_EMBED_MAX][4])
 {
     static const uint8_t translated[12] = {[8] = 0xff, [9] = 0xff};
     static const uint8_t compatible[12] = {0};
@@ -358,61 +388,61 @@ classify_embedded(const uint8_t a[16])
     static const uint8_t nat64_local[6] = {0x00, 0x64, 0xff, 0x9b, 0x00, 0x01};
     static const uint8_t six_to_four[2] = {0x20, 0x02};
     static const uint8_t teredo[4] = {0x20, 0x01, 0x00, 0x00};
+    size_t n = 0;
 
     if (memcmp(a, v4_mapped_prefix, 12) == 0 ||
         memcmp(a, translated, 12) == 0 || memcmp(a, compatible, 12) == 0 ||
         memcmp(a, nat64_wkp, 12) == 0) {
-        return classify_v4(a + 12);
+        memcpy(out[0], a + 12, 4);
+        return 1;
     }
     if (memcmp(a, nat64_local, 6) == 0) {
-        return classify_local_nat64(a);
+        const size_t nl =
+            sizeof(local_nat64_layouts) / sizeof(local_nat64_layouts[0]);
+        for (size_t i = 0; i < nl && n < CIDR_EMBED_MAX; i++) {
+            const struct nat64_layout *const l = &local_nat64_layouts[i];
+            if (l->has_u_octet && a[8] != 0) {
+                continue;
+            }
+            if (!all_zero(a + l->zero_from, 16 - l->zero_from)) {
+                continue;
+            }
+            for (size_t k = 0; k < 4; k++) {
+                out[n][k] = a[l->at[k]];
+            }
+            n++;
+        }
+        return n;
     }
     if (memcmp(a, six_to_four, 2) == 0) {
-        return classify_v4(a + 2);
+        memcpy(out[0], a + 2, 4);
+        return 1;
     }
     if (memcmp(a, teredo, 4) == 0) {
-        const uint8_t client[4] = {(uint8_t)~a[12], (uint8_t)~a[13],
-                                   (uint8_t)~a[14], (uint8_t)~a[15]};
-        const enum cidr_class c = classify_v4(client);
-        return c != CIDR_PUBLIC ? c : classify_v4(a + 4);
+        for (size_t k = 0; k < 4; k++) {
+            out[0][k] = (uint8_t)~a[12 + k];
+        }
+        memcpy(out[1], a + 4, 4);
+        return 2;
     }
-    return CIDR_PUBLIC;
+    return 0;
 }
 
 
-/*
- * 64:ff9b:1::/48 is for NAT64 prefixes of the operator's choosing, of
- * length 48 to 96, and the address does not say which. Each layout that
- * the address is consistent with (zero u octet and suffix) is decoded, the
- * most constrained first so that the class names the address the sender
- * most likely meant, and the first refused class is returned. Erring on
- * the safe side has a cost: an address in the /48 or /56 layout always
- * reads as 0.0.0.0 in the /96 layout and is refused, and so is a /96
- * address of an x.0.0.0 network (it reads as 0.0.0.x in the /64 layout).
- * An operator with such a prefix must allow it explicitly.
- */
-static enum cidr_class
-classify_local_nat64(const uint8_t a[16])
+size_t
+cidr_embedded_v4(const struct sockaddr *sa, uint8_t out[CIDR_EMBED_MAX][4])
 {
-    const size_t n =
-        sizeof(local_nat64_layouts) / sizeof(local_nat64_layouts[0]);
+    uint8_t bytes[16];
+    int family;
 
-    for (size_t i = 0; i < n; i++) {
-        const struct nat64_layout *const l = &local_nat64_layouts[i];
-        if (l->has_u_octet && a[8] != 0) {
-            continue;
-        }
-        if (!all_zero(a + l->zero_from, 16 - l->zero_from)) {
-            continue;
-        }
-        const uint8_t v4[4] = {a[l->at[0]], a[l->at[1]], a[l->at[2]],
-                               a[l->at[3]]};
-        const enum cidr_class c = classify_v4(v4);
-        if (c != CIDR_PUBLIC) {
-            return c;
-        }
+    if (!sockaddr_bytes(sa, &family, bytes) || family != AF_INET6) {
+        return 0;
     }
-    return CIDR_PUBLIC;
+    /* "::" and "::1" are IPv6's own, not IPv4-compatible addresses. */
+    if (all_zero(bytes, 15) && bytes[15] <= 1) {
+        return 0;
+    }
+    return embedded_v4(bytes, out);
 }
 
 

@@ -91,6 +91,20 @@ enum cidr_class {
  */
 enum cidr_class cidr_classify(const struct sockaddr *sa);
 
+/* At most this many IPv4 readings of one IPv6 address (local NAT64). */
+#define CIDR_EMBED_MAX 4
+
+/*
+ * The IPv4 addresses that the IPv6 sa carries in one of the forms listed
+ * at cidr_classify() (mapped, compatible, translated, NAT64, 6to4, Teredo
+ * client and server), written to out, the most likely first. Returns how
+ * many: 0 when sa is not AF_INET6, is "::" or "::1", or embeds nothing;
+ * up to CIDR_EMBED_MAX for a local-use NAT64 address whose prefix length
+ * is unknown. For comparing addresses across families (the loop guard).
+ */
+size_t cidr_embedded_v4(const struct sockaddr *sa,
+                        uint8_t out[CIDR_EMBED_MAX][4]);
+
 /*
  * Static name of c for logs: "public", "loopback", "unspecified",
  * "link-local", "private", "documentation", "multicast", "reserved"; and

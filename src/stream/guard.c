@@ -8,6 +8,7 @@
 
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,27 +68,57 @@ guard_init(const struct stream_conf *conf)
 }
 
 
+/* Whether the IPv4 address v4 (4 bytes) is one of ours. */
+static bool
+guard_is_local_v4(const uint8_t v4[4])
+{
+    for (size_t i = 0; i < guard_nlocal; i++) {
+        const struct sockaddr_in *l =
+            (const struct sockaddr_in *)&guard_local[i];
+        if (l->sin_family == AF_INET && memcmp(&l->sin_addr, v4, 4) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
+/*
+ * Whether sa is this host. An IPv6 address that carries an IPv4 one
+ * (::ffff:a.b.c.d, 64:ff9b::a.b.c.d, 2002:AABB:CCDD::, ...: the forms
+ * cidr_classify() knows) is compared by each IPv4 address it may carry as
+ * well: a v6 socket reaches ::ffff:OWN, a translator or tunnel may
+ * deliver the others to us.
+ */
 static bool
 guard_is_local(const struct sockaddr *sa)
 {
     const enum cidr_class c = cidr_classify(sa);
+    uint8_t v4[CIDR_EMBED_MAX][4];
+    size_t nv4;
 
     if (c == CIDR_LOOPBACK || c == CIDR_UNSPECIFIED) {
         return true;
     }
+    if (sa->sa_family == AF_INET) {
+        return guard_is_local_v4(
+            (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr);
+    }
+    if (sa->sa_family != AF_INET6) {
+        return false;
+    }
     for (size_t i = 0; i < guard_nlocal; i++) {
-        const struct sockaddr *l = (const struct sockaddr *)&guard_local[i];
-        if (l->sa_family != sa->sa_family) {
-            continue;
-        }
-        if (sa->sa_family == AF_INET &&
-            ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
-                ((const struct sockaddr_in *)sa)->sin_addr.s_addr) {
+        const struct sockaddr_in6 *l =
+            (const struct sockaddr_in6 *)&guard_local[i];
+        if (l->sin6_family == AF_INET6 &&
+            memcmp(&l->sin6_addr, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                   16) == 0) {
             return true;
         }
-        if (sa->sa_family == AF_INET6 &&
-            memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
-                   &((const struct sockaddr_in6 *)sa)->sin6_addr, 16) == 0) {
+    }
+    nv4 = cidr_embedded_v4(sa, v4);
+    for (size_t i = 0; i < nv4; i++) {
+        if (guard_is_local_v4(v4[i])) {
             return true;
         }
     }

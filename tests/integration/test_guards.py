@@ -8,6 +8,7 @@ forms embedding it appear only in DNS answers that snirelay must refuse, and
 each such test first checks that the guard refuses a loopback answer."""
 
 import os
+import socket
 import subprocess
 
 import pytest
@@ -192,6 +193,76 @@ def test_name_resolving_to_the_proxy_itself_is_a_loop(relay, port, dnsmasq,
     assert len(lines) == 2, lines
     assert dns.fwd_line(lines[0])["ssl_preread_server_name"] == "loop.test"
     assert dns.fwd_line(lines[1])["ssl_preread_server_name"] == "nx.test"
+
+
+def _own_ipv4():
+    """A non-loopback IPv4 address of this host (the stand-in "own"
+    address), or None."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            return parts[parts.index("inet") + 1].split("/")[0]
+    return None
+
+
+def _embed(form, v4):
+    """v4 written in one of the IPv6 forms that carry an IPv4 address."""
+    b = bytes(int(x) for x in v4.split("."))
+    if form == "mapped":
+        return "::ffff:" + v4
+    if form == "nat64":
+        return "64:ff9b::" + v4
+    if form == "6to4":
+        return "2002:%02x%02x:%02x%02x::1" % tuple(b)
+    raise ValueError(form)
+
+
+OWN_LOOP_CONF = r"""
+    resolver @DNS@ ipv4=off;
+    resolver_timeout 5s;
+    server {
+        listen 127.0.0.1:@L@;
+        listen @OWN@:@L@;
+        ssl_preread on;
+        preread_timeout 5s;
+        proxy_connect_timeout 2s;
+        proxy_target_allow @OWN@/32 64:ff9b::/96 2002::/16;
+        proxy_pass $ssl_preread_server_name:@L@;
+    }
+"""
+
+
+@pytest.mark.parametrize("form", ["mapped", "nat64", "6to4"])
+def test_own_address_embedded_in_ipv6_is_a_loop(relay, port, dnsmasq, form):
+    # Issue 8: an AAAA answer carrying the proxy's own (non-loopback,
+    # proxy_target_allow-ed) IPv4 address.  Before the fix the mapped form
+    # connected to our own listener, and every session there looped again.
+    own = _own_ipv4()
+    if own is None:
+        pytest.skip("no non-loopback IPv4 address on this host")
+    L = port()
+    target = socket.inet_ntop(socket.AF_INET6,
+                              socket.inet_pton(socket.AF_INET6, _embed(form, own)))
+    d = dnsmasq({"loop.test": target}, ttl=60)
+    r = relay(OWN_LOOP_CONF, DNS=d.addr, OWN=own, L=L,
+              log_format=dns.FWD_FORMAT)
+    f = _closed_silently(r, "loop.test", 1)
+    assert f["status"] == "502"
+    assert util.empty(f["upstream_addr"])
+    r.wait_error(r"forwarding loop: loop\.test resolved to \[%s\]:%d, which "
+                 r"is this proxy" % (target.replace(".", r"\."), L))
+    assert r.error_text().count("forwarding loop") == 1, r.error_text()
+    # Canary: nothing was accepted on our own address's listener, nothing is
+    # left open on the port, and the next session's line follows directly.
+    util.wait_proxy_closed_all(L)
+    f = _closed_silently(r, "nx.test", 2)
+    assert f["status"] == "500"
+    lines = r.access_lines()
+    assert len(lines) == 2, lines
+    assert "connected to %s:%d" % (own, L) not in r.error_text()
+    assert r.error_text().count("forwarding loop") == 1, r.error_text()
 
 
 CHAIN_CONF = r"""

@@ -77,6 +77,7 @@ static void test_classify_v6_boundaries(void **state);
 static void test_classify_v6_embedded(void **state);
 static void test_classify_non_ip(void **state);
 static void test_class_names(void **state);
+static void test_embedded_v4(void **state);
 
 
 int
@@ -94,6 +95,7 @@ main(void)
         cmocka_unit_test(test_classify_v6_embedded),
         cmocka_unit_test(test_classify_non_ip),
         cmocka_unit_test(test_class_names),
+        cmocka_unit_test(test_embedded_v4),
     };
     return cmocka_run_group_tests(tests, setup_guard, teardown_guard);
 }
@@ -617,4 +619,75 @@ test_class_names(void **state)
     assert_string_equal(cidr_class_name(CIDR_MULTICAST), "multicast");
     assert_string_equal(cidr_class_name(CIDR_BROADCAST_RESERVED), "reserved");
     assert_string_equal(cidr_class_name((enum cidr_class)99), "unknown");
+}
+
+
+/* One IPv6 text and the IPv4 readings cidr_embedded_v4() must give. */
+struct embed_case {
+    const char *v6;
+    size_t n;
+    const char *v4[CIDR_EMBED_MAX];
+};
+
+
+/*
+ * Normalisation for the loop guard: every form that carries an IPv4
+ * address gives it back (a public one too), in order; others give none.
+ */
+static void
+test_embedded_v4(void **state)
+{
+    static const struct embed_case cases[] = {
+        {"::ffff:192.0.2.2", 1, {"192.0.2.2"}},
+        {"::ffff:8.8.8.8", 1, {"8.8.8.8"}},
+        {"::192.0.2.2", 1, {"192.0.2.2"}},
+        {"::ffff:0:192.0.2.2", 1, {"192.0.2.2"}},
+        {"64:ff9b::192.0.2.2", 1, {"192.0.2.2"}},
+        {"2002:c000:202::1", 1, {"192.0.2.2"}},
+        {"2001:0:4136:e378:8000:63bf:3fff:fdd2",
+         2,
+         {"192.0.2.45", "65.54.227.120"}},
+        {"64:ff9b:1::c000:202", 1, {"192.0.2.2"}},
+        {"64:ff9b:1:c000:2:200::",
+         4,
+         {"192.0.2.2", "0.2.2.0", "2.2.0.0", "0.0.0.0"}},
+        {"::", 0, {NULL}},
+        {"::1", 0, {NULL}},
+        {"2001:db8::1", 0, {NULL}},
+        {"fd00::2", 0, {NULL}},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        struct sockaddr_in6 sin6;
+        uint8_t out[CIDR_EMBED_MAX][4];
+        size_t n;
+
+        memset(&sin6, 0, sizeof(sin6));
+        sin6.sin6_family = AF_INET6;
+        assert_int_equal(inet_pton(AF_INET6, cases[i].v6, &sin6.sin6_addr), 1);
+        n = cidr_embedded_v4((const struct sockaddr *)&sin6, out);
+        if (n != cases[i].n) {
+            fail_msg("%s: %zu readings, want %zu", cases[i].v6, n, cases[i].n);
+        }
+        for (size_t k = 0; k < n; k++) {
+            char text[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, out[k], text, sizeof(text));
+            if (strcmp(text, cases[i].v4[k]) != 0) {
+                fail_msg("%s: reading %zu is %s, want %s", cases[i].v6, k, text,
+                         cases[i].v4[k]);
+            }
+        }
+    }
+    /* An IPv4 address is no IPv6 form: none. */
+    {
+        struct sockaddr_in sin;
+        uint8_t out[CIDR_EMBED_MAX][4];
+
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        inet_pton(AF_INET, "192.0.2.2", &sin.sin_addr);
+        assert_int_equal(cidr_embedded_v4((const struct sockaddr *)&sin, out),
+                         0);
+    }
 }
