@@ -19,11 +19,12 @@
 #include "event/loop.h"
 
 
-#define RESOLVER_BUCKETS 1024      /* hash buckets; chains grow beyond */
-#define RESOLVER_MAX_ENTRIES 65536 /* beyond: answers are not cached */
-#define RESOLVER_NEGATIVE_MS 5000  /* how long failures are remembered */
-#define RESOLVER_MAX_SOCKS 16      /* c-ares sockets watched at once */
-#define RESOLVER_SWEEP_MS 60000    /* expired entries are freed this often */
+#define RESOLVER_BUCKETS 1024       /* hash buckets; chains grow beyond */
+#define RESOLVER_MAX_ENTRIES 65536  /* beyond: answers are not cached */
+#define RESOLVER_NEGATIVE_MS 5000   /* how long failures are remembered */
+#define RESOLVER_MAX_SOCKS 16       /* c-ares sockets watched at once */
+#define RESOLVER_SWEEP_MS 60000     /* expired entries are freed this often */
+#define RESOLVER_TRIES_PER_SERVER 3 /* c-ares tries, per server */
 
 
 struct resolver_entry {
@@ -68,6 +69,8 @@ static void resolver_complete(struct resolver_entry *e);
 static void resolver_sweep(struct loop_timer *t);
 static uint32_t resolver_hash(const char *name, size_t len);
 static void resolver_unlink(struct resolver_entry *e);
+static void resolver_ares_timing(const struct resolver_conf *c, int *timeout_ms,
+                                 int *tries);
 
 
 static uint32_t
@@ -79,6 +82,36 @@ resolver_hash(const char *name, size_t len)
         h = (h ^ (unsigned char)name[i]) * 16777619u;
     }
     return h;
+}
+
+
+/*
+ * c-ares' first-try timeout and number of tries from resolver_timeout, so
+ * that its retransmits spread over the whole of it: c-ares (1.18) sends a
+ * query to each server in turn and doubles the timeout after each round
+ * over the servers, so with n servers and RESOLVER_TRIES tries the wait
+ * adds up to timeout * sum(2^(i / n)) for i < tries. The first timeout is
+ * chosen so that the sum is at least resolver_timeout: our own deadline
+ * (resolver_deadline) ends the lookup at resolver_timeout, not c-ares
+ * earlier. A late answer to an earlier try is still taken (same query id,
+ * same socket).
+ */
+static void
+resolver_ares_timing(const struct resolver_conf *c, int *timeout_ms, int *tries)
+{
+    size_t nservers = 1;
+    int64_t units = 0;
+    int64_t t;
+
+    for (const char *p = c->servers; p != NULL && *p != '\0'; p++) {
+        nservers += *p == ',';
+    }
+    *tries = RESOLVER_TRIES_PER_SERVER * (int)nservers;
+    for (int i = 0; i < *tries; i++) {
+        units += (int64_t)1 << (i / (int)nservers);
+    }
+    t = (c->timeout_ms + units - 1) / units;
+    *timeout_ms = (int)(t < 1 ? 1 : t > 1000000 ? 1000000 : t);
 }
 
 
@@ -110,8 +143,7 @@ resolver_new(struct loop *l, const struct resolver_conf *c, char *err,
     }
     memset(&o, 0, sizeof(o));
     o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-    o.timeout = (int)(c->timeout_ms < 2000 ? (c->timeout_ms + 1) / 2 : 1000);
-    o.tries = 2;
+    resolver_ares_timing(c, &o.timeout, &o.tries);
     o.ndots = 0;
     o.ndomains = 0;
     o.domains = NULL;

@@ -195,6 +195,22 @@ def silent_resolver():
 
 
 @pytest.fixture
+def slow_resolver():
+    """Factory: slow_resolver(records, delay, ttl=60) -> dns.SlowResolver, a
+    loopback DNS server answering each query after `delay` seconds."""
+    made = []
+
+    def make(records, delay, ttl=60):
+        s = _dns.SlowResolver(records, delay, ttl)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
 def same_port_backends():
     """Factory: same_port_backends(hosts, handler_for, ssl_for=None, port=None)
     -> (port, {host: backend}): one backend per 127.0.0.x address in `hosts`,

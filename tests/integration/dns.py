@@ -11,7 +11,9 @@ not in the file gets NXDOMAIN; any other unknown name gets REFUSED.
     d.count("a.test", "A")      # queries for a name seen so far (query log)
     d.stop()
 
-SilentResolver is a UDP socket that reads queries and never answers.
+SilentResolver is a UDP socket that reads queries and never answers;
+SlowResolver answers each query (A records from a dict, NXDOMAIN for other
+names, no AAAA) only after a delay.
 
 Also here: an access-log format for the forwarding tests (FWD_FORMAT,
 parsed by fwd_line()) and small helpers to send a ClientHello or an HTTP
@@ -26,6 +28,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 
 import hello
 import util
@@ -250,6 +253,93 @@ class SilentResolver:
     def stop(self):
         self._stopped = True
         # A datagram to ourselves wakes recvfrom(); then close.
+        try:
+            w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            w.sendto(b"", ("127.0.0.1", self.port))
+            w.close()
+        except OSError:
+            pass
+        self._thread.join(5)
+        self.sock.close()
+
+
+class SlowResolver:
+    """A UDP DNS server on a loopback port that answers every query after
+    `delay` seconds: A records from `records` ({name: [addr, ...]}) with
+    `ttl`, an empty answer for other types of a known name, NXDOMAIN for
+    unknown names.  self.asked lists (time, qtype, name) of every query,
+    retransmissions included (each is answered, late, in its turn)."""
+
+    def __init__(self, records, delay, ttl=60):
+        self.records = {n.lower(): ([a] if isinstance(a, str) else list(a))
+                        for n, a in records.items()}
+        self.delay = delay
+        self.ttl = ttl
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.asked = []
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._timers = []
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name="slow-dns")
+        self._thread.start()
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _loop(self):
+        while not self._stopped:
+            try:
+                pkt, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            if self._stopped or len(pkt) < 12:
+                continue
+            with self._lock:
+                self.asked.append((time.monotonic(), _qtype(pkt), _qname(pkt)))
+                t = threading.Timer(self.delay, self._answer, (pkt, peer))
+                t.daemon = True
+                self._timers.append(t)
+            t.start()
+
+    def _answer(self, pkt, peer):
+        if self._stopped:
+            return
+        i = 12
+        while pkt[i]:
+            i += 1 + pkt[i]
+        question = pkt[12:i + 5]
+        name, qtype = _qname(pkt), _qtype(pkt)
+        addrs = self.records.get(name)
+        rcode = 3 if addrs is None else 0
+        answers = b""
+        n = 0
+        if qtype == 1 and addrs:
+            for a in addrs:
+                answers += (struct.pack("!HHHIH", 0xC00C, 1, 1, self.ttl, 4)
+                            + socket.inet_aton(a))
+                n += 1
+        flags = 0x8180 | rcode
+        reply = (pkt[:2] + struct.pack("!HHHHH", flags, 1, n, 0, 0)
+                 + question + answers)
+        try:
+            self.sock.sendto(reply, peer)
+        except OSError:
+            pass
+
+    def count(self, name, qtype=1):
+        with self._lock:
+            return sum(1 for _, t, n in self.asked if n == name and t == qtype)
+
+    def stop(self):
+        self._stopped = True
+        with self._lock:
+            timers = list(self._timers)
+        for t in timers:
+            t.cancel()
         try:
             w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             w.sendto(b"", ("127.0.0.1", self.port))

@@ -207,6 +207,48 @@ def test_silent_resolver_times_out_with_500(relay, port, silent_resolver, same_p
     assert bk["127.0.0.21"].accepted == 0
 
 
+def test_resolver_answering_after_4s_is_waited_for_with_resolver_timeout_10s(
+        relay, port, slow_resolver, same_port_backends):
+    # Issue 8: c-ares was set to 1s x 2 tries whatever resolver_timeout
+    # said, so an answer after 4s was never taken.
+    P, bk = _recorders(same_port_backends, ["127.0.0.21"])
+    d = slow_resolver({"late.test": "127.0.0.21"}, delay=4.0)
+    r = relay(SNI_CONF, DNS=d.addr, ROPTS="ipv6=off", RT="10s", L=port(), P=P,
+              log_format=dns.FWD_FORMAT)
+    t0 = time.monotonic()
+    s, data = dns.send_hello(r.listen_ports[0], "late.test")
+    b = bk["127.0.0.21"]
+    b.wait_conns(1, timeout=15)
+    took = time.monotonic() - t0
+    s.close()
+    b.conns[0]["done"].wait(util.DEADLINE)
+    assert b.conns[0]["data"] == data
+    assert 3.5 <= took < 10, "connected after %.2fs" % took
+    f = dns.fwd_line(r.wait_access(1)[0])
+    assert f["status"] == "200"
+    assert f["upstream_addr"] == b.addr
+    assert "could not be resolved" not in r.error_text()
+
+
+def test_silent_resolver_fails_at_resolver_timeout_not_earlier(
+        relay, port, silent_resolver, same_port_backends):
+    P, bk = _recorders(same_port_backends, ["127.0.0.21"])
+    r = relay(SNI_CONF, DNS=silent_resolver.addr, ROPTS="", RT="6s", L=port(),
+              P=P, log_format=dns.FWD_FORMAT)
+    t0 = time.monotonic()
+    s, _ = dns.send_hello(r.listen_ports[0], "never.test")
+    assert util.recv_all(s) == b""
+    took = time.monotonic() - t0
+    s.close()
+    assert 5.8 <= took < 8.0, "closed after %.2fs with resolver_timeout 6s" % took
+    f = dns.fwd_line(r.wait_access(1)[0])
+    assert f["status"] == "500"
+    r.wait_error(r"never\.test could not be resolved \(\d+: Operation timed out\)")
+    # c-ares retransmitted within the timeout rather than asking once.
+    assert silent_resolver.asked("never.test") >= 2
+    assert bk["127.0.0.21"].accepted == 0
+
+
 def test_concurrent_sessions_share_one_query(relay, port, dnsmasq, same_port_backends):
     """20 sessions for one name while its query is held in flight: one query.
 
