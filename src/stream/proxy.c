@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
@@ -57,6 +58,7 @@ static void proxy_log_value(struct session *s, const char *fmt,
 static bool proxy_local(struct session *s, struct sockaddr_storage *local,
                         socklen_t *len, char *text, size_t cap);
 static int proxy_open(struct session *s, const struct balance_peer *p);
+static void proxy_client_io(struct loop_io *io, uint32_t events);
 
 
 const char *
@@ -377,6 +379,14 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
 enum phase_rc
 proxy_phase(struct session *s)
 {
+    /* Until the relay takes the client over: notice it leaving. */
+    s->client.fn = proxy_client_io;
+    if (loop_io_set(s->loop, &s->client, LOOP_READ) == -1) {
+        session_log(s, ERRLOG_ALERT, "epoll_ctl() failed (%d: %s)", errno,
+                    strerror(errno));
+        session_finalize(s, 500);
+        return PHASE_DONE;
+    }
     switch (proxy_choose(s)) {
     case 0:
         return PHASE_NEXT;
@@ -385,6 +395,80 @@ proxy_phase(struct session *s)
     default:
         return PHASE_DONE; /* finalized */
     }
+}
+
+
+/*
+ * The client's socket while its name is resolved and its upstream
+ * connected (nginx does not watch it then, and a client that left kept
+ * its descriptors until the lookup or connect timed out). A reset, or a
+ * FIN with proxy_half_close off, ends the session now. With
+ * proxy_half_close on a FIN is a half-close (preread, if any, is over: the
+ * whole hello was read): the relay passes it on once connected. Bytes the
+ * client sends meanwhile are kept after the preread ones (the relay sends
+ * them first), up to proxy_buffer_size; beyond that, watching stops (the
+ * socket is level-triggered) until the relay reads again.
+ */
+static void
+proxy_client_io(struct loop_io *io, uint32_t events)
+{
+    struct session *s = io->data;
+    const size_t max = (size_t)s->server->set.proxy_buffer_size;
+    ssize_t n;
+
+    (void)events;
+    for (;;) {
+        if (s->pre_len == s->pre_cap) {
+            size_t cap = s->pre_cap == 0 ? 4096 : s->pre_cap * 2;
+            unsigned char *p;
+
+            if (cap > max) {
+                cap = max;
+            }
+            if (cap <= s->pre_cap) {
+                /* Full: the rest waits in the socket for the relay. */
+                if (loop_io_set(s->loop, &s->client, 0) == -1) {
+                    session_finalize(s, 500);
+                }
+                return;
+            }
+            p = realloc(s->pre_buf, cap);
+            if (p == NULL) {
+                session_log(s, ERRLOG_ALERT, "out of memory");
+                session_finalize(s, 500);
+                return;
+            }
+            s->pre_buf = p;
+            s->pre_cap = cap;
+        }
+        n = recv(io->fd, s->pre_buf + s->pre_len, s->pre_cap - s->pre_len, 0);
+        if (n > 0) {
+            s->pre_len += (size_t)n;
+            s->bytes_received += (uint64_t)n;
+            continue;
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        break;
+    }
+    if (n == 0 && s->server->set.proxy_half_close) {
+        /* The FIN stays readable: the relay passes it on. */
+        if (loop_io_set(s->loop, &s->client, 0) == -1) {
+            session_finalize(s, 500);
+        }
+        return;
+    }
+    if (n == 0) {
+        session_log(s, ERRLOG_INFO, "client closed connection");
+    } else {
+        session_log(s, ERRLOG_INFO, "recv() failed (%d: %s)", errno,
+                    strerror(errno));
+    }
+    session_finalize(s, 200);
 }
 
 
@@ -494,9 +578,9 @@ proxy_connect_next(struct session *s)
 
 /*
  * True when p's address came from DNS at run time: a name a client chose
- * in a proxy_pass value, or an upstream `resolve` server. Only those are loop-checked here:
- * an address written in the config (an upstream{} server, a fixed
- * proxy_pass, a literal from a value no client chooses) may name one of
+ * in a proxy_pass value, or an upstream `resolve` server. Only those are
+ * loop-checked here: an address written in the config (an upstream{} server, a
+ * fixed proxy_pass, a literal from a value no client chooses) may name one of
  * our own listeners, since chaining servers is legitimate (nginx allows
  * it); the loop guard is for names the config does not fix.
  */

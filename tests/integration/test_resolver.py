@@ -8,6 +8,7 @@ from clients, so these configs carry `proxy_target_allow 127.0.0.0/8;`
 (test_guards.py checks the same setups are refused without it)."""
 
 import re
+import socket
 import threading
 import time
 
@@ -247,6 +248,52 @@ def test_silent_resolver_fails_at_resolver_timeout_not_earlier(
     # c-ares retransmitted within the timeout rather than asking once.
     assert silent_resolver.asked("never.test") >= 2
     assert bk["127.0.0.21"].accepted == 0
+
+
+def _reply_at_eof(name):
+    """Backend handler: read to EOF, then answer `name` and close."""
+    def handler(conn, info):
+        info["data"] = util.recv_all(conn)
+        conn.sendall(name.encode() + b"\n")
+    return handler
+
+
+HC_CONF = SNI_CONF.replace("proxy_target_allow", "proxy_half_close @HC@;\n"
+                           "        proxy_target_allow")
+
+
+@pytest.mark.parametrize("half_close", ["on", "off"])
+def test_client_fin_during_a_slow_lookup(relay, port, slow_resolver,
+                                         same_port_backends, half_close):
+    """Issue 8: a client's FIN while its name is being resolved.  With
+    proxy_half_close on (the whole hello was read) it is a half-close: the
+    session goes on, the upstream gets the hello and the FIN, and its
+    answer reaches the client.  With it off the session ends at once."""
+    P, bk = same_port_backends(["127.0.0.21"], lambda h: _reply_at_eof("served"))
+    d = slow_resolver({"slow.test": "127.0.0.21"}, delay=1.5)
+    r = relay(HC_CONF, DNS=d.addr, ROPTS="ipv6=off", RT="10s", HC=half_close,
+              L=port(), P=P, log_format=dns.FWD_FORMAT)
+    s, data = dns.send_hello(r.listen_ports[0], "slow.test")
+    util.wait_for(lambda: d.count("slow.test") >= 1, "the query to be asked")
+    t0 = time.monotonic()
+    s.shutdown(socket.SHUT_WR)
+    got = util.recv_all(s)
+    took = time.monotonic() - t0
+    s.close()
+    f = dns.fwd_line(r.wait_access(1)[0])
+    b = bk["127.0.0.21"]
+    if half_close == "on":
+        assert got == b"served\n"
+        assert b.conns[0]["data"] == data
+        assert f["status"] == "200"
+        assert f["upstream_addr"] == b.addr
+    else:
+        assert got == b""
+        assert took < 1.0, "closed after %.2fs" % took
+        assert f["status"] == "200"
+        assert util.empty(f["upstream_addr"])
+        r.wait_error(r"\[info\] .*client closed connection while resolving")
+        assert b.accepted == 0
 
 
 def test_concurrent_sessions_share_one_query(relay, port, dnsmasq, same_port_backends):

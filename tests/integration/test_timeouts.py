@@ -1,8 +1,11 @@
 """preread_timeout, proxy_timeout and proxy_connect_timeout, with short
 timeouts (1s).  Closing is detected by polling the socket, never by sleeping."""
 
+import os
 import select
 import socket
+import struct
+import time
 
 import pytest
 
@@ -305,3 +308,92 @@ def test_proxy_next_upstream_timeout(relay, backend, port, blackhole,
     f = util.parse_line(r.wait_access(1)[0])
     assert f["status"] == expect
     assert G.accepted == (1 if expect == "200" else 0)
+
+
+def _worker(r):
+    """The pid of r's (only) worker, or r itself when it has none."""
+    kids = util.child_pids(r.pid)
+    return kids[0] if kids else r.pid
+
+
+def _nfds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_clients_resetting_during_a_blackholed_connect_free_their_fds_at_once(
+        relay, port, blackhole):
+    """Issue 8: 300 clients that reset while their upstream connect hangs.
+
+    Before, each session kept its two descriptors for the whole
+    proxy_connect_timeout (60s here); now the worker notices the reset and
+    its descriptor count is back at its baseline within a second."""
+    N = 300
+    L = port()
+    r = relay(r"""
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_connect_timeout 60s;
+        proxy_pass 127.0.0.1:@H@;
+    }
+    """, H=blackhole, L=L)
+    w = _worker(r)
+    base = _nfds(w)
+    clients = []
+    try:
+        for _ in range(N):
+            clients.append(util.connect(L))
+        util.wait_for(lambda: _nfds(w) >= base + 2 * N,
+                      "every session to be connecting upstream")
+        for c in clients:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            c.close()
+        util.wait_for(lambda: _nfds(w) <= base,
+                      "the worker's descriptors back at %d" % base, timeout=1.0)
+    finally:
+        for c in clients:
+            c.close()
+    lines = r.wait_access(N)
+    assert len(lines) == N
+    for line in lines:
+        f = util.parse_line(line)
+        assert f["upstream_addr"] == "127.0.0.1:%d" % blackhole
+        assert f["bytes_sent"] == "0"
+    assert r.error_text().count("Connection reset by peer") == N
+    assert "timed out" not in r.error_text()
+
+
+@pytest.mark.parametrize("half_close", ["on", "off"])
+def test_client_fin_during_a_blackholed_connect(relay, port, blackhole,
+                                                half_close):
+    """A FIN while connecting ends the session at once with
+    proxy_half_close off; with it on, it is a half-close and the session
+    waits for its connect (here, to the 2s timeout)."""
+    L = port()
+    r = relay(r"""
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_connect_timeout 2s;
+        proxy_half_close @HC@;
+        proxy_pass 127.0.0.1:@H@;
+    }
+    """, H=blackhole, L=L, HC=half_close)
+    s = util.connect(L)
+    try:
+        s.sendall(MSG)
+        t0 = time.monotonic()
+        s.shutdown(socket.SHUT_WR)
+        assert util.wait_closed(s, timeout=15) == b""
+        took = time.monotonic() - t0
+    finally:
+        s.close()
+    f = util.parse_line(r.wait_access(1)[0])
+    if half_close == "off":
+        assert took < 1.0, "closed after %.2fs" % took
+        assert f["status"] == "200"
+        r.wait_error(r"\[info\] .*client closed connection while connecting "
+                     r"to upstream")
+    else:
+        assert took >= 1.8, "closed after %.2fs" % took
+        assert f["status"] == "502"
+        r.wait_error(r"upstream timed out")
