@@ -17,10 +17,10 @@
 #include "core/clock.h"
 #include "dns/resolver.h"
 #include "event/loop.h"
+#include "log/errlog.h"
 
 
 #define RESOLVER_BUCKETS 1024       /* hash buckets; chains grow beyond */
-#define RESOLVER_MAX_ENTRIES 65536  /* beyond: answers are not cached */
 #define RESOLVER_NEGATIVE_MS 5000   /* how long failures are remembered */
 #define RESOLVER_MAX_SOCKS 16       /* c-ares sockets watched at once */
 #define RESOLVER_SWEEP_MS 60000     /* expired entries are freed this often */
@@ -28,12 +28,15 @@
 
 
 struct resolver_entry {
-    struct resolver_entry *next; /* hash chain */
+    struct resolver_entry *next;     /* hash chain */
+    struct resolver_entry *lru_prev; /* more recently used */
+    struct resolver_entry *lru_next; /* less recently used */
     struct resolver *r;
     char name[RESOLVER_NAME_MAX + 1];
     size_t len;
     bool pending;       /* a query is in flight */
     bool orphan;        /* unlinked; freed when c-ares calls back */
+    bool completing;    /* its waiters are being called: not evicted */
     int64_t expires_ms; /* answered: when to ask again */
     struct resolver_result result;
     struct resolver_wait *waiters; /* sessions waiting for this name */
@@ -51,6 +54,10 @@ struct resolver {
     struct resolver_conf conf;
     struct resolver_entry *buckets[RESOLVER_BUCKETS];
     size_t nentries;
+    size_t max_entries;              /* conf.max_entries or the default */
+    struct resolver_entry *lru;      /* most recently used entry */
+    struct resolver_entry *lru_tail; /* least recently used entry */
+    bool full_logged;                /* the bound was logged once */
     struct resolver_sock socks[RESOLVER_MAX_SOCKS];
     struct loop_timer ares_timer; /* c-ares' own retransmit timeouts */
     struct loop_timer sweep;
@@ -69,6 +76,9 @@ static void resolver_complete(struct resolver_entry *e);
 static void resolver_sweep(struct loop_timer *t);
 static uint32_t resolver_hash(const char *name, size_t len);
 static void resolver_unlink(struct resolver_entry *e);
+static void resolver_lru_remove(struct resolver_entry *e);
+static void resolver_lru_front(struct resolver_entry *e);
+static bool resolver_evict(struct resolver *r);
 static void resolver_ares_timing(const struct resolver_conf *c, int *timeout_ms,
                                  int *tries);
 
@@ -137,6 +147,8 @@ resolver_new(struct loop *l, const struct resolver_conf *c, char *err,
     }
     r->loop = l;
     r->conf = *c;
+    r->max_entries =
+        c->max_entries > 0 ? c->max_entries : RESOLVER_DEFAULT_MAX_ENTRIES;
     for (size_t i = 0; i < RESOLVER_MAX_SOCKS; i++) {
         loop_io_init(&r->socks[i].io, -1, resolver_sock_io, &r->socks[i]);
         r->socks[i].r = r;
@@ -296,8 +308,66 @@ resolver_unlink(struct resolver_entry *e)
     if (*p == e) {
         *p = e->next;
         r->nentries--;
+        resolver_lru_remove(e);
     }
     e->next = NULL;
+}
+
+
+/* Takes e out of the recency list (a no-op when it is not in it). */
+static void
+resolver_lru_remove(struct resolver_entry *e)
+{
+    struct resolver *r = e->r;
+
+    if (e->lru_prev != NULL) {
+        e->lru_prev->lru_next = e->lru_next;
+    } else if (r->lru == e) {
+        r->lru = e->lru_next;
+    }
+    if (e->lru_next != NULL) {
+        e->lru_next->lru_prev = e->lru_prev;
+    } else if (r->lru_tail == e) {
+        r->lru_tail = e->lru_prev;
+    }
+    e->lru_prev = e->lru_next = NULL;
+}
+
+
+/* Makes e the most recently used entry. */
+static void
+resolver_lru_front(struct resolver_entry *e)
+{
+    struct resolver *r = e->r;
+
+    resolver_lru_remove(e);
+    e->lru_next = r->lru;
+    if (r->lru != NULL) {
+        r->lru->lru_prev = e;
+    }
+    r->lru = e;
+    if (r->lru_tail == NULL) {
+        r->lru_tail = e;
+    }
+}
+
+
+/*
+ * Frees the least recently used entry that no lookup is using (answers,
+ * NXDOMAIN and failures alike; a pending one is in flight and stays).
+ * Returns false when every entry is pending.
+ */
+static bool
+resolver_evict(struct resolver *r)
+{
+    for (struct resolver_entry *e = r->lru_tail; e != NULL; e = e->lru_prev) {
+        if (!e->pending && e->waiters == NULL && !e->completing) {
+            resolver_unlink(e);
+            free(e);
+            return true;
+        }
+    }
+    return false;
 }
 
 
@@ -308,6 +378,7 @@ resolver_complete(struct resolver_entry *e)
     struct resolver_result res = e->result;
 
     /* A waiter's callback may cancel others or start new lookups. */
+    e->completing = true;
     while (e->waiters != NULL) {
         struct resolver_wait *w = e->waiters;
         e->waiters = w->next;
@@ -318,6 +389,7 @@ resolver_complete(struct resolver_entry *e)
         w->next = w->prev = NULL;
         w->fn(w->data, &res);
     }
+    e->completing = false;
 }
 
 
@@ -428,11 +500,28 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
             break;
         }
     }
+    if (e != NULL) {
+        resolver_lru_front(e);
+    }
     if (e != NULL && !e->pending) {
         if (clock_now_ms() < e->expires_ms) {
             return &e->result;
         }
         /* Expired: ask again in place. */
+    }
+    if (e == NULL && r->nentries >= r->max_entries) {
+        if (!r->full_logged) {
+            r->full_logged = true;
+            errlog_write(NULL, ERRLOG_WARN, 0,
+                         "resolver cache is full (%zu names): the least "
+                         "recently used ones are dropped",
+                         r->max_entries);
+        }
+        if (!resolver_evict(r)) {
+            static struct resolver_result full = {
+                RESOLVER_ERROR, 0, 0, {{0}}, {0}};
+            return &full; /* every entry is a lookup in flight */
+        }
     }
     if (e == NULL) {
         e = calloc(1, sizeof(*e));
@@ -448,6 +537,7 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
         e->next = r->buckets[b];
         r->buckets[b] = e;
         r->nentries++;
+        resolver_lru_front(e);
     }
     w->fn = fn;
     w->data = data;
@@ -509,6 +599,7 @@ resolver_sweep(struct loop_timer *t)
             if (!e->pending && e->waiters == NULL && e->expires_ms <= now) {
                 *p = e->next;
                 r->nentries--;
+                resolver_lru_remove(e);
                 free(e);
                 continue;
             }

@@ -20,6 +20,7 @@ struct resolver_entry;
 
 #define RESOLVER_MAX_ADDRS 16 /* addresses kept per name */
 #define RESOLVER_NAME_MAX 253
+#define RESOLVER_DEFAULT_MAX_ENTRIES 10000 /* names cached, LRU beyond */
 
 enum resolver_status {
     RESOLVER_OK,
@@ -35,6 +36,8 @@ struct resolver_conf {
     bool ipv4;           /* ask A */
     bool ipv6;           /* ask AAAA */
     int64_t timeout_ms;  /* resolver_timeout: a whole lookup's deadline */
+    size_t max_entries;  /* names cached at most (answers, NXDOMAIN and
+                            lookups in flight); 0: the default */
 };
 
 /* What a lookup found; valid during a callback, or until the next loop batch.

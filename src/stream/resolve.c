@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `resolver ADDR[:PORT] ... [valid=TIME] [ipv4=on|off] [ipv6=on|off]` and
+ * `resolver ADDR[:PORT] ... [valid=TIME] [ipv4=on|off] [ipv6=on|off]
+ * [cache_entries=N]` (the last is ours) and
  * `resolver_timeout` (nginx's syntax and defaults: port 53, TTLs, both
  * families, 30s), and the hand-off from a session to dns/resolver.
  */
@@ -62,6 +63,13 @@ resolve_resolver_set(struct conf_ctx *cf, const struct conf_node *n,
             sr->rc.ipv4 = a[6] == 'n';
         } else if (strcmp(a, "ipv6=on") == 0 || strcmp(a, "ipv6=off") == 0) {
             sr->rc.ipv6 = a[6] == 'n';
+        } else if (strncmp(a, "cache_entries=", 14) == 0) {
+            /* Our extension: how many names the cache holds (LRU). */
+            int v;
+            if (units_parse_int(a + 14, strlen(a + 14), &v) == -1 || v < 1) {
+                return conf_msg(cf, "invalid parameter \"%s\"", a);
+            }
+            sr->rc.max_entries = (size_t)v;
         } else if (strncmp(a, "status_zone=", 12) == 0) {
             /* nginx Plus statistics; nothing to do */
         } else {

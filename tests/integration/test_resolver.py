@@ -9,6 +9,7 @@ from clients, so these configs carry `proxy_target_allow 127.0.0.0/8;`
 
 import re
 import socket
+import subprocess
 import threading
 import time
 
@@ -294,6 +295,75 @@ def test_client_fin_during_a_slow_lookup(relay, port, slow_resolver,
         assert util.empty(f["upstream_addr"])
         r.wait_error(r"\[info\] .*client closed connection while resolving")
         assert b.accepted == 0
+
+
+def test_cache_is_bounded_by_cache_entries_lru(relay, port, dnsmasq,
+                                              same_port_backends):
+    """Issue 8: the cache had no bound, so random names grew it for ever.
+    `resolver ... cache_entries=64` (our extension): 2000 random NXDOMAIN
+    names later the first name was dropped (asked again), the newest is
+    still cached, the bound is logged once, and lookups still work."""
+    import concurrent.futures
+    import random
+
+    P, bk = _recorders(same_port_backends, ["127.0.0.21"])
+    b = bk["127.0.0.21"]
+    d = dnsmasq({"first.test": "127.0.0.21", "last.test": "127.0.0.21"}, ttl=60)
+    r = _relay(relay, port, d, P, ropts="ipv6=off valid=60s cache_entries=64")
+    L = r.listen_ports[0]
+
+    def served(name, n):
+        s, data = dns.send_hello(L, name)
+        b.wait_conns(n)
+        s.close()
+        b.conns[n - 1]["done"].wait(util.DEADLINE)
+        assert b.conns[n - 1]["data"] == data
+
+    def refused(name):
+        s, _ = dns.send_hello(L, name)
+        try:
+            return util.recv_all(s)
+        finally:
+            s.close()
+
+    served("first.test", 1)
+    assert d.count("first.test") == 1
+    rnd = random.Random(8)
+    names = ["nx%08x.test" % rnd.getrandbits(32) for _ in range(2000)]
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        assert all(x == b"" for x in ex.map(refused, names))
+    r.wait_access(2001)
+    r.wait_error(r"\[warn\] .*resolver cache is full \(64 names\): the least "
+                 r"recently used ones are dropped")
+    assert r.error_text().count("resolver cache is full") == 1
+    served("last.test", 2)
+    served("last.test", 3)
+    assert d.count("last.test") == 1, "the newest name was not cached"
+    served("first.test", 4)
+    assert d.count("first.test") == 2, "the oldest name was never dropped"
+    # The newest random names are cached NXDOMAIN (5s): not asked again.
+    before = d.count(names[-1])
+    assert refused(names[-1]) == b""
+    assert d.count(names[-1]) == before
+
+
+@pytest.mark.parametrize("bad", ["cache_entries=0", "cache_entries=x",
+                                 "cache_entries="])
+def test_cache_entries_invalid_value_is_refused(relay, port, bad):
+    r = relay(r"""
+    resolver 127.0.0.1:53 @BAD@;
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass 127.0.0.1:1;
+    }
+    """, BAD=bad, L=port(), start=False)
+    p = subprocess.run([r.binary, "-t", "-c", r.conf], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=util.DEADLINE)
+    assert p.returncode == 1
+    lines = r.text.splitlines()
+    n = [i for i, l in enumerate(lines) if bad in l][0] + 1
+    assert ('snirelay: [emerg] invalid parameter "%s" in %s:%d'
+            % (bad, r.conf, n)) in p.stderr, p.stderr
 
 
 def test_concurrent_sessions_share_one_query(relay, port, dnsmasq, same_port_backends):
