@@ -8,13 +8,16 @@
  */
 
 #include <ares.h>
+#include <arpa/nameser.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/clock.h"
+#include "dns/cname.h"
 #include "dns/resolver.h"
 #include "event/loop.h"
 #include "log/errlog.h"
@@ -25,6 +28,7 @@
 #define RESOLVER_MAX_SOCKS 16       /* c-ares sockets watched at once */
 #define RESOLVER_SWEEP_MS 60000     /* expired entries are freed this often */
 #define RESOLVER_TRIES_PER_SERVER 3 /* c-ares tries, per server */
+#define RESOLVER_MAX_CNAMES 8       /* CNAME-only answers followed per name */
 
 
 struct resolver_entry {
@@ -37,6 +41,9 @@ struct resolver_entry {
     bool pending;       /* a query is in flight */
     bool orphan;        /* unlinked; freed when c-ares calls back */
     bool completing;    /* its waiters are being called: not evicted */
+    char qname[RESOLVER_NAME_MAX + 1]; /* asked now: name or a CNAME's */
+    unsigned cnames;    /* CNAME-only answers followed in this lookup */
+    int64_t cname_ttl_ms; /* lowest TTL along those CNAMEs; -1: none */
     int64_t expires_ms; /* answered: when to ask again */
     struct resolver_result result;
     struct resolver_wait *waiters; /* sessions waiting for this name */
@@ -73,6 +80,9 @@ static void resolver_answer(void *arg, int status, int timeouts,
                             struct ares_addrinfo *ai);
 static void resolver_deadline(struct loop_timer *t);
 static void resolver_complete(struct resolver_entry *e);
+static void resolver_query(struct resolver_entry *e, const char *name);
+static void resolver_cname_answer(void *arg, int status, int timeouts,
+                                  unsigned char *abuf, int alen);
 static void resolver_sweep(struct loop_timer *t);
 static uint32_t resolver_hash(const char *name, size_t len);
 static void resolver_unlink(struct resolver_entry *e);
@@ -393,6 +403,71 @@ resolver_complete(struct resolver_entry *e)
 }
 
 
+/* Records e's answer, caches it for as long as it may be, tells waiters. */
+static void
+resolver_finish(struct resolver_entry *e, enum resolver_status st,
+                int64_t ttl_ms)
+{
+    struct resolver *r = e->r;
+
+    loop_timer_cancel(r->loop, &e->deadline);
+    e->pending = false;
+    e->result.status = st;
+    if (e->cname_ttl_ms >= 0 && (ttl_ms < 0 || e->cname_ttl_ms < ttl_ms)) {
+        ttl_ms = e->cname_ttl_ms;
+    }
+    if (st == RESOLVER_OK) {
+        e->expires_ms = clock_now_ms() +
+                        (r->conf.valid_ms >= 0 ? r->conf.valid_ms
+                                               : (ttl_ms < 0 ? 0 : ttl_ms));
+    } else if (st == RESOLVER_NXDOMAIN) {
+        e->expires_ms = clock_now_ms() + RESOLVER_NEGATIVE_MS;
+    } else {
+        e->expires_ms = clock_now_ms(); /* not cached: ask again */
+    }
+    e->result.expires_ms = e->expires_ms;
+    resolver_complete(e);
+}
+
+
+/* What c-ares' status means for the asker. */
+static enum resolver_status
+resolver_status_of(int status)
+{
+    switch (status) {
+    case ARES_SUCCESS:
+        return RESOLVER_OK;
+    case ARES_ENOTFOUND:
+    case ARES_ENODATA:
+    case ARES_ENONAME:
+        return RESOLVER_NXDOMAIN;
+    case ARES_ESERVFAIL:
+    case ARES_EREFUSED:
+    case ARES_ECONNREFUSED: /* c-ares 1.18: every server said REFUSED */
+        return RESOLVER_SERVFAIL;
+    case ARES_ETIMEOUT:
+        return RESOLVER_TIMEOUT;
+    default:
+        return RESOLVER_ERROR;
+    }
+}
+
+
+/*
+ * Common to both c-ares callbacks: true when e is no longer ours to answer
+ * (our deadline answered it, or the resolver is being freed).
+ */
+static bool
+resolver_gone(struct resolver_entry *e, int status)
+{
+    if (e->orphan) {
+        free(e); /* our deadline already answered the waiters */
+        return true;
+    }
+    return status == ARES_EDESTRUCTION; /* resolver_free() frees it */
+}
+
+
 static void
 resolver_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
@@ -401,67 +476,72 @@ resolver_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
     int64_t ttl_ms = -1;
 
     (void)timeouts;
-    if (e->orphan) {
-        /* Our deadline already answered the waiters and let it go. */
+    if (resolver_gone(e, status)) {
         ares_freeaddrinfo(ai);
-        free(e);
         return;
     }
-    if (status == ARES_EDESTRUCTION) {
-        ares_freeaddrinfo(ai);
-        return; /* resolver_free() frees the entry */
-    }
-    loop_timer_cancel(r->loop, &e->deadline);
-    e->pending = false;
     e->result.naddrs = 0;
-    switch (status) {
-    case ARES_SUCCESS:
-        for (struct ares_addrinfo_node *n = ai ? ai->nodes : NULL;
-             n != NULL && e->result.naddrs < RESOLVER_MAX_ADDRS;
-             n = n->ai_next) {
-            const size_t i = e->result.naddrs;
-            if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
-                n->ai_addrlen > sizeof(e->result.addrs[0])) {
-                continue;
-            }
-            memcpy(&e->result.addrs[i], n->ai_addr, n->ai_addrlen);
-            e->result.addrlens[i] = n->ai_addrlen;
-            e->result.naddrs++;
-            if (ttl_ms == -1 || (int64_t)n->ai_ttl * 1000 < ttl_ms) {
-                ttl_ms = (int64_t)(n->ai_ttl < 0 ? 0 : n->ai_ttl) * 1000;
-            }
+    for (struct ares_addrinfo_node *n = ai ? ai->nodes : NULL;
+         status == ARES_SUCCESS && n != NULL &&
+         e->result.naddrs < RESOLVER_MAX_ADDRS;
+         n = n->ai_next) {
+        const size_t i = e->result.naddrs;
+        if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
+            n->ai_addrlen > sizeof(e->result.addrs[0])) {
+            continue;
         }
-        e->result.status =
-            e->result.naddrs > 0 ? RESOLVER_OK : RESOLVER_NXDOMAIN;
-        break;
-    case ARES_ENOTFOUND:
-    case ARES_ENODATA:
-    case ARES_ENONAME:
-        e->result.status = RESOLVER_NXDOMAIN;
-        break;
-    case ARES_ESERVFAIL:
-    case ARES_EREFUSED:
-    case ARES_ECONNREFUSED: /* c-ares 1.18: every server said REFUSED */
-        e->result.status = RESOLVER_SERVFAIL;
-        break;
-    case ARES_ETIMEOUT:
-        e->result.status = RESOLVER_TIMEOUT;
-        break;
-    default:
-        e->result.status = RESOLVER_ERROR;
-        break;
+        memcpy(&e->result.addrs[i], n->ai_addr, n->ai_addrlen);
+        e->result.addrlens[i] = n->ai_addrlen;
+        e->result.naddrs++;
+        if (ttl_ms == -1 || (int64_t)n->ai_ttl * 1000 < ttl_ms) {
+            ttl_ms = (int64_t)(n->ai_ttl < 0 ? 0 : n->ai_ttl) * 1000;
+        }
     }
     ares_freeaddrinfo(ai);
-    if (e->result.status == RESOLVER_OK) {
-        e->expires_ms = clock_now_ms() +
-                        (r->conf.valid_ms >= 0 ? r->conf.valid_ms : ttl_ms);
-    } else if (e->result.status == RESOLVER_NXDOMAIN) {
-        e->expires_ms = clock_now_ms() + RESOLVER_NEGATIVE_MS;
-    } else {
-        e->expires_ms = clock_now_ms(); /* not cached: ask again */
+    if (status == ARES_SUCCESS && e->result.naddrs == 0) {
+        status = ARES_ENODATA;
     }
-    e->result.expires_ms = e->expires_ms;
-    resolver_complete(e);
+    if (status == ARES_ENODATA && e->cnames < RESOLVER_MAX_CNAMES) {
+        /*
+         * "No data" is also what c-ares says when a server answered with
+         * the name's CNAME and left the target for us to chase (nginx's
+         * resolver chases it): ask for the CNAME itself.
+         */
+        ares_query(r->channel, e->qname, ns_c_in, ns_t_cname,
+                   resolver_cname_answer, e);
+        resolver_rearm(r);
+        return;
+    }
+    resolver_finish(e, resolver_status_of(status), ttl_ms);
+}
+
+
+static void
+resolver_cname_answer(void *arg, int status, int timeouts,
+                      unsigned char *abuf, int alen)
+{
+    struct resolver_entry *e = arg;
+    char target[CNAME_NAME_MAX + 1];
+    uint32_t ttl_s = 0;
+
+    (void)timeouts;
+    if (resolver_gone(e, status)) {
+        return;
+    }
+    if (status != ARES_SUCCESS || abuf == NULL || alen <= 0 ||
+        cname_target(abuf, (size_t)alen, e->qname, target, sizeof(target),
+                     &ttl_s) != CNAME_FOUND ||
+        strcmp(target, e->name) == 0) {
+        /* No CNAME either (or one back to the start): no address. */
+        e->result.naddrs = 0;
+        resolver_finish(e, RESOLVER_NXDOMAIN, -1);
+        return;
+    }
+    e->cnames++;
+    if (e->cname_ttl_ms < 0 || (int64_t)ttl_s * 1000 < e->cname_ttl_ms) {
+        e->cname_ttl_ms = (int64_t)ttl_s * 1000;
+    }
+    resolver_query(e, target);
 }
 
 
@@ -490,7 +570,6 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
 {
     const uint32_t b = resolver_hash(name, len) % RESOLVER_BUCKETS;
     struct resolver_entry *e;
-    struct ares_addrinfo_hints hints;
 
     if (len > RESOLVER_NAME_MAX) {
         return NULL;
@@ -552,16 +631,32 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
         return NULL; /* coalesced with the query in flight */
     }
     e->pending = true;
+    e->cnames = 0;
+    e->cname_ttl_ms = -1;
+    loop_timer_set(r->loop, &e->deadline, r->conf.timeout_ms);
+    resolver_query(e, e->name);
+    return NULL;
+}
+
+
+/* Asks the servers for name's addresses on behalf of e. */
+static void
+resolver_query(struct resolver_entry *e, const char *name)
+{
+    struct resolver *r = e->r;
+    struct ares_addrinfo_hints hints;
+
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = r->conf.ipv4 && r->conf.ipv6 ? AF_UNSPEC
                       : r->conf.ipv6               ? AF_INET6
                                                    : AF_INET;
     hints.ai_flags = ARES_AI_NOSORT;
-    loop_timer_set(r->loop, &e->deadline, r->conf.timeout_ms);
     /* May call resolver_answer() at once (e.g. a bad name). */
-    ares_getaddrinfo(r->channel, e->name, NULL, &hints, resolver_answer, e);
+    if (name != e->qname) {
+        memcpy(e->qname, name, strlen(name) + 1);
+    }
+    ares_getaddrinfo(r->channel, e->qname, NULL, &hints, resolver_answer, e);
     resolver_rearm(r);
-    return NULL;
 }
 
 

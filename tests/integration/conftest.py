@@ -196,12 +196,13 @@ def silent_resolver():
 
 @pytest.fixture
 def slow_resolver():
-    """Factory: slow_resolver(records, delay, ttl=60) -> dns.SlowResolver, a
-    loopback DNS server answering each query after `delay` seconds."""
+    """Factory: slow_resolver(records, delay, ttl=60, cnames=None) ->
+    dns.SlowResolver, a loopback DNS server answering each query after
+    `delay` seconds (CNAME-only answers for the names in cnames)."""
     made = []
 
-    def make(records, delay, ttl=60):
-        s = _dns.SlowResolver(records, delay, ttl)
+    def make(records, delay, ttl=60, cnames=None):
+        s = _dns.SlowResolver(records, delay, ttl, cnames)
         made.append(s)
         return s
 

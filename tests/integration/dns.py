@@ -267,12 +267,16 @@ class SlowResolver:
     """A UDP DNS server on a loopback port that answers every query after
     `delay` seconds: A records from `records` ({name: [addr, ...]}) with
     `ttl`, an empty answer for other types of a known name, NXDOMAIN for
-    unknown names.  self.asked lists (time, qtype, name) of every query,
-    retransmissions included (each is answered, late, in its turn)."""
+    unknown names; a name in `cnames` ({name: target}) gets only a CNAME
+    record, for every type, the target left for the asker to chase (as a
+    server that does not follow chains answers).  self.asked lists (time,
+    qtype, name) of every query, retransmissions included (each is
+    answered, late, in its turn)."""
 
-    def __init__(self, records, delay, ttl=60):
+    def __init__(self, records, delay, ttl=60, cnames=None):
         self.records = {n.lower(): ([a] if isinstance(a, str) else list(a))
                         for n, a in records.items()}
+        self.cnames = {n.lower(): t.lower() for n, t in (cnames or {}).items()}
         self.delay = delay
         self.ttl = ttl
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -314,10 +318,15 @@ class SlowResolver:
         question = pkt[12:i + 5]
         name, qtype = _qname(pkt), _qtype(pkt)
         addrs = self.records.get(name)
-        rcode = 3 if addrs is None else 0
+        rcode = 3 if addrs is None and name not in self.cnames else 0
         answers = b""
         n = 0
-        if qtype == 1 and addrs:
+        if name in self.cnames:
+            target = _encode_name(self.cnames[name])
+            answers += (struct.pack("!HHHIH", 0xC00C, 5, 1, self.ttl, len(target))
+                        + target)
+            n += 1
+        elif qtype == 1 and addrs:
             for a in addrs:
                 answers += (struct.pack("!HHHIH", 0xC00C, 1, 1, self.ttl, 4)
                             + socket.inet_aton(a))
@@ -348,6 +357,12 @@ class SlowResolver:
             pass
         self._thread.join(5)
         self.sock.close()
+
+
+def _encode_name(name):
+    """name in DNS wire form (labels, no compression)."""
+    return b"".join(bytes([len(l)]) + l.encode("ascii")
+                    for l in name.split(".") if l) + b"\0"
 
 
 def _qname(pkt):

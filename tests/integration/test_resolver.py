@@ -232,6 +232,44 @@ def test_resolver_answering_after_4s_is_waited_for_with_resolver_timeout_10s(
     assert "could not be resolved" not in r.error_text()
 
 
+def test_cname_only_answers_are_chased_for_an_sni_name(relay, port,
+                                                      slow_resolver,
+                                                      same_port_backends):
+    # The server answers svc.test with its CNAME only (no A for the target):
+    # c-ares calls that "no data"; we ask on, as nginx's resolver does.
+    P, bk = _recorders(same_port_backends, ["127.0.0.22"])
+    d = slow_resolver({"real.test": "127.0.0.22"}, 0,
+                      cnames={"svc.test": "mid.test", "mid.test": "real.test"})
+    r = _relay(relay, port, d, P, ropts="ipv6=off")
+    s, data = dns.send_hello(r.listen_ports[0], "svc.test")
+    b = bk["127.0.0.22"]
+    b.wait_conns(1)
+    s.close()
+    b.conns[0]["done"].wait(util.DEADLINE)
+    assert b.conns[0]["data"] == data
+    assert d.count("mid.test") >= 1 and d.count("real.test") == 1
+
+
+@pytest.mark.parametrize("cnames", [
+    {"loop.test": "loop.test"},
+    {"loop.test": "two.test", "two.test": "loop.test"},
+    {"loop.test": "a.test", "a.test": "b.test", "b.test": "c.test",
+     "c.test": "a.test"},
+], ids=["self", "two", "three-from-the-second"])
+def test_cname_loops_end_in_host_not_found_with_few_queries(
+        relay, port, slow_resolver, same_port_backends, cnames):
+    P, bk = _recorders(same_port_backends, ["127.0.0.22"])
+    d = slow_resolver({}, 0, cnames=cnames)
+    r = _relay(relay, port, d, P, ropts="ipv6=off")
+    f = _refused(r, "loop.test", 1)
+    assert f["status"] == "500"
+    r.wait_error(r"loop\.test could not be resolved \(\d+: Host not found\)")
+    # Bounded: at most a few rounds of (A, CNAME) per link, not a storm.
+    asked = sum(d.count(n) + d.count(n, 5) for n in cnames)
+    assert 0 < asked <= 2 * 9, asked
+    assert bk["127.0.0.22"].accepted == 0
+
+
 def test_silent_resolver_fails_at_resolver_timeout_not_earlier(
         relay, port, silent_resolver, same_port_backends):
     P, bk = _recorders(same_port_backends, ["127.0.0.21"])

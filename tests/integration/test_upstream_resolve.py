@@ -129,6 +129,21 @@ def test_resolve_server_follows_a_cname_chain(relay, port, dnsmasq,
     assert d.count("svc.test") >= 1
 
 
+def test_resolve_server_follows_cname_only_answers(relay, port, slow_resolver,
+                                                  same_port_backends):
+    # A server that answers a CNAME without chasing it (as nginx-tests'
+    # stream_upstream_resolve.t does): the target is asked for in turn.
+    P, bk = same_port_backends(["127.0.0.27"], lambda h: util.record_to_eof())
+    d = slow_resolver({"real.test": "127.0.0.27"}, 0,
+                      cnames={"svc.test": "mid.test", "mid.test": "real.test"})
+    r = relay(CONF, DNS=d.addr, P=P, L=port())
+    L = r.listen_ports[0]
+    util.wait_for(lambda: _session(L, bk) == "127.0.0.27",
+                  "a session through svc.test -> mid.test -> real.test", interval=0.1)
+    assert d.count("svc.test") >= 1 and d.count("mid.test") >= 1
+    assert d.count("real.test") >= 1
+
+
 def test_resolved_addresses_survive_a_reload_and_a_worker_restart(
         master, port, dnsmasq, same_port_backends):
     # svc.test is known only to the configured resolver (the system's, which
