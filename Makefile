@@ -75,7 +75,7 @@ asan-build:
 asan: asan-build
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="$(SAN_FLAGS)" unit integration
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard src/proto/*.[ch] src/dns/cname.[ch])
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard src/proto/*.[ch] src/dns/*.[ch])
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all -o $@ $< $(filter-out %/main.c,$(FUZZ_DEPS_$*)) \
@@ -85,8 +85,10 @@ FUZZ_DEPS_fuzz_tls_hello := src/proto/tls_hello.c
 FUZZ_DEPS_fuzz_http_head := src/proto/http_head.c
 FUZZ_DEPS_fuzz_hostname := src/proto/hostname.c
 FUZZ_DEPS_fuzz_proxy_proto := src/proto/proxy_proto.c
-FUZZ_DEPS_fuzz_dns_cname := src/dns/cname.c
+FUZZ_DEPS_fuzz_dns_cname := src/dns/cname.c src/dns/wire.c
 FUZZ_LIBS_fuzz_dns_cname := -lcares
+FUZZ_DEPS_fuzz_dns_srv := src/dns/srv.c src/dns/cname.c src/dns/wire.c
+FUZZ_LIBS_fuzz_dns_srv := -lcares
 
 fuzz: $(FUZZERS)
 
