@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "dns/cname.h"
 #include "dns/resolver.h"
+#include "dns/srv.h"
 #include "event/loop.h"
 #include "log/errlog.h"
 
@@ -421,7 +422,10 @@ resolver_finish(struct resolver_entry *e, enum resolver_status st,
                         (r->conf.valid_ms >= 0 ? r->conf.valid_ms
                                                : (ttl_ms < 0 ? 0 : ttl_ms));
     } else if (st == RESOLVER_NXDOMAIN) {
-        e->expires_ms = clock_now_ms() + RESOLVER_NEGATIVE_MS;
+        /* As nginx: `valid=` is how long any answer is kept, this too. */
+        e->expires_ms = clock_now_ms() + (r->conf.valid_ms >= 0
+                                              ? r->conf.valid_ms
+                                              : RESOLVER_NEGATIVE_MS);
     } else {
         e->expires_ms = clock_now_ms(); /* not cached: ask again */
     }
@@ -721,4 +725,161 @@ resolver_status_text(enum resolver_status st)
         break;
     }
     return "Resolver error";
+}
+
+
+/* An SRV lookup in flight. */
+struct resolver_srv_query {
+    struct resolver *r;
+    resolver_srv_fn fn; /* NULL once answered or cancelled: an orphan */
+    void *data;
+    struct resolver_srv_query **slot; /* the asker's handle, cleared */
+    char name[RESOLVER_NAME_MAX + 1];  /* asked for */
+    char qname[RESOLVER_NAME_MAX + 1]; /* asked now: name or a CNAME's */
+    unsigned cnames;
+    int64_t cname_ttl_ms; /* lowest TTL along the CNAMEs chased; -1: none */
+    struct loop_timer deadline;
+};
+
+
+static void
+resolver_srv_done(struct resolver_srv_query *q,
+                  struct resolver_srv_result *res, int64_t ttl_ms)
+{
+    const struct resolver *r = q->r;
+    const resolver_srv_fn fn = q->fn;
+    int64_t keep_ms;
+
+    loop_timer_cancel(q->r->loop, &q->deadline);
+    q->fn = NULL; /* an orphan from now on */
+    *q->slot = NULL;
+    if (q->cname_ttl_ms >= 0 && (ttl_ms < 0 || q->cname_ttl_ms < ttl_ms)) {
+        ttl_ms = q->cname_ttl_ms;
+    }
+    if (res->status == RESOLVER_OK) {
+        keep_ms = r->conf.valid_ms >= 0 ? r->conf.valid_ms
+                                        : (ttl_ms < 0 ? 0 : ttl_ms);
+    } else if (res->status == RESOLVER_NXDOMAIN) {
+        keep_ms = r->conf.valid_ms >= 0 ? r->conf.valid_ms
+                                        : RESOLVER_NEGATIVE_MS;
+    } else {
+        keep_ms = 0;
+    }
+    res->expires_ms = clock_now_ms() + keep_ms;
+    fn(q->data, res);
+}
+
+
+static void
+resolver_srv_answer(void *arg, int status, int timeouts, unsigned char *abuf,
+                    int alen)
+{
+    struct resolver_srv_query *q = arg;
+    struct resolver_srv_result res;
+    char chase[RESOLVER_NAME_MAX + 1];
+    uint32_t ttl_s = 0;
+
+    (void)timeouts;
+    if (q->fn == NULL || status == ARES_EDESTRUCTION) {
+        if (q->fn != NULL) {
+            *q->slot = NULL; /* the resolver is going: no call */
+        }
+        loop_timer_cancel(q->r->loop, &q->deadline);
+        free(q);
+        return;
+    }
+    memset(&res, 0, sizeof(res));
+    if (status != ARES_SUCCESS) {
+        /* NOERROR with no answer is "no records": no servers. */
+        res.status = resolver_status_of(status);
+        resolver_srv_done(q, &res, -1);
+        free(q);
+        return;
+    }
+    switch (srv_records(abuf, alen > 0 ? (size_t)alen : 0, q->qname, res.recs,
+                        RESOLVER_MAX_SRV, &res.n, chase, &ttl_s)) {
+    case SRV_FOUND:
+        res.status = RESOLVER_OK;
+        resolver_srv_done(q, &res, (int64_t)ttl_s * 1000);
+        free(q);
+        return;
+    case SRV_CNAME:
+        if (q->cnames < RESOLVER_MAX_CNAMES && strcmp(chase, q->name) != 0) {
+            q->cnames++;
+            if (q->cname_ttl_ms < 0 || (int64_t)ttl_s * 1000 < q->cname_ttl_ms) {
+                q->cname_ttl_ms = (int64_t)ttl_s * 1000;
+            }
+            struct resolver *r = q->r; /* q may be gone after the call */
+            memcpy(q->qname, chase, strlen(chase) + 1);
+            ares_query(r->channel, q->qname, ns_c_in, ns_t_srv,
+                       resolver_srv_answer, q);
+            resolver_rearm(r);
+            return;
+        }
+        res.status = RESOLVER_NXDOMAIN; /* a loop: no service */
+        break;
+    case SRV_NONE:
+        res.status = RESOLVER_NXDOMAIN;
+        break;
+    case SRV_BAD:
+        res.status = RESOLVER_ERROR;
+        break;
+    }
+    resolver_srv_done(q, &res, -1);
+    free(q);
+}
+
+
+/* resolver_timeout ran out: answer now, free q when c-ares is done. */
+static void
+resolver_srv_deadline(struct loop_timer *t)
+{
+    struct resolver_srv_query *q = t->data;
+    struct resolver_srv_result res;
+
+    memset(&res, 0, sizeof(res));
+    res.status = RESOLVER_TIMEOUT;
+    resolver_srv_done(q, &res, -1);
+}
+
+
+int
+resolver_srv_lookup(struct resolver *r, const char *name, resolver_srv_fn fn,
+                    void *data, struct resolver_srv_query **slot)
+{
+    struct resolver_srv_query *q;
+    const size_t len = strlen(name);
+
+    *slot = NULL;
+    if (len > RESOLVER_NAME_MAX || (q = calloc(1, sizeof(*q))) == NULL) {
+        return -1;
+    }
+    *slot = q;
+    q->slot = slot;
+    q->r = r;
+    q->fn = fn;
+    q->data = data;
+    memcpy(q->name, name, len + 1);
+    memcpy(q->qname, name, len + 1);
+    q->cname_ttl_ms = -1;
+    loop_timer_init(&q->deadline, resolver_srv_deadline, q);
+    loop_timer_set(r->loop, &q->deadline, r->conf.timeout_ms);
+    /* May call back at once (e.g. a bad name), clearing *slot. */
+    ares_query(r->channel, q->qname, ns_c_in, ns_t_srv, resolver_srv_answer,
+               q);
+    resolver_rearm(r);
+    return 0;
+}
+
+
+void
+resolver_srv_cancel(struct resolver_srv_query **slot)
+{
+    struct resolver_srv_query *q = *slot;
+
+    if (q != NULL) {
+        *slot = NULL;
+        q->fn = NULL;
+        loop_timer_cancel(q->r->loop, &q->deadline);
+    }
 }

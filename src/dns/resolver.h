@@ -14,12 +14,15 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dns/srv.h"
+
 struct loop;
 struct resolver;
 struct resolver_entry;
 
 #define RESOLVER_MAX_ADDRS 16 /* addresses kept per name */
 #define RESOLVER_NAME_MAX 253
+#define RESOLVER_MAX_SRV 8    /* SRV records kept per answer */
 #define RESOLVER_DEFAULT_MAX_ENTRIES 10000 /* names cached, LRU beyond */
 
 enum resolver_status {
@@ -84,6 +87,36 @@ const struct resolver_result *resolver_lookup(struct resolver *r,
 
 /* Removes w from its lookup; a no-op when w is not waiting. */
 void resolver_cancel(struct resolver_wait *w);
+
+/* What an SRV lookup found; valid during the callback only. */
+struct resolver_srv_result {
+    enum resolver_status status; /* NXDOMAIN also for "no SRV records" */
+    int64_t expires_ms;          /* monotonic time to ask again */
+    size_t n;
+    struct srv_record recs[RESOLVER_MAX_SRV]; /* in the answer's order */
+};
+
+typedef void (*resolver_srv_fn)(void *data,
+                                const struct resolver_srv_result *res);
+
+struct resolver_srv_query;
+
+/*
+ * Asks for name's SRV records (a CNAME-only answer is chased, as for
+ * addresses), for `server ... service=`: not cached, since each server
+ * asks for its own name once per TTL. Calls fn(data, result) once, later
+ * or at once, unless resolver_srv_cancel(slot) comes first. *slot (the
+ * caller's) holds the query while it is in flight and is cleared before
+ * fn is called. Returns 0, or -1 when the query cannot be started (no
+ * memory): fn is not called, and the caller asks again later.
+ */
+int resolver_srv_lookup(struct resolver *r, const char *name,
+                        resolver_srv_fn fn, void *data,
+                        struct resolver_srv_query **slot);
+
+/* Drops the callback of the query in *slot, if any, and clears *slot; the
+ * query itself is freed when c-ares lets go of it. */
+void resolver_srv_cancel(struct resolver_srv_query **slot);
 
 /* Text for a status, as nginx's resolver prints it ("Host not found"). */
 const char *resolver_status_text(enum resolver_status st);

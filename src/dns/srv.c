@@ -43,6 +43,7 @@ srv_records(const uint8_t *buf, size_t len, const char *owner,
         struct srv_record rec;
 
         if (dns_take_rr(buf, len, &p, &rr) != 0) {
+            *n = 0;
             return SRV_BAD;
         }
         if (rr.type != DNS_TYPE_SRV || rr.klass != DNS_CLASS_IN ||
@@ -50,6 +51,7 @@ srv_records(const uint8_t *buf, size_t len, const char *owner,
             continue;
         }
         if (rr.rdlen < 7) {
+            *n = 0;
             return SRV_BAD;
         }
         rec.priority = dns_get16(rr.rdata);
@@ -58,6 +60,7 @@ srv_records(const uint8_t *buf, size_t len, const char *owner,
         r = rr.rdata + 6;
         if (dns_take_name(buf, len, &r, rec.target, sizeof(rec.target)) != 0 ||
             r != rr.rdata + rr.rdlen) {
+            *n = 0;
             return SRV_BAD;
         }
         if (rr.ttl < ttl) {

@@ -23,7 +23,7 @@ enum srv_rc {
     SRV_FOUND, /* *n records (at most cap; more are dropped) */
     SRV_CNAME, /* no SRV record, but owner is a CNAME of chase: ask it */
     SRV_NONE,  /* a well-formed answer without SRV records for owner */
-    SRV_BAD,   /* a malformed answer, or a CNAME loop within it */
+    SRV_BAD,   /* a malformed answer, or a CNAME loop within it; *n is 0 */
 };
 
 /*

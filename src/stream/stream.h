@@ -56,23 +56,38 @@ struct stream_listen {
 };
 
 /*
- * A `server NAME:PORT resolve` line: its addresses fill a fixed run of the
- * upstream's peers (the unused ones are down) and are looked up again in
- * each worker whenever the answer's TTL runs out. The latest answer is kept
- * in a shared zone: a worker started later (a respawn, or a reload's new
- * generation, which takes the zone over) begins with it.
+ * A `server NAME:PORT resolve` line, or `server NAME service=S resolve`
+ * (SRV): its addresses fill fixed runs of the upstream's peers (the
+ * unused ones are down) and are looked up again in each worker whenever
+ * the answer's TTL runs out. The latest answer is kept in a shared zone: a
+ * worker started later (a respawn, or a reload's new generation, which
+ * takes the zone over) begins with it (upstream_resolve.c).
  */
+struct upstream_srv_target;
+
 struct upstream_resolve {
-    const char *host; /* the name, validated */
-    int port;
+    const char *host;    /* the name asked: validated; for SRV the whole
+                            "_service._proto.name" */
+    bool srv;            /* `service=`: host's SRV records give the
+                            targets, ports, weights and backups */
+    int port;            /* not SRV: every address's port */
+    bool down;           /* the server line says `down` */
     struct stream_upstream *u;
-    size_t first; /* its slots: u->bal.peers[first..+nslots) */
-    size_t nslots;
+    size_t nslots;       /* slots in all */
+    size_t nfront;       /* slots [0, nfront) are u->bal.peers[first..] */
+    size_t first;
+    size_t first_back;   /* SRV: slots [nfront, nslots) (the records of a
+                            higher priority, backups) from here */
     char (*names)[SOCK_ADDR_TEXT_MAX]; /* the slots' $upstream_addr texts */
     struct resolver_wait wait;         /* while a lookup is in flight */
+    struct resolver_srv_query *srv_q;  /* SRV: while its lookup is */
+    struct upstream_srv_target *targets; /* SRV: the targets' lookups */
+    size_t ntargets;
+    size_t targets_pending;            /* target lookups not answered */
+    int64_t srv_expires_ms;            /* SRV: when its records expire */
     struct loop_timer timer;           /* the next lookup */
     struct stream_resolver *resolver;
-    struct shm_zone *shared; /* the latest answer (upstream.c); owned by
+    struct shm_zone *shared; /* the latest answer; owned by
                                 this generation unless taken over */
     struct upstream_resolve *next;
 };

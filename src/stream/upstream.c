@@ -31,27 +31,9 @@
 #include "stream/resolve.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
+#include "stream/upstream_resolve.h"
 #include "stream/upstream_zone.h"
 #include "stream/vars.h"
-
-
-#define UPSTREAM_RESOLVE_SLOTS 8       /* addresses kept per resolve server */
-#define UPSTREAM_RESOLVE_MIN_MS 1000   /* lookups at most this often */
-#define UPSTREAM_RESOLVE_RETRY_MS 5000 /* after a failed lookup */
-
-
-static struct loop *upstream_loop; /* this worker's, for the timers */
-
-/*
- * A `resolve` name's latest answer in its shared zone, written by whichever
- * worker got it (under the zone's lock). Addresses carry the port.
- */
-struct upstream_shared {
-    uint64_t version; /* answers stored; 0: none yet */
-    uint32_t naddrs;  /* 0: the name has no address */
-    socklen_t addrlens[UPSTREAM_RESOLVE_SLOTS];
-    struct sockaddr_storage addrs[UPSTREAM_RESOLVE_SLOTS];
-};
 
 
 struct upstream_pending {
@@ -87,15 +69,8 @@ static const char *upstream_add_addrs(struct conf_ctx *cf,
                                       const struct balance_peer *proto);
 static const char *upstream_add_resolve(struct conf_ctx *cf,
                                         struct stream_upstream *u,
-                                        const char *text,
+                                        const char *text, const char *service,
                                         const struct balance_peer *proto);
-static void upstream_resolved(void *data, const struct resolver_result *rr);
-static void upstream_apply(struct upstream_resolve *res,
-                           const struct sockaddr_storage *addrs,
-                           const socklen_t *addrlens, size_t naddrs);
-static void upstream_share(struct upstream_resolve *res);
-static void upstream_seed(struct upstream_resolve *res);
-static void upstream_resolve_timer(struct loop_timer *t);
 static struct stream_upstream *upstream_new(struct conf_ctx *cf,
                                             struct stream_conf *conf,
                                             const char *name, const char *file,
@@ -158,7 +133,9 @@ upstream_peer_is_resolved(const struct stream_upstream *u,
 
     for (const struct upstream_resolve *r = u->resolves; r != NULL;
          r = r->next) {
-        if (i >= r->first && i < r->first + r->nslots) {
+        if ((i >= r->first && i < r->first + r->nfront) ||
+            (i >= r->first_back &&
+             i < r->first_back + (r->nslots - r->nfront))) {
             return true;
         }
     }
@@ -360,6 +337,7 @@ upstream_server(struct conf_ctx *cf, const struct conf_node *n,
     struct upstream_build *b = u->build;
     struct balance_peer proto;
     bool resolve = false;
+    const char *service = NULL;
     int num;
 
     (void)cmd;
@@ -395,15 +373,93 @@ upstream_server(struct conf_ctx *cf, const struct conf_node *n,
             proto.max_conns = (unsigned)num;
         } else if (strcmp(p, "resolve") == 0) {
             resolve = true;
+        } else if (strncmp(p, "service=", 8) == 0) {
+            if (p[8] == '\0') {
+                return "service is empty";
+            }
+            service = p + 8;
         } else {
             return conf_msg(cf, "invalid parameter \"%s\"", p);
         }
     }
-    if (resolve && !sock_is_unix(n->args[1], strlen(n->args[1]))) {
+    if (service != NULL && !resolve) {
+        return conf_msg(cf,
+                        "service upstream \"%s\" requires \"resolve\" "
+                        "parameter",
+                        n->args[1]);
+    }
+    if (resolve && (service != NULL ||
+                    !sock_is_unix(n->args[1], strlen(n->args[1])))) {
         /* A unix-domain path has nothing to resolve: static, as nginx. */
-        return upstream_add_resolve(cf, u, n->args[1], &proto);
+        return upstream_add_resolve(cf, u, n->args[1], service, &proto);
     }
     return upstream_add_addrs(cf, b, n->args[1], &proto);
+}
+
+
+/*
+ * The name an SRV server asks for, as nginx makes it: `service=http` is
+ * "_http._tcp.NAME", a service with a dot is used as it is ("SERVICE.NAME").
+ * Lower-cased into out; -1 when it is not a name DNS can carry.
+ */
+static int
+upstream_srv_name(const char *service, const char *host, char *out,
+                  size_t cap)
+{
+    const bool full = strchr(service, '.') != NULL;
+    size_t label = 0;
+    int n = snprintf(out, cap, full ? "%s.%s" : "_%s._tcp.%s", service, host);
+
+    if (n < 0 || (size_t)n >= cap || n > HOSTNAME_MAX) {
+        return -1;
+    }
+    for (char *c = out; *c != '\0'; c++) {
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+        if (*c == '.') {
+            if (label == 0) {
+                return -1; /* an empty label */
+            }
+            label = 0;
+        } else if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+                   *c == '-' || *c == '_') {
+            if (++label > 63) {
+                return -1;
+            }
+        } else {
+            return -1;
+        }
+    }
+    return label == 0 ? -1 : 0;
+}
+
+
+/* Appends one slot's pending peer for res. */
+static const char *
+upstream_add_slot(struct conf_ctx *cf, struct stream_upstream *u,
+                  struct upstream_resolve *res, size_t slot,
+                  const struct balance_peer *proto, bool backup)
+{
+    struct upstream_pending *p = arena_alloc(cf->arena, sizeof(*p));
+
+    if (p == NULL) {
+        return "out of memory";
+    }
+    p->peer = *proto;
+    p->peer.backup = backup;
+    p->peer.name = res->names[slot];
+    p->peer.down = true; /* until an answer fills it */
+    p->res = res;
+    p->slot = slot;
+    if (res->srv) {
+        snprintf(res->names[slot], SOCK_ADDR_TEXT_MAX, "%s", res->host);
+    } else {
+        snprintf(res->names[slot], SOCK_ADDR_TEXT_MAX, "%s:%d", res->host,
+                 res->port);
+    }
+    *u->build->tail = p;
+    u->build->tail = &p->next;
+    u->build->count++;
+    return NULL;
 }
 
 
@@ -411,85 +467,121 @@ upstream_server(struct conf_ctx *cf, const struct conf_node *n,
  * `server NAME:PORT resolve`: UPSTREAM_RESOLVE_SLOTS peers, filled now by
  * the system's resolver (as at any start) and later by our own, in each
  * worker, as TTLs run out. A name that does not resolve yet leaves them all
- * down; it is not an error, as in nginx.
+ * down; it is not an error, as in nginx. `server NAME service=S resolve`:
+ * as many primary slots and as many backup slots, filled from the SRV
+ * records by the workers only.
  */
 static const char *
 upstream_add_resolve(struct conf_ctx *cf, struct stream_upstream *u,
-                     const char *text, const struct balance_peer *proto)
+                     const char *text, const char *service,
+                     const struct balance_peer *proto)
 {
     struct upstream_resolve *res = arena_alloc(cf->arena, sizeof(*res));
     const char *colon = strrchr(text, ':');
     char host[HOSTNAME_MAX + 1];
     size_t host_len;
-    const char *reason;
+    const char *reason, *rv;
     struct addrinfo hints = {0};
     struct addrinfo *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
 
     if (res == NULL) {
         return "out of memory";
     }
-    if (colon == NULL ||
-        units_parse_int(colon + 1, strlen(colon + 1), &res->port) == -1 ||
-        res->port < 1 || res->port > 65535) {
-        return conf_msg(cf, "invalid port in upstream \"%s\"", text);
+    if (service != NULL) {
+        if (colon != NULL && text[0] != '[') {
+            return conf_msg(cf, "service upstream \"%s\" may not have port",
+                            text);
+        }
+        if (text[0] == '[' ||
+            sock_parse_peer(text, strlen(text), &ss, &sslen) == 0 ||
+            hostname_normalize(text, strlen(text), host, sizeof(host),
+                               &host_len, &reason) != HOSTNAME_OK ||
+            strspn(host, "0123456789.") == host_len) {
+            return conf_msg(cf, "service upstream \"%s\" requires domain name",
+                            text);
+        }
+        char name[HOSTNAME_MAX + 1];
+        if (upstream_srv_name(service, host, name, sizeof(name)) != 0) {
+            return conf_msg(cf, "invalid service \"%s\" in upstream \"%s\"",
+                            service, text);
+        }
+        res->host = arena_strndup(cf->arena, name, strlen(name));
+        res->srv = true;
+        res->targets = upstream_srv_targets_new(cf->arena, res);
+        if (res->targets == NULL) {
+            return "out of memory";
+        }
+    } else {
+        if (colon == NULL ||
+            units_parse_int(colon + 1, strlen(colon + 1), &res->port) == -1 ||
+            res->port < 1 || res->port > 65535) {
+            return conf_msg(cf, "invalid port in upstream \"%s\"", text);
+        }
+        if (hostname_normalize(text, (size_t)(colon - text), host,
+                               sizeof(host), &host_len,
+                               &reason) != HOSTNAME_OK) {
+            return conf_msg(cf,
+                            "\"resolve\" needs a host name in upstream "
+                            "\"%s\"",
+                            text);
+        }
+        res->host = arena_strndup(cf->arena, host, host_len);
     }
-    if (hostname_normalize(text, (size_t)(colon - text), host, sizeof(host),
-                           &host_len, &reason) != HOSTNAME_OK) {
-        return conf_msg(cf,
-                        "\"resolve\" needs a host name in upstream "
-                        "\"%s\"",
-                        text);
-    }
-    res->host = arena_strndup(cf->arena, host, host_len);
     res->u = u;
-    res->nslots = UPSTREAM_RESOLVE_SLOTS;
+    res->down = proto->down;
+    res->nfront = UPSTREAM_RESOLVE_SLOTS;
+    /* SRV: backup slots too, unless the line says `backup` (then the
+     * lowest priority's records are the backups, the others unused). */
+    res->nslots = res->srv && !proto->backup ? 2 * UPSTREAM_RESOLVE_SLOTS
+                                             : UPSTREAM_RESOLVE_SLOTS;
     res->names = arena_alloc(cf->arena, sizeof(*res->names) * res->nslots);
     if (res->host == NULL || res->names == NULL) {
         return "out of memory";
     }
     loop_timer_init(&res->timer, upstream_resolve_timer, res);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (getaddrinfo(res->host, colon + 1, &hints, &ai) != 0) {
-        ai = NULL;
-        errlog_write(NULL, ERRLOG_WARN, 0,
-                     "host \"%s\" in upstream \"%s\" "
-                     "does not resolve yet; its server stays down until it "
-                     "does",
-                     res->host, u->name);
-    }
-    const struct addrinfo *a = ai;
     for (size_t i = 0; i < res->nslots; i++) {
-        struct upstream_pending *p = arena_alloc(cf->arena, sizeof(*p));
-        if (p == NULL) {
-            freeaddrinfo(ai);
-            return "out of memory";
+        rv = upstream_add_slot(cf, u, res, i, proto,
+                               i < res->nfront ? proto->backup : true);
+        if (rv != NULL) {
+            return rv;
         }
-        p->peer = *proto;
-        p->peer.name = res->names[i];
-        p->res = res;
-        p->slot = i;
-        if (a != NULL && a->ai_addrlen <= sizeof(p->peer.addr)) {
+    }
+    if (!res->srv) {
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        if (getaddrinfo(res->host, colon + 1, &hints, &ai) != 0) {
+            ai = NULL;
+            errlog_write(NULL, ERRLOG_WARN, 0,
+                         "host \"%s\" in upstream \"%s\" "
+                         "does not resolve yet; its server stays down until "
+                         "it does",
+                         res->host, u->name);
+        }
+        /* The slots just added are the last ones of the list. */
+        struct upstream_pending *p = u->build->head;
+        for (size_t skip = u->build->count - res->nslots; skip > 0; skip--) {
+            p = p->next;
+        }
+        for (const struct addrinfo *a = ai; a != NULL && p != NULL;
+             a = a->ai_next, p = p->next) {
+            if (a->ai_addrlen > sizeof(p->peer.addr)) {
+                continue;
+            }
             memcpy(&p->peer.addr, a->ai_addr, a->ai_addrlen);
             p->peer.addrlen = a->ai_addrlen;
-            sock_addr_text(a->ai_addr, res->names[i], SOCK_ADDR_TEXT_MAX);
-            a = a->ai_next;
-        } else {
-            p->peer.down = true; /* an unused slot */
-            snprintf(res->names[i], SOCK_ADDR_TEXT_MAX, "%s:%d", res->host,
-                     res->port);
+            p->peer.down = proto->down;
+            sock_addr_text(a->ai_addr, res->names[p->slot], SOCK_ADDR_TEXT_MAX);
         }
-        *u->build->tail = p;
-        u->build->tail = &p->next;
-        u->build->count++;
+        freeaddrinfo(ai);
     }
-    freeaddrinfo(ai);
     /* Made last: once linked, stream_conf_free() unmaps it. */
-    res->shared = shm_zone_new(sizeof(struct upstream_shared));
+    res->shared = shm_zone_new(upstream_resolve_shared_size());
     if (res->shared == NULL) {
-        return conf_msg(cf, "mmap() failed for \"%s\" in upstream \"%s\"", text,
-                        u->name);
+        return conf_msg(cf, "mmap() failed for \"%s\" in upstream \"%s\"",
+                        text, u->name);
     }
     res->next = u->resolves;
     u->resolves = res;
@@ -533,15 +625,28 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
         if (peers == NULL) {
             return "out of memory";
         }
+        /* An SRV server's backup slots only where backups exist. */
+        const bool backups = u->bal.method == BALANCE_RR ||
+                             u->bal.method == BALANCE_LEAST_CONN;
+        for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
+            if (!backups) {
+                r->nslots = r->nfront;
+            }
+        }
         /* Primaries first, then backups, as the balancer expects. */
         for (int pass = 0; pass < 2; pass++) {
             for (struct upstream_pending *p = b->head; p != NULL; p = p->next) {
-                if (p->peer.backup == (pass == 1)) {
-                    if (p->res != NULL && p->slot == 0) {
-                        p->res->first = i; /* its slots stay together */
-                    }
-                    peers[i++] = p->peer;
+                if (p->peer.backup != (pass == 1) ||
+                    (p->res != NULL && p->slot >= p->res->nslots)) {
+                    continue;
                 }
+                if (p->res != NULL && p->slot == 0) {
+                    p->res->first = i; /* its runs of slots stay together */
+                }
+                if (p->res != NULL && p->slot == p->res->nfront) {
+                    p->res->first_back = i;
+                }
+                peers[i++] = p->peer;
             }
         }
         if (u->resolves != NULL) {
@@ -579,212 +684,6 @@ upstream_finish(struct conf_ctx *cf, struct stream_conf *conf)
         }
     }
     return upstream_zone_finish(cf, conf);
-}
-
-
-/* Puts res's latest answer into its slots, and shares it. */
-static void
-upstream_resolved(void *data, const struct resolver_result *rr)
-{
-    struct upstream_resolve *res = data;
-    const struct balance_peer *peers = res->u->bal.peers + res->first;
-    int64_t next_ms = UPSTREAM_RESOLVE_RETRY_MS;
-
-    if (rr->status == RESOLVER_OK || rr->status == RESOLVER_NXDOMAIN) {
-        /*
-         * NXDOMAIN and an empty answer are answers: the name has no
-         * address now, so its servers go down (nginx drops them too).
-         */
-        bool was_up = false;
-        for (size_t i = 0; i < res->nslots; i++) {
-            was_up = was_up || !peers[i].down;
-        }
-        if (rr->status == RESOLVER_NXDOMAIN && was_up) {
-            errlog_write(NULL, ERRLOG_WARN, 0,
-                         "%s has no address (%s) for upstream \"%s\"; "
-                         "its servers are down until it has",
-                         res->host, resolver_status_text(rr->status),
-                         res->u->name);
-        }
-        upstream_apply(res, rr->addrs, rr->addrlens,
-                       rr->status == RESOLVER_OK ? rr->naddrs : 0);
-        upstream_share(res);
-        next_ms = rr->expires_ms - clock_now_ms();
-    } else {
-        /* A failure is no answer: keep the last good addresses, as nginx
-         * does, and ask again. */
-        errlog_write(NULL, ERRLOG_ERR, 0,
-                     "%s could not be resolved (%d: %s) "
-                     "for upstream \"%s\"",
-                     res->host, (int)rr->status,
-                     resolver_status_text(rr->status), res->u->name);
-    }
-    if (next_ms < UPSTREAM_RESOLVE_MIN_MS) {
-        next_ms = UPSTREAM_RESOLVE_MIN_MS;
-    }
-    loop_timer_set(upstream_loop, &res->timer, next_ms);
-}
-
-
-/*
- * Fills res's slots with naddrs addresses (their ports are set to res's);
- * the slots left over are down. A slot whose address changed forgets its
- * failures.
- */
-static void
-upstream_apply(struct upstream_resolve *res,
-               const struct sockaddr_storage *addrs, const socklen_t *addrlens,
-               size_t naddrs)
-{
-    struct balance_peer *peers = res->u->bal.peers + res->first;
-
-    for (size_t i = 0; i < res->nslots; i++) {
-        struct balance_peer *p = &peers[i];
-        struct sockaddr *sa = (struct sockaddr *)&p->addr;
-
-        if (i >= naddrs || addrlens[i] > sizeof(p->addr)) {
-            p->down = true;
-            continue;
-        }
-        if (p->down || p->addrlen != addrlens[i] ||
-            memcmp(&p->addr, &addrs[i], addrlens[i]) != 0) {
-            memcpy(&p->addr, &addrs[i], addrlens[i]);
-            p->addrlen = addrlens[i];
-            if (sa->sa_family == AF_INET) {
-                ((struct sockaddr_in *)sa)->sin_port =
-                    htons((uint16_t)res->port);
-            } else {
-                ((struct sockaddr_in6 *)sa)->sin6_port =
-                    htons((uint16_t)res->port);
-            }
-            p->fails = 0;
-            upstream_zone_forget(res->u, res->first + i);
-            sock_addr_text(sa, res->names[i], SOCK_ADDR_TEXT_MAX);
-        }
-        p->down = false;
-    }
-}
-
-
-/* Stores res's slots as the latest answer, for the other workers. */
-static void
-upstream_share(struct upstream_resolve *res)
-{
-    const struct balance_peer *peers = res->u->bal.peers + res->first;
-    struct upstream_shared *sh;
-
-    if (res->shared == NULL || shm_lock(res->shared, NULL) == SHM_LOCK_FAILED) {
-        return;
-    }
-    sh = (struct upstream_shared *)res->shared->data;
-    sh->naddrs = 0;
-    for (size_t i = 0; i < res->nslots && !peers[i].down; i++) {
-        memcpy(&sh->addrs[i], &peers[i].addr, sizeof(sh->addrs[i]));
-        sh->addrlens[i] = peers[i].addrlen;
-        sh->naddrs++;
-    }
-    sh->version++;
-    shm_unlock(res->shared);
-}
-
-
-/*
- * Starts res from the latest answer any worker stored (this generation's
- * or, after a reload, the one before), if there is one.
- */
-static void
-upstream_seed(struct upstream_resolve *res)
-{
-    struct upstream_shared copy;
-    enum shm_lock_rc rc;
-
-    if (res->shared == NULL) {
-        return;
-    }
-    rc = shm_lock(res->shared, NULL);
-    if (rc == SHM_LOCK_FAILED) {
-        return;
-    }
-    if (rc == SHM_LOCKED_HOLDER_DIED) {
-        /* A writer died half-way: forget the answer. */
-        memset(res->shared->data, 0, res->shared->data_len);
-    }
-    memcpy(&copy, res->shared->data, sizeof(copy));
-    shm_unlock(res->shared);
-    if (copy.version > 0 && copy.naddrs <= res->nslots) {
-        upstream_apply(res, copy.addrs, copy.addrlens, copy.naddrs);
-    }
-}
-
-
-static void
-upstream_resolve_timer(struct loop_timer *t)
-{
-    struct upstream_resolve *res = t->data;
-    const struct resolver_result *rr;
-
-    if (res->resolver->r == NULL) {
-        return;
-    }
-    rr = resolver_lookup(res->resolver->r, res->host, strlen(res->host),
-                         &res->wait, upstream_resolved, res);
-    if (rr != NULL) {
-        upstream_resolved(res, rr);
-    }
-}
-
-
-void
-upstream_resolve_start(struct stream_conf *conf, struct loop *l)
-{
-    upstream_loop = l;
-    for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
-        for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
-            upstream_seed(r);
-            upstream_resolve_timer(&r->timer);
-        }
-    }
-}
-
-
-void
-upstream_resolve_stop(struct stream_conf *conf)
-{
-    for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
-        for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
-            resolver_cancel(&r->wait);
-            if (upstream_loop != NULL) {
-                loop_timer_cancel(upstream_loop, &r->timer);
-            }
-        }
-    }
-}
-
-
-void
-upstream_take_resolved(struct stream_conf *conf, struct stream_conf *old)
-{
-    for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
-        const struct stream_upstream *ou =
-            upstream_find(old, u->name, strlen(u->name));
-
-        if (ou == NULL) {
-            continue;
-        }
-        for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
-            for (struct upstream_resolve *o = ou->resolves; o != NULL;
-                 o = o->next) {
-                /* The port may change: the answer's addresses get the
-                 * new server's port when applied. */
-                if (o->shared != NULL && strcmp(o->host, r->host) == 0) {
-                    shm_zone_free(r->shared);
-                    r->shared = o->shared;
-                    o->shared = NULL;
-                    break;
-                }
-            }
-        }
-    }
 }
 
 

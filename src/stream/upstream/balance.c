@@ -106,6 +106,21 @@ balance_init(struct balancer *b)
 }
 
 
+void
+balance_reweigh(struct balancer *b)
+{
+    uint32_t sum = 0;
+
+    for (size_t i = 0; i < b->nprimary; i++) {
+        if (b->ranges != NULL) {
+            b->ranges[i] = sum;
+        }
+        sum += (uint32_t)b->peers[i].weight;
+    }
+    b->total_weight = sum;
+}
+
+
 /*
  * Checks what balance_init() documents; returns NULL or the static
  * message. The backup text is nginx's.

@@ -122,6 +122,12 @@ struct balance_try {
 };
 
 /*
+ * After the weights of b's peers changed at run time (SRV records): the
+ * totals that balance_init() derives from them are made again.
+ */
+void balance_reweigh(struct balancer *b);
+
+/*
  * Sets p's configuration fields to nginx's defaults: weight 1,
  * max_fails 1, fail_timeout 10s, max_conns 0 (none), not backup, not down.
  * Leaves addr, addrlen and name alone.
