@@ -196,13 +196,14 @@ def silent_resolver():
 
 @pytest.fixture
 def slow_resolver():
-    """Factory: slow_resolver(records, delay, ttl=60, cnames=None) ->
-    dns.SlowResolver, a loopback DNS server answering each query after
-    `delay` seconds (CNAME-only answers for the names in cnames)."""
+    """Factory: slow_resolver(records, delay, ttl=60, cnames=None, srv=None)
+    -> dns.SlowResolver, a loopback DNS server answering each query after
+    `delay` seconds (CNAME-only answers for the names in cnames, SRV
+    records for those in srv)."""
     made = []
 
-    def make(records, delay, ttl=60, cnames=None):
-        s = _dns.SlowResolver(records, delay, ttl, cnames)
+    def make(records, delay, ttl=60, cnames=None, srv=None):
+        s = _dns.SlowResolver(records, delay, ttl, cnames, srv)
         made.append(s)
         return s
 

@@ -269,14 +269,19 @@ class SlowResolver:
     `ttl`, an empty answer for other types of a known name, NXDOMAIN for
     unknown names; a name in `cnames` ({name: target}) gets only a CNAME
     record, for every type, the target left for the asker to chase (as a
-    server that does not follow chains answers).  self.asked lists (time,
-    qtype, name) of every query, retransmissions included (each is
-    answered, late, in its turn)."""
+    server that does not follow chains answers); a name in `srv` ({name:
+    [(priority, weight, port, target), ...]}) has those SRV records; a
+    name in `servfail` (a set) gets SERVFAIL.  srv and servfail may be
+    changed while it runs.  self.asked lists (time, qtype, name) of every
+    query, retransmissions included (each is answered, late, in its
+    turn)."""
 
-    def __init__(self, records, delay, ttl=60, cnames=None):
+    def __init__(self, records, delay, ttl=60, cnames=None, srv=None):
         self.records = {n.lower(): ([a] if isinstance(a, str) else list(a))
                         for n, a in records.items()}
         self.cnames = {n.lower(): t.lower() for n, t in (cnames or {}).items()}
+        self.srv = dict(srv or {})
+        self.servfail = set()
         self.delay = delay
         self.ttl = ttl
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -318,10 +323,13 @@ class SlowResolver:
         question = pkt[12:i + 5]
         name, qtype = _qname(pkt), _qtype(pkt)
         addrs = self.records.get(name)
-        rcode = 3 if addrs is None and name not in self.cnames else 0
+        srv = self.srv.get(name)
+        rcode = 3 if addrs is None and srv is None and name not in self.cnames else 0
         answers = b""
         n = 0
-        if name in self.cnames:
+        if name in self.servfail:
+            rcode = 2
+        elif name in self.cnames:
             target = _encode_name(self.cnames[name])
             answers += (struct.pack("!HHHIH", 0xC00C, 5, 1, self.ttl, len(target))
                         + target)
@@ -330,6 +338,12 @@ class SlowResolver:
             for a in addrs:
                 answers += (struct.pack("!HHHIH", 0xC00C, 1, 1, self.ttl, 4)
                             + socket.inet_aton(a))
+                n += 1
+        elif qtype == 33 and srv:
+            for prio, weight, port, target in srv:
+                rdata = struct.pack("!HHH", prio, weight, port) + _encode_name(target)
+                answers += (struct.pack("!HHHIH", 0xC00C, 33, 1, self.ttl, len(rdata))
+                            + rdata)
                 n += 1
         flags = 0x8180 | rcode
         reply = (pkt[:2] + struct.pack("!HHHHH", flags, 1, n, 0, 0)

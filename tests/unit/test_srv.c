@@ -216,6 +216,14 @@ test_bad_rdata(void **state)
     start(&m, Q, 33, 1);
     add_rr(&m, Q, 33, &rd, 1);
     assert_int_equal(run(&m, Q, r, 2, &n, chase, &ttl), SRV_BAD);
+    /* A bad record after a good one: nothing is returned (found by
+     * fuzz_dns_srv). */
+    start(&m, Q, 33, 2);
+    add_srv(&m, Q, 1, 5, 8080, "a.test", 60);
+    add_rr(&m, Q, 33, &rd, 1);
+    n = 9;
+    assert_int_equal(run(&m, Q, r, 1, &n, chase, &ttl), SRV_BAD);
+    assert_int_equal(n, 0);
 }
 
 
