@@ -78,16 +78,11 @@ def test_resolve_server_unknown_at_start_comes_up_when_it_resolves(
 
 
 def test_resolve_needs_a_resolver(snirelay_bin, workdir):
-    import subprocess
-    conf = "%s/r.conf" % workdir
-    with open(conf, "w") as f:
-        f.write("stream {\n  upstream u {\n    server svc.test:80 resolve;\n  }\n"
-                "  server { listen 127.0.0.1:%d; proxy_pass u; }\n}\n"
-                % util.free_port())
-    p = subprocess.run([snirelay_bin, "-t", "-c", conf], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    err = p.stderr.decode()
-    assert p.returncode == 1, err
+    rc, err, _ = util.config_test(
+        snirelay_bin, workdir,
+        "stream {\n  upstream u {\n    server svc.test:80 resolve;\n  }\n"
+        "  server { listen 127.0.0.1:%d; proxy_pass u; }\n}\n" % util.free_port())
+    assert rc == 1, err
     assert 'no resolver defined to resolve "svc.test" in upstream "u"' in err
 
 
@@ -238,15 +233,11 @@ def test_resolver_inside_upstream_is_used_for_its_servers(relay, port, dnsmasq,
     ("resolver_timeout x;", '"resolver_timeout" directive invalid value'),
 ])
 def test_resolver_inside_upstream_bad_config(snirelay_bin, workdir, line, msg):
-    import subprocess
-    conf = "%s/r.conf" % workdir
-    with open(conf, "w") as f:
-        f.write("stream {\n  upstream u {\n    server svc.test:80 resolve;\n"
-                "    %s\n  }\n"
-                "  server { listen 127.0.0.1:%d; proxy_pass u; }\n}\n"
-                % (line, util.free_port()))
-    p = subprocess.run([snirelay_bin, "-t", "-c", conf], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    err = p.stderr.decode()
-    assert p.returncode == 1, err
+    rc, err, conf = util.config_test(
+        snirelay_bin, workdir,
+        "stream {\n  upstream u {\n    server svc.test:80 resolve;\n"
+        "    %s\n  }\n"
+        "  server { listen 127.0.0.1:%d; proxy_pass u; }\n}\n"
+        % (line, util.free_port()))
+    assert rc == 1, err
     assert "[emerg] %s in %s:4" % (msg, conf) in err, err

@@ -5,7 +5,6 @@ primaries and the others backups. Real DNS servers: dnsmasq (--srv-host)
 for the record shapes, dns.SlowResolver where answers must change or
 fail while the proxy runs."""
 import socket
-import subprocess
 
 import pytest
 
@@ -209,14 +208,10 @@ def test_service_server_must_be_a_name_without_port(snirelay_bin, workdir, serve
 
 
 def _check_refused(snirelay_bin, workdir, server, msg):
-    conf = "%s/s.conf" % workdir
-    with open(conf, "w") as f:
-        f.write("stream {\n  resolver 127.0.0.1;\n  upstream u {\n"
-                "    server %s;\n  }\n"
-                "  server { listen 127.0.0.1:%d; proxy_pass u; }\n}\n"
-                % (server, util.free_port()))
-    p = subprocess.run([snirelay_bin, "-t", "-c", conf], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    err = p.stderr.decode()
-    assert p.returncode == 1, err
+    rc, err, conf = util.config_test(
+        snirelay_bin, workdir,
+        "stream {\n  resolver 127.0.0.1;\n  upstream u {\n    server %s;\n  }\n"
+        "  server { listen 127.0.0.1:%d; proxy_pass u; }\n}\n"
+        % (server, util.free_port()))
+    assert rc == 1, err
     assert "[emerg] %s in %s:4" % (msg, conf) in err, err

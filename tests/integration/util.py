@@ -956,3 +956,14 @@ def wait_for_gone(pids, comm=None, timeout=DEADLINE):
         except ProcessLookupError:
             pass
     return left
+
+
+def config_test(snirelay_bin, workdir, text, name="t.conf"):
+    """Write `text` to workdir/name and run `snirelay -t` on it; returns
+    (exit code, stderr text, the file's path)."""
+    path = os.path.join(workdir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    p = subprocess.run([snirelay_bin, "-t", "-c", path], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    return p.returncode, p.stderr.decode(errors="replace"), path
