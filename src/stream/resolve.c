@@ -173,8 +173,9 @@ resolve_start(struct session *s)
     case RESOLVER_LOOKUP_QUEUED:
         break; /* the lookup's deadline is the session's */
     case RESOLVER_LOOKUP_REFUSED:
-        session_log(s, ERRLOG_ERR, "%s could not be resolved: the lookup was "
-                    "refused (%d: %s)",
+        session_log(s, ERRLOG_ERR,
+                    "%s could not be resolved: the lookup was refused "
+                    "(%d: %s)",
                     s->target, errno, strerror(errno));
         session_finalize(s, 500);
         break;
