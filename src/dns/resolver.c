@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/bug.h"
 #include "core/clock.h"
 #include "dns/cname.h"
 #include "dns/resolver.h"
@@ -66,6 +67,8 @@ struct resolver {
     struct resolver_entry *lru;      /* most recently used entry */
     struct resolver_entry *lru_tail; /* least recently used entry */
     bool full_logged;                /* the bound was logged once */
+    bool timer_failed;               /* c-ares' timer could not be armed:
+                                        logged once until it can again */
     struct resolver_sock socks[RESOLVER_MAX_SOCKS];
     struct loop_timer ares_timer; /* c-ares' own retransmit timeouts */
     struct loop_timer sweep;
@@ -193,7 +196,13 @@ resolver_new(struct loop *l, const struct resolver_conf *c, char *err,
     }
     loop_timer_init(&r->ares_timer, resolver_ares_timer, r);
     loop_timer_init(&r->sweep, resolver_sweep, r);
-    loop_timer_set(l, &r->sweep, RESOLVER_SWEEP_MS);
+    if (loop_timer_set(l, &r->sweep, RESOLVER_SWEEP_MS) == -1) {
+        snprintf(err, errcap, "adding the resolver's timer failed (%d: %s)",
+                 errno, strerror(errno));
+        ares_destroy(r->channel);
+        free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -235,7 +244,11 @@ resolver_free(struct resolver *r)
 }
 
 
-/* c-ares opened, changed or closed a socket. */
+/*
+ * c-ares opened, changed or closed a socket. A socket we cannot watch
+ * (epoll_ctl() failed, or no free slot) is logged: its queries get no
+ * answer, and every lookup still ends at its resolver_timeout deadline.
+ */
 static void
 resolver_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
@@ -249,8 +262,11 @@ resolver_sock_state(void *data, ares_socket_t fd, int readable, int writable)
         if (rs->io.fd == fd) {
             if (mask == 0) {
                 loop_io_del(r->loop, &rs->io);
-            } else {
-                loop_io_set(r->loop, &rs->io, mask);
+            } else if (loop_io_set(r->loop, &rs->io, mask) == -1) {
+                errlog_write(NULL, ERRLOG_ALERT, 0,
+                             "epoll_ctl() failed (%d: %s) for a resolver "
+                             "socket: its lookups end at resolver_timeout",
+                             errno, strerror(errno));
             }
             return;
         }
@@ -258,11 +274,24 @@ resolver_sock_state(void *data, ares_socket_t fd, int readable, int writable)
             free_slot = rs;
         }
     }
-    if (mask != 0 && free_slot != NULL) {
-        loop_io_init(&free_slot->io, fd, resolver_sock_io, free_slot);
-        loop_io_set(r->loop, &free_slot->io, mask);
+    if (mask == 0) {
+        return;
     }
-    /* No free slot: c-ares' timeouts still end the queries on it. */
+    if (free_slot == NULL) {
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "more than %d resolver sockets: the lookups on another "
+                     "one end at resolver_timeout",
+                     RESOLVER_MAX_SOCKS);
+        return;
+    }
+    loop_io_init(&free_slot->io, fd, resolver_sock_io, free_slot);
+    if (loop_io_set(r->loop, &free_slot->io, mask) == -1) {
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "epoll_ctl() failed (%d: %s) for a resolver socket: its "
+                     "lookups end at resolver_timeout",
+                     errno, strerror(errno));
+        loop_io_del(r->loop, &free_slot->io); /* the slot stays free */
+    }
 }
 
 
@@ -290,7 +319,11 @@ resolver_ares_timer(struct loop_timer *t)
 }
 
 
-/* Arms our timer for c-ares' next retransmit or timeout. */
+/*
+ * Arms our timer for c-ares' next retransmit or timeout. Without it no
+ * retransmit is sent, but each lookup still ends at its own deadline
+ * (resolver_deadline); the failure is logged once until it passes.
+ */
 static void
 resolver_rearm(struct resolver *r)
 {
@@ -301,8 +334,19 @@ resolver_rearm(struct resolver *r)
         loop_timer_cancel(r->loop, &r->ares_timer);
         return;
     }
-    loop_timer_set(r->loop, &r->ares_timer,
-                   (int64_t)next->tv_sec * 1000 + next->tv_usec / 1000 + 1);
+    if (loop_timer_set(r->loop, &r->ares_timer,
+                       (int64_t)next->tv_sec * 1000 + next->tv_usec / 1000 +
+                           1) == -1) {
+        if (!r->timer_failed) {
+            r->timer_failed = true;
+            errlog_write(NULL, ERRLOG_ALERT, 0,
+                         "adding a timer failed (%d: %s): DNS queries are "
+                         "not retransmitted, lookups end at resolver_timeout",
+                         errno, strerror(errno));
+        }
+        return;
+    }
+    r->timer_failed = false;
 }
 
 
@@ -568,15 +612,18 @@ resolver_deadline(struct loop_timer *t)
 }
 
 
-const struct resolver_result *
+enum resolver_lookup_rc
 resolver_lookup(struct resolver *r, const char *name, size_t len,
-                struct resolver_wait *w, resolver_fn fn, void *data)
+                struct resolver_wait *w, resolver_fn fn, void *data,
+                const struct resolver_result **res)
 {
     const uint32_t b = resolver_hash(name, len) % RESOLVER_BUCKETS;
     struct resolver_entry *e;
+    bool is_new = false;
 
     if (len > RESOLVER_NAME_MAX) {
-        return NULL;
+        errno = ENAMETOOLONG;
+        return RESOLVER_LOOKUP_REFUSED;
     }
     for (e = r->buckets[b]; e != NULL; e = e->next) {
         if (e->len == len && memcmp(e->name, name, len) == 0) {
@@ -588,7 +635,8 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
     }
     if (e != NULL && !e->pending) {
         if (clock_now_ms() < e->expires_ms) {
-            return &e->result;
+            *res = &e->result;
+            return RESOLVER_LOOKUP_ANSWERED;
         }
         /* Expired: ask again in place. */
     }
@@ -601,17 +649,15 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
                          r->max_entries);
         }
         if (!resolver_evict(r)) {
-            static struct resolver_result full = {
-                RESOLVER_ERROR, 0, 0, {{0}}, {0}};
-            return &full; /* every entry is a lookup in flight */
+            errno = ENOBUFS; /* every entry is a lookup in flight */
+            return RESOLVER_LOOKUP_REFUSED;
         }
     }
     if (e == NULL) {
         e = calloc(1, sizeof(*e));
         if (e == NULL) {
-            static struct resolver_result oom = {
-                RESOLVER_ERROR, 0, 0, {{0}}, {0}};
-            return &oom;
+            errno = ENOMEM;
+            return RESOLVER_LOOKUP_REFUSED;
         }
         e->r = r;
         memcpy(e->name, name, len);
@@ -621,6 +667,18 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
         r->buckets[b] = e;
         r->nentries++;
         resolver_lru_front(e);
+        is_new = true;
+    }
+    /* A query goes out only with its deadline: nobody waits for ever. */
+    if (!e->pending &&
+        loop_timer_set(r->loop, &e->deadline, r->conf.timeout_ms) == -1) {
+        const int err = errno;
+        if (is_new) {
+            resolver_unlink(e);
+            free(e);
+        }
+        errno = err;
+        return RESOLVER_LOOKUP_REFUSED;
     }
     w->fn = fn;
     w->data = data;
@@ -632,14 +690,13 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
     }
     e->waiters = w;
     if (e->pending) {
-        return NULL; /* coalesced with the query in flight */
+        return RESOLVER_LOOKUP_QUEUED; /* coalesced with the one in flight */
     }
     e->pending = true;
     e->cnames = 0;
     e->cname_ttl_ms = -1;
-    loop_timer_set(r->loop, &e->deadline, r->conf.timeout_ms);
     resolver_query(e, e->name);
-    return NULL;
+    return RESOLVER_LOOKUP_QUEUED;
 }
 
 
@@ -705,7 +762,9 @@ resolver_sweep(struct loop_timer *t)
             p = &e->next;
         }
     }
-    loop_timer_set(r->loop, &r->sweep, RESOLVER_SWEEP_MS);
+    /* Re-armed from its own callback: the heap has its slot (loop.h). */
+    const int rc = loop_timer_set(r->loop, &r->sweep, RESOLVER_SWEEP_MS);
+    BUG_ON(rc == -1);
 }
 
 
@@ -851,7 +910,20 @@ resolver_srv_lookup(struct resolver *r, const char *name, resolver_srv_fn fn,
     const size_t len = strlen(name);
 
     *slot = NULL;
-    if (len > RESOLVER_NAME_MAX || (q = calloc(1, sizeof(*q))) == NULL) {
+    if (len > RESOLVER_NAME_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    /* A query goes out only with its deadline: nobody waits for ever. */
+    loop_timer_init(&q->deadline, resolver_srv_deadline, q);
+    if (loop_timer_set(r->loop, &q->deadline, r->conf.timeout_ms) == -1) {
+        free(q);
+        errno = ENOMEM;
         return -1;
     }
     *slot = q;
@@ -862,8 +934,6 @@ resolver_srv_lookup(struct resolver *r, const char *name, resolver_srv_fn fn,
     memcpy(q->name, name, len + 1);
     memcpy(q->qname, name, len + 1);
     q->cname_ttl_ms = -1;
-    loop_timer_init(&q->deadline, resolver_srv_deadline, q);
-    loop_timer_set(r->loop, &q->deadline, r->conf.timeout_ms);
     /* May call back at once (e.g. a bad name), clearing *slot. */
     ares_query(r->channel, q->qname, ns_c_in, ns_t_srv, resolver_srv_answer,
                q);

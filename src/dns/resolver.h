@@ -74,16 +74,30 @@ struct resolver *resolver_new(struct loop *l, const struct resolver_conf *c,
 /* Stops every lookup (waiters are dropped without a call) and frees r. */
 void resolver_free(struct resolver *r);
 
+/* What resolver_lookup() did with a name. */
+enum resolver_lookup_rc {
+    RESOLVER_LOOKUP_ANSWERED, /* the answer was cached: it is in *res */
+    RESOLVER_LOOKUP_QUEUED,   /* w waits: fn will be (or was) called */
+    RESOLVER_LOOKUP_REFUSED,  /* nothing queued and no answer: errno says
+                                 why (ENAMETOOLONG, ENOMEM; ENOBUFS when
+                                 every cached name is a lookup in flight) */
+};
+
 /*
- * Looks up name (already validated and lower-cased, len bytes). When the
- * answer is cached, returns it (valid until the next loop batch) and w is
- * unused. Otherwise queues w (calling fn(data, result) once later, unless
- * resolver_cancel(w) comes first) and returns NULL; a query is sent only if
- * none is in flight for the name. */
-const struct resolver_result *resolver_lookup(struct resolver *r,
-                                              const char *name, size_t len,
-                                              struct resolver_wait *w,
-                                              resolver_fn fn, void *data);
+ * Looks up name (already validated and lower-cased, len bytes).
+ *   ANSWERED: *res is the cached answer (valid until the next loop batch);
+ *             w is unused.
+ *   QUEUED:   w waits; fn(data, result) is called once, unless
+ *             resolver_cancel(w) comes first. A query is sent only if none
+ *             is in flight for the name. fn may already have been called
+ *             when this returns (c-ares may fail a query at once).
+ *   REFUSED:  the lookup could not start; w is unused and fn never called.
+ * *res is set only for ANSWERED.
+ */
+enum resolver_lookup_rc resolver_lookup(struct resolver *r, const char *name,
+                                        size_t len, struct resolver_wait *w,
+                                        resolver_fn fn, void *data,
+                                        const struct resolver_result **res);
 
 /* Removes w from its lookup; a no-op when w is not waiting. */
 void resolver_cancel(struct resolver_wait *w);
@@ -107,8 +121,9 @@ struct resolver_srv_query;
  * asks for its own name once per TTL. Calls fn(data, result) once, later
  * or at once, unless resolver_srv_cancel(slot) comes first. *slot (the
  * caller's) holds the query while it is in flight and is cleared before
- * fn is called. Returns 0, or -1 when the query cannot be started (no
- * memory): fn is not called, and the caller asks again later.
+ * fn is called. Returns 0, or -1 when the query cannot be started
+ * (errno ENAMETOOLONG, or ENOMEM: no memory for it or for its deadline):
+ * fn is not called, and the caller asks again later.
  */
 int resolver_srv_lookup(struct resolver *r, const char *name,
                         resolver_srv_fn fn, void *data,

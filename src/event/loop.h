@@ -67,7 +67,13 @@ void loop_io_del(struct loop *l, struct loop_io *io);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *data);
 
-/* Arms t to fire delay_ms from the cached now; re-arms if armed. */
+/*
+ * Arms t to fire delay_ms from the cached now; re-arms if armed. Returns 0,
+ * or -1 (ENOMEM) when the heap had to grow and could not: t is then left
+ * unarmed. Moving an armed timer never fails, nor does arming a timer from
+ * its own callback before anything else is armed there (firing took it out
+ * of the heap, so its slot is free).
+ */
 int loop_timer_set(struct loop *l, struct loop_timer *t, int64_t delay_ms);
 
 /* Disarms t; a no-op when not armed. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -395,23 +396,55 @@ errlog_syslog_connect(const char *server, char *err, size_t errcap)
 
 
 int
-errlog_reopen(struct errlog *log)
+errlog_open_append(const char *path, uid_t owner, const char **what)
 {
+    struct stat st;
+    const int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+    *what = "open()";
+    if (fd == -1 || owner == (uid_t)-1) {
+        return fd;
+    }
+    /* On the descriptor: the file changed is the one written to. */
+    if (fstat(fd, &st) == -1) {
+        *what = "fstat()";
+    } else if (st.st_uid != owner && fchown(fd, owner, (gid_t)-1) == -1) {
+        *what = "fchown()";
+    } else if ((st.st_mode & (S_IRUSR | S_IWUSR)) != (S_IRUSR | S_IWUSR) &&
+               fchmod(fd, (st.st_mode & 07777) | S_IRUSR | S_IWUSR) == -1) {
+        *what = "fchmod()";
+    } else {
+        return fd;
+    }
+    const int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+}
+
+
+int
+errlog_reopen(struct errlog *log, uid_t owner)
+{
+    const char *what = NULL;
+
     if (log->syslog != NULL || log->fd <= 2) {
         return 0;
     }
 
-    const int fd =
-        open(log->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    const int fd = errlog_open_append(log->path, owner, &what);
 
     if (fd == -1) {
-        errlog_write(log, ERRLOG_ALERT, 0, "open() \"%s\" failed (%d: %s)",
+        errlog_write(log, ERRLOG_ALERT, 0, "%s \"%s\" failed (%d: %s)", what,
                      log->path, errno, strerror(errno));
         return -1;
     }
     /* Same descriptor number: every holder of it writes to the new file. */
     if (dup2(fd, log->fd) == -1) {
+        const int err = errno;
         close(fd);
+        errlog_write(log, ERRLOG_ALERT, 0, "dup2() for \"%s\" failed (%d: %s)",
+                     log->path, err, strerror(err));
         return -1;
     }
     close(fd);

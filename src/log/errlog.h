@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum errlog_level {
     ERRLOG_EMERG,
@@ -81,9 +82,21 @@ void errlog_write(struct errlog *log, enum errlog_level level, uint64_t conn_id,
 int errlog_enabled(const struct errlog *log, enum errlog_level level);
 
 /*
- * Reopens log's file at its path (nothing to do for stderr and syslog) onto the same descriptor (SIGUSR1, after
- * logrotate renamed it). Returns 0, or -1 (logged to the old file).
+ * Opens the log file at path for appending (created 0644 when missing).
+ * With owner other than (uid_t)-1 the file is given to that user, and made
+ * readable and writable by it, so that workers running as `user` can open
+ * it too (nginx's ngx_reopen_files() does the same). Returns the fd, or -1
+ * with errno set and *what naming the call that failed: "open()",
+ * "fchown()" or "fchmod()".
  */
-int errlog_reopen(struct errlog *log);
+int errlog_open_append(const char *path, uid_t owner, const char **what);
+
+/*
+ * Reopens log's file at its path (nothing to do for stderr and syslog)
+ * onto the same descriptor (SIGUSR1, after logrotate renamed it), given to
+ * owner as errlog_open_append() says. Returns 0, or -1 (logged to the old
+ * file, which stays in use).
+ */
+int errlog_reopen(struct errlog *log, uid_t owner);
 
 #endif

@@ -314,8 +314,11 @@ sock_listen_configure(int fd, const struct sock_listen_opts *o,
     socklen_t sslen = sizeof(ss);
 
     /* TCP options mean nothing to a unix-domain listener: only listen(). */
-    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 &&
-        ss.ss_family == AF_UNIX) {
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1) {
+        *what = "getsockname()";
+        return -1;
+    }
+    if (ss.ss_family == AF_UNIX) {
         *what = "listen()";
         return listen(fd, o->backlog);
     }

@@ -15,6 +15,7 @@
  */
 
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@ static void master_signal_workers(struct master *m, int sig, bool all);
 static int master_live_workers(const struct master *m);
 static void master_release_old(struct master *m);
 static int master_worker_count(const struct stream_conf *conf);
+static uid_t master_log_owner(const struct stream_conf *conf);
 
 
 static int
@@ -89,10 +91,35 @@ master_worker_count(const struct stream_conf *conf)
 }
 
 
+/*
+ * Who log files reopened by the master belong to: `user`, when workers
+ * switch to it (the master is root), so that they can reopen the files
+ * after it; otherwise (uid_t)-1, as they are.
+ */
+static uid_t
+master_log_owner(const struct stream_conf *conf)
+{
+    const struct passwd *pw;
+
+    if (conf->user == NULL || geteuid() != 0) {
+        return (uid_t)-1;
+    }
+    pw = getpwnam(conf->user);
+    if (pw == NULL) {
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "getpwnam(\"%s\") failed: reopened logs stay root's",
+                     conf->user);
+        return (uid_t)-1;
+    }
+    return pw->pw_uid;
+}
+
+
 static int
 master_spawn(struct master *m, struct master_worker *w,
              struct stream_conf *conf, int slot)
 {
+    const pid_t master_pid = getpid(); /* the worker checks it is ours */
     const pid_t pid = fork();
 
     if (pid == -1) {
@@ -114,7 +141,7 @@ master_spawn(struct master *m, struct master_worker *w,
         if (m->conf != conf) {
             stream_conf_close_fds(m->conf);
         }
-        _exit(worker_run(conf, slot));
+        _exit(worker_run(conf, slot, master_pid));
     }
     w->pid = pid;
     w->slot = slot;
@@ -369,7 +396,7 @@ master_run(const struct cycle_opts *opts, struct stream_conf *conf)
             break;
         case SIGUSR1:
             errlog_write(NULL, ERRLOG_NOTICE, 0, "reopening logs");
-            stream_conf_reopen_logs(m->conf);
+            stream_conf_reopen_logs(m->conf, master_log_owner(m->conf));
             master_signal_workers(m, SIGUSR1, true);
             break;
         case SIGQUIT:

@@ -104,13 +104,22 @@ worker_signal(struct loop_io *io, uint32_t events)
             stream_conf_close_listeners(w->conf);
             if (session_count() == 0) {
                 loop_stop(w->loop);
-            } else if (w->conf->worker_shutdown_timeout_ms > 0) {
-                loop_timer_set(w->loop, &w->shutdown,
-                               w->conf->worker_shutdown_timeout_ms);
+            } else if (w->conf->worker_shutdown_timeout_ms > 0 &&
+                       loop_timer_set(w->loop, &w->shutdown,
+                                      w->conf->worker_shutdown_timeout_ms) ==
+                           -1) {
+                /* The stop must not outlast worker_shutdown_timeout. */
+                errlog_write(NULL, ERRLOG_ALERT, 0,
+                             "adding a timer failed (%d: %s): closing "
+                             "%llu session(s) now",
+                             errno, strerror(errno),
+                             (unsigned long long)session_count());
+                loop_stop(w->loop);
             }
             break;
         case SIGUSR1:
-            stream_conf_reopen_logs(w->conf);
+            /* The master gave new files to `user` already. */
+            stream_conf_reopen_logs(w->conf, (uid_t)-1);
             break;
         default:
             break;
@@ -253,7 +262,7 @@ worker_fd_budget(uint64_t max)
 
 
 int
-worker_run(struct stream_conf *conf, int slot)
+worker_run(struct stream_conf *conf, int slot, pid_t master_pid)
 {
     struct worker w = {0};
     sigset_t set;
@@ -274,7 +283,22 @@ worker_run(struct stream_conf *conf, int slot)
     sigaddset(&set, SIGUSR1);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) == -1) {
+        errlog_write(NULL, ERRLOG_EMERG, 0,
+                     "prctl(PR_SET_PDEATHSIG) failed (%d: %s)", errno,
+                     strerror(errno));
+        return 2;
+    }
+    /*
+     * The signal is tied to the parent we have now: a master that died
+     * between fork() and here sent none, and we were given to init.
+     */
+    if (getppid() != master_pid) {
+        errlog_write(NULL, ERRLOG_EMERG, 0,
+                     "master process %d exited before the worker started",
+                     (int)master_pid);
+        return 2;
+    }
     worker_pick_sockets(conf, slot);
     /* Before the privileges go: a negative nice value needs root. */
     compat_worker_init(conf, slot);
@@ -290,8 +314,14 @@ worker_run(struct stream_conf *conf, int slot)
     }
     log_start(w.loop);
     loop_io_init(&w.sig, sfd, worker_signal, &w);
-    loop_io_set(w.loop, &w.sig, LOOP_READ);
     loop_timer_init(&w.shutdown, worker_shutdown_timer, &w);
+    if (loop_io_set(w.loop, &w.sig, LOOP_READ) == -1) {
+        /* A worker deaf to signals could never be stopped but by KILL. */
+        errlog_write(NULL, ERRLOG_EMERG, 0, "epoll_ctl() failed (%d: %s)",
+                     errno, strerror(errno));
+        rc = 2;
+        goto done;
+    }
     session_on_idle(worker_idle, &w);
     guard_init(conf);
     if (resolve_open_all(conf, w.loop, err, sizeof(err)) == -1) {
@@ -300,7 +330,13 @@ worker_run(struct stream_conf *conf, int slot)
         goto done;
     }
     max = worker_fd_budget(max);
-    upstream_resolve_start(conf, w.loop);
+    if (upstream_resolve_start(conf, w.loop) == -1) {
+        errlog_write(NULL, ERRLOG_EMERG, 0,
+                     "adding the upstream resolve timers failed (%d: %s)",
+                     errno, strerror(errno));
+        rc = 2;
+        goto done;
+    }
     if (session_serve(w.loop, conf, max) == -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "accepting failed (%d: %s)", errno,
                      strerror(errno));

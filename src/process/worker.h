@@ -6,13 +6,17 @@
 #ifndef SNIRELAY_PROCESS_WORKER_H
 #define SNIRELAY_PROCESS_WORKER_H
 
+#include <sys/types.h>
+
 struct stream_conf;
 
 /*
  * Serves conf as worker number slot (which reuseport socket is its own).
- * Drops privileges to conf's `user` when running as root. Returns the
- * process exit status.
+ * master_pid is the master that forked it (getpid() before fork()): the
+ * worker ends when that process does, and does not start if it is already
+ * gone. Drops privileges to conf's `user` when running as root. Returns
+ * the process exit status.
  */
-int worker_run(struct stream_conf *conf, int slot);
+int worker_run(struct stream_conf *conf, int slot, pid_t master_pid);
 
 #endif

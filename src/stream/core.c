@@ -1352,15 +1352,15 @@ stream_conf_close_fds(struct stream_conf *conf)
 
 
 void
-stream_conf_reopen_logs(struct stream_conf *conf)
+stream_conf_reopen_logs(struct stream_conf *conf, uid_t owner)
 {
-    log_files_reopen(conf);
+    log_files_reopen(conf, owner);
     if (conf->has_errlog && conf->errlog.fd > 2) {
-        errlog_reopen(&conf->errlog);
+        errlog_reopen(&conf->errlog, owner);
     }
     for (struct errlog *log = conf->errlogs; log != NULL; log = log->next) {
         if (log->fd > 2) {
-            errlog_reopen(log);
+            errlog_reopen(log, owner);
         }
     }
 }

@@ -8,6 +8,7 @@
 #define SNIRELAY_STREAM_CORE_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 struct conf_ctx;
 struct conf_err;
@@ -67,7 +68,11 @@ void stream_conf_retire_listeners(struct stream_conf *conf, bool log);
  */
 void stream_conf_close_fds(struct stream_conf *conf);
 
-/* Reopens conf's error and access log files (SIGUSR1). */
-void stream_conf_reopen_logs(struct stream_conf *conf);
+/*
+ * Reopens conf's error and access log files (SIGUSR1). owner: the uid new
+ * files are given to, so that workers running as `user` can reopen them
+ * after the master (its call, as nginx's); (uid_t)-1 leaves them alone.
+ */
+void stream_conf_reopen_logs(struct stream_conf *conf, uid_t owner);
 
 #endif

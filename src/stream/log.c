@@ -545,8 +545,14 @@ log_session(struct session *s)
         memcpy(f->buf + f->len, line, len);
         f->len += len;
         if (f->flush_ms > 0 && log_loop != NULL &&
-            !loop_timer_armed(&f->flush_timer)) {
-            loop_timer_set(log_loop, &f->flush_timer, f->flush_ms);
+            !loop_timer_armed(&f->flush_timer) &&
+            loop_timer_set(log_loop, &f->flush_timer, f->flush_ms) == -1) {
+            /* No line waits longer than flush=: without the timer, now. */
+            errlog_write(NULL, ERRLOG_ALERT, 0,
+                         "adding a timer failed (%d: %s): \"%s\" is "
+                         "written now",
+                         errno, strerror(errno), f->path);
+            log_file_flush(f);
         }
     }
 }
@@ -709,10 +715,11 @@ log_files_close(struct stream_conf *conf)
 
 
 void
-log_files_reopen(struct stream_conf *conf)
+log_files_reopen(struct stream_conf *conf, uid_t owner)
 {
     log_cache_close_all();
     for (struct stream_log_file *f = conf->log_files; f != NULL; f = f->next) {
+        const char *what = NULL;
         int fd;
 
         if (f->len > 0) {
@@ -721,10 +728,10 @@ log_files_reopen(struct stream_conf *conf)
         if (f->syslog != NULL) {
             continue; /* a socket: nothing to reopen */
         }
-        fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        fd = errlog_open_append(f->path, owner, &what);
         if (fd == -1) {
-            errlog_write(NULL, ERRLOG_ALERT, 0, "open() \"%s\" failed (%d: %s)",
-                         f->path, errno, strerror(errno));
+            errlog_write(NULL, ERRLOG_ALERT, 0, "%s \"%s\" failed (%d: %s)",
+                         what, f->path, errno, strerror(errno));
             continue;
         }
         /* Same descriptor number, so nothing else needs to change. */

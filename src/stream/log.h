@@ -7,6 +7,8 @@
 #ifndef SNIRELAY_STREAM_LOG_H
 #define SNIRELAY_STREAM_LOG_H
 
+#include <sys/types.h>
+
 struct conf_cmd;
 struct conf_ctx;
 struct conf_node;
@@ -28,8 +30,12 @@ void log_session(struct session *s);
 /* Writes out every buffered line of conf's files. */
 void log_flush_all(struct stream_conf *conf);
 
-/* Reopens every access-log file at its path (SIGUSR1). */
-void log_files_reopen(struct stream_conf *conf);
+/*
+ * Reopens every access-log file at its path (SIGUSR1); a new file is given
+ * to owner unless it is (uid_t)-1 (errlog_open_append()). A file that
+ * cannot be reopened is logged and the old one stays in use.
+ */
+void log_files_reopen(struct stream_conf *conf, uid_t owner);
 
 /* Flushes and closes conf's access-log files. */
 void log_files_close(struct stream_conf *conf);

@@ -55,15 +55,15 @@ preread_phase(struct session *s)
     http_head_init(&s->http);
     s->client.fn = preread_io;
     s->timer.fn = preread_timer;
-    loop_timer_set(s->loop, &s->timer, s->server->set.preread_timeout_ms);
+    if (session_timer_set(s, &s->timer, s->server->set.preread_timeout_ms) ==
+        -1) {
+        return PHASE_DONE;
+    }
     /* Bytes that came with a PROXY protocol header are parsed first. */
     if (s->pre_len > 0 && preread_feed(s, s->pre_buf, s->pre_len)) {
         return preread_done(s) == 0 ? PHASE_NEXT : PHASE_DONE;
     }
-    if (loop_io_set(s->loop, &s->client, LOOP_READ) == -1) {
-        session_log(s, ERRLOG_ALERT, "epoll_ctl() failed (%d: %s)", errno,
-                    strerror(errno));
-        session_finalize(s, 500);
+    if (session_io_set(s, &s->client, LOOP_READ) == -1) {
         return PHASE_DONE;
     }
     return PHASE_AGAIN;
@@ -121,7 +121,7 @@ preread_io(struct loop_io *io, uint32_t events)
                 return;
             }
             if (preread_grow(s, max) == -1) {
-                session_finalize(s, 500);
+                session_fail(s, "realloc()");
                 return;
             }
         }
@@ -243,8 +243,7 @@ preread_done(struct session *s)
     size_t len = 0;
 
     loop_timer_cancel(s->loop, &s->timer);
-    if (loop_io_set(s->loop, &s->client, 0) == -1) {
-        session_finalize(s, 500);
+    if (session_io_set(s, &s->client, 0) == -1) {
         return -1;
     }
     if (s->preread == PREREAD_OK) {

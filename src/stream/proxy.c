@@ -254,7 +254,10 @@ proxy_use_peers(struct session *s, struct balance_peer *peers, size_t n)
     s->single_bal.method = BALANCE_RR;
     s->single_bal.peers = peers;
     s->single_bal.npeers = n;
-    if (balance_init(&s->single_bal) != NULL) {
+    const char *const err = balance_init(&s->single_bal);
+
+    if (err != NULL) {
+        session_log(s, ERRLOG_ALERT, "balancer set-up failed: %s", err);
         session_finalize(s, 500);
         return -1;
     }
@@ -318,7 +321,7 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
     s->dyn_peers =
         calloc(res->naddrs, sizeof(*s->dyn_peers) + SOCK_ADDR_TEXT_MAX);
     if (s->dyn_peers == NULL) {
-        session_finalize(s, 500);
+        session_fail(s, "calloc()");
         return;
     }
     char(*names)[SOCK_ADDR_TEXT_MAX] = (void *)(s->dyn_peers + res->naddrs);
@@ -381,10 +384,7 @@ proxy_phase(struct session *s)
 {
     /* Until the relay takes the client over: notice it leaving. */
     s->client.fn = proxy_client_io;
-    if (loop_io_set(s->loop, &s->client, LOOP_READ) == -1) {
-        session_log(s, ERRLOG_ALERT, "epoll_ctl() failed (%d: %s)", errno,
-                    strerror(errno));
-        session_finalize(s, 500);
+    if (session_io_set(s, &s->client, LOOP_READ) == -1) {
         return PHASE_DONE;
     }
     switch (proxy_choose(s)) {
@@ -427,15 +427,12 @@ proxy_client_io(struct loop_io *io, uint32_t events)
             }
             if (cap <= s->pre_cap) {
                 /* Full: the rest waits in the socket for the relay. */
-                if (loop_io_set(s->loop, &s->client, 0) == -1) {
-                    session_finalize(s, 500);
-                }
+                session_io_set(s, &s->client, 0);
                 return;
             }
             p = realloc(s->pre_buf, cap);
             if (p == NULL) {
-                session_log(s, ERRLOG_ALERT, "out of memory");
-                session_finalize(s, 500);
+                session_fail(s, "realloc()");
                 return;
             }
             s->pre_buf = p;
@@ -457,9 +454,7 @@ proxy_client_io(struct loop_io *io, uint32_t events)
     }
     if (n == 0 && s->server->set.proxy_half_close) {
         /* The FIN stays readable: the relay passes it on. */
-        if (loop_io_set(s->loop, &s->client, 0) == -1) {
-            session_finalize(s, 500);
-        }
+        session_io_set(s, &s->client, 0);
         return;
     }
     if (n == 0) {
@@ -570,7 +565,8 @@ proxy_connect_next(struct session *s)
             continue;
         }
         s->timer.fn = proxy_connect_timer;
-        loop_timer_set(s->loop, &s->timer, set->proxy_connect_timeout_ms);
+        /* Without its deadline the attempt could wait for ever: fail. */
+        session_timer_set(s, &s->timer, set->proxy_connect_timeout_ms);
         return;
     }
 }

@@ -138,16 +138,15 @@ realip_phase(struct session *s)
     }
     s->pp = calloc(1, sizeof(*s->pp));
     if (s->pp == NULL) {
-        session_finalize(s, 500);
+        session_fail(s, "calloc()");
         return PHASE_DONE;
     }
     proxy_proto_init(s->pp);
     s->client.fn = realip_io;
     s->timer.fn = realip_timer;
-    loop_timer_set(s->loop, &s->timer,
-                   s->server->set.proxy_protocol_timeout_ms);
-    if (loop_io_set(s->loop, &s->client, LOOP_READ) == -1) {
-        session_finalize(s, 500);
+    if (session_timer_set(s, &s->timer,
+                          s->server->set.proxy_protocol_timeout_ms) == -1 ||
+        session_io_set(s, &s->client, LOOP_READ) == -1) {
         return PHASE_DONE;
     }
     return PHASE_AGAIN;
@@ -165,7 +164,7 @@ realip_io(struct loop_io *io, uint32_t events)
     if (s->pre_buf == NULL) {
         s->pre_buf = malloc(cap);
         if (s->pre_buf == NULL) {
-            session_finalize(s, 500);
+            session_fail(s, "malloc()");
             return;
         }
         s->pre_cap = cap;
@@ -192,7 +191,7 @@ realip_io(struct loop_io *io, uint32_t events)
         s->pre_len += (size_t)n;
         if (rc == PROXY_PROTO_DONE) {
             if (realip_keep_tlvs(s) == -1) {
-                session_finalize(s, 500);
+                session_fail(s, "realloc()");
                 return;
             }
             /* Keep only the payload that followed the header. */
@@ -257,8 +256,7 @@ realip_done(struct session *s)
     const struct sockaddr *peer = (const struct sockaddr *)&s->client_addr;
 
     loop_timer_cancel(s->loop, &s->timer);
-    if (loop_io_set(s->loop, &s->client, 0) == -1) {
-        session_finalize(s, 500);
+    if (session_io_set(s, &s->client, 0) == -1) {
         return;
     }
     s->has_pp = true;

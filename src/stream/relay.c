@@ -56,10 +56,10 @@ static void relay_client_io(struct loop_io *io, uint32_t events);
 static void relay_upstream_io(struct loop_io *io, uint32_t events);
 static void relay_timer(struct loop_timer *t);
 static void relay_delay_timer(struct loop_timer *t);
-static bool relay_over_rate(struct session *s, struct relay_dir *d,
-                            uint64_t count, size_t *room);
-static void relay_delay(struct session *s, struct relay_dir *d,
-                        int64_t delay_ms);
+static int64_t relay_rate_wait(struct session *s, const struct relay_dir *d,
+                               uint64_t count, size_t *room);
+static int relay_delay(struct session *s, struct relay_dir *d,
+                       int64_t delay_ms);
 static void relay_pump(struct session *s, uint32_t client_ev,
                        uint32_t upstream_ev);
 static int relay_read(struct session *s, struct loop_io *from,
@@ -68,7 +68,7 @@ static int relay_write(struct session *s, struct loop_io *to,
                        struct relay_dir *d, uint64_t *count);
 static int relay_buf_get(struct relay_dir *d, size_t size);
 static void relay_buf_put(struct relay_dir *d);
-static void relay_upstream_done(struct session *s);
+static int relay_upstream_done(struct session *s);
 
 
 static unsigned char *relay_pool[RELAY_POOL_MAX]; /* free buffers */
@@ -134,7 +134,9 @@ relay_release(struct session *s)
 
 
 /* nginx's info line for a connected upstream: "proxy LOCAL connected to
- * PEER". getsockname() is paid only when the line is wanted. */
+ * PEER". getsockname() is paid only when the line is wanted; when it
+ * fails the line says so instead (the session needs no more than the
+ * line). */
 static void
 relay_log_connected(struct session *s)
 {
@@ -142,8 +144,12 @@ relay_log_connected(struct session *s)
     socklen_t len = sizeof(local);
     char text[SOCK_ADDR_TEXT_MAX];
 
-    if (!errlog_enabled(s->server->set.errlog, ERRLOG_INFO) ||
-        getsockname(s->upstream.fd, (struct sockaddr *)&local, &len) == -1) {
+    if (!errlog_enabled(s->server->set.errlog, ERRLOG_INFO)) {
+        return;
+    }
+    if (getsockname(s->upstream.fd, (struct sockaddr *)&local, &len) == -1) {
+        session_log(s, ERRLOG_ALERT, "getsockname() failed (%d: %s)", errno,
+                    strerror(errno));
         return;
     }
     session_log(s, ERRLOG_INFO, "proxy %s connected to %s",
@@ -192,13 +198,13 @@ relay_start(struct session *s)
     if (hdr_len > 0) {
         if (relay_buf_get(&s->c2u, (size_t)s->server->set.proxy_buffer_size) ==
             -1) {
-            session_finalize(s, 500);
+            session_fail(s, "malloc()");
             return;
         }
         if (s->c2u.cap - s->c2u.last < hdr_len) {
             unsigned char *p = realloc(s->c2u.buf, s->c2u.last + hdr_len);
             if (p == NULL) {
-                session_finalize(s, 500);
+                session_fail(s, "realloc()");
                 return;
             }
             s->c2u.buf = p;
@@ -216,7 +222,10 @@ relay_start(struct session *s)
     s->upstream.fn = relay_upstream_io;
     s->last_active_ms = clock_now_ms();
     s->timer.fn = relay_timer;
-    loop_timer_set(s->loop, &s->timer, s->server->set.proxy_timeout_ms);
+    if (session_timer_set(s, &s->timer, s->server->set.proxy_timeout_ms) ==
+        -1) {
+        return;
+    }
     /* The preread bytes may go at once; both sides may have more. */
     relay_pump(s, LOOP_READ, LOOP_READ);
 }
@@ -233,7 +242,7 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         return 0;
     }
     if (relay_buf_get(d, (size_t)s->server->set.proxy_buffer_size) == -1) {
-        session_log(s, ERRLOG_ALERT, "relay buffer allocation failed");
+        session_fail(s, "malloc()");
         return -1;
     }
     if (d->pos == d->last) {
@@ -241,7 +250,12 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
     }
     while (!d->eof && d->last < d->cap) {
         size_t room = d->cap - d->last;
-        if (d->rate > 0 && relay_over_rate(s, d, *count, &room)) {
+        const int64_t wait_ms =
+            d->rate > 0 ? relay_rate_wait(s, d, *count, &room) : 0;
+        if (wait_ms > 0) {
+            if (relay_delay(s, d, wait_ms) == -1) {
+                return -1;
+            }
             break;
         }
         const ssize_t n = recv(from->fd, d->buf + d->last, room, 0);
@@ -256,7 +270,9 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
                 /* n bytes at rate per second: wait that long (nginx). */
                 const int64_t delay = (int64_t)((uint64_t)n * 1000 / d->rate);
                 if (delay > 0) {
-                    relay_delay(s, d, delay);
+                    if (relay_delay(s, d, delay) == -1) {
+                        return -1;
+                    }
                     break;
                 }
             }
@@ -372,7 +388,9 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
         }
         shutdown(s->client.fd, SHUT_WR);
         s->u2c.shut = true;
-        relay_upstream_done(s);
+        if (relay_upstream_done(s) == -1) {
+            return;
+        }
     }
     if (s->c2u.shut && s->u2c.shut) {
         session_finalize(s, 200);
@@ -394,11 +412,8 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
              : 0) |
         (s->c2u.pos < s->c2u.last ? LOOP_WRITE : 0);
 
-    if (loop_io_set(s->loop, &s->client, client_mask) == -1 ||
-        loop_io_set(s->loop, &s->upstream, upstream_mask) == -1) {
-        session_log(s, ERRLOG_ALERT, "epoll_ctl() failed (%d: %s)", errno,
-                    strerror(errno));
-        session_finalize(s, 500);
+    if (session_io_set(s, &s->client, client_mask) == 0) {
+        session_io_set(s, &s->upstream, upstream_mask);
     }
 }
 
@@ -408,25 +423,26 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
  * carries the client's last bytes now, so the server no longer counts it
  * as an active connection, and a draining worker gives it a short linger.
  */
-static void
+static int
 relay_upstream_done(struct session *s)
 {
     proxy_release(s);
     if (session_is_draining()) {
-        relay_drain(s);
+        return relay_drain(s);
     }
+    return 0;
 }
 
 
-void
+int
 relay_drain(struct session *s)
 {
     /* u2c.shut is set by the relay only. */
     if (s->phase != SESSION_PHASE_CONTENT || !s->u2c.shut || s->lingering) {
-        return;
+        return 0;
     }
     s->lingering = true;
-    loop_timer_set(s->loop, &s->timer, RELAY_LINGER_MS);
+    return session_timer_set(s, &s->timer, RELAY_LINGER_MS);
 }
 
 
@@ -464,7 +480,7 @@ relay_timer(struct loop_timer *t)
     const int64_t idle = clock_now_ms() - s->last_active_ms;
 
     if (idle < timeout) {
-        loop_timer_set(s->loop, t, timeout - idle);
+        session_timer_set(s, t, timeout - idle);
         return;
     }
     session_log(s, ERRLOG_INFO,
@@ -475,12 +491,13 @@ relay_timer(struct loop_timer *t)
 
 
 /*
- * Whether d is over its rate now (then it is delayed and nothing is read);
- * otherwise *room is cut to what the rate allows. nginx's
- * limit = rate * (now - start + 1) - received, in whole seconds.
+ * How long d must wait before it may read, when over its rate now (> 0:
+ * delay it that long); otherwise 0, with *room cut to what the rate
+ * allows. nginx's limit = rate * (now - start + 1) - received, in whole
+ * seconds.
  */
-static bool
-relay_over_rate(struct session *s, struct relay_dir *d, uint64_t count,
+static int64_t
+relay_rate_wait(struct session *s, const struct relay_dir *d, uint64_t count,
                 size_t *room)
 {
     const int64_t secs =
@@ -489,21 +506,24 @@ relay_over_rate(struct session *s, struct relay_dir *d, uint64_t count,
         (int64_t)d->rate * (secs > 0 ? secs : 1) - (int64_t)count;
 
     if (limit <= 0) {
-        relay_delay(s, d, -limit * 1000 / (int64_t)d->rate + 1);
-        return true;
+        return -limit * 1000 / (int64_t)d->rate + 1;
     }
     if ((uint64_t)limit < *room) {
         *room = (size_t)limit;
     }
-    return false;
+    return 0;
 }
 
 
-static void
+/*
+ * Stops reading d until its timer fires. A delayed direction has no other
+ * way back: 0, or -1 once s is finalized because the timer failed.
+ */
+static int
 relay_delay(struct session *s, struct relay_dir *d, int64_t delay_ms)
 {
     d->delayed = true;
-    loop_timer_set(s->loop, &d->delay, delay_ms);
+    return session_timer_set(s, &d->delay, delay_ms);
 }
 
 

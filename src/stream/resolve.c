@@ -154,7 +154,7 @@ void
 resolve_start(struct session *s)
 {
     struct stream_resolver *sr = s->server->set.resolver;
-    const struct resolver_result *res;
+    const struct resolver_result *res = NULL;
     const size_t len = strlen(s->target);
 
     if (sr == NULL || sr->r == NULL) {
@@ -165,9 +165,20 @@ resolve_start(struct session *s)
     }
     s->action = "resolving";
     s->resolver = sr;
-    res = resolver_lookup(sr->r, s->target, len, &s->rwait, resolve_done, s);
-    if (res != NULL) {
+    switch (resolver_lookup(sr->r, s->target, len, &s->rwait, resolve_done, s,
+                            &res)) {
+    case RESOLVER_LOOKUP_ANSWERED:
         resolve_done(s, res);
+        break;
+    case RESOLVER_LOOKUP_QUEUED:
+        break; /* the lookup's deadline is the session's */
+    case RESOLVER_LOOKUP_REFUSED:
+        session_log(s, ERRLOG_ERR,
+                    "%s could not be resolved: the lookup was refused "
+                    "(%d: %s)",
+                    s->target, errno, strerror(errno));
+        session_finalize(s, 500);
+        break;
     }
 }
 

@@ -90,7 +90,7 @@ return_phase(struct session *s)
     s->ret_buf = vars_eval_alloc(s, t, &s->ret_len);
     vars_reset();
     if (s->ret_buf == NULL) {
-        session_finalize(s, 500);
+        session_fail(s, "malloc()");
         return PHASE_DONE;
     }
     if (s->ret_len == 0) {
@@ -117,11 +117,9 @@ return_send(struct session *s)
             continue;
         }
         if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (loop_io_set(s->loop, &s->client, LOOP_WRITE) == -1) {
-                session_finalize(s, 500);
-                return;
+            if (session_io_set(s, &s->client, LOOP_WRITE) == 0) {
+                session_timer_set(s, &s->timer, RETURN_SEND_TIMEOUT_MS);
             }
-            loop_timer_set(s->loop, &s->timer, RETURN_SEND_TIMEOUT_MS);
             return;
         }
         if (n == -1) {

@@ -54,6 +54,7 @@ static void session_free(void *data);
 static void session_resume_timer(struct loop_timer *t);
 static void session_pause(void);
 static void session_resume(void);
+static void session_resume_later(void);
 
 
 /*
@@ -139,7 +140,9 @@ session_stop_accepting(void)
 {
     session_accepting = false;
     session_draining = true;
-    for (struct session *s = session_list; s != NULL; s = s->next) {
+    /* relay_drain() may end s (and unlink it): take the next one first. */
+    for (struct session *s = session_list, *next; s != NULL; s = next) {
+        next = s->next;
         relay_drain(s);
     }
     loop_timer_cancel(session_loop, &session_resume_t);
@@ -160,26 +163,36 @@ session_on_idle(void (*fn)(void *), void *data)
 }
 
 
-/* Stops asking for connections: no busy loop at a limit. */
+/*
+ * Stops asking for connections: no busy loop at a limit. Every listener is
+ * set each time (a no-op for those already out), since a resume may have
+ * brought back only some of them.
+ */
 static void
 session_pause(void)
 {
-    if (session_paused) {
-        return;
-    }
     session_paused = true;
     for (struct stream_listen *ls = session_conf->listens; ls != NULL;
          ls = ls->next) {
-        if (ls->io.fd >= 0) {
-            loop_io_set(session_loop, &ls->io, 0);
+        if (ls->io.fd >= 0 && loop_io_set(session_loop, &ls->io, 0) == -1) {
+            errlog_write(NULL, ERRLOG_ALERT, 0,
+                         "epoll_ctl() failed (%d: %s) while pausing "
+                         "listener %s",
+                         errno, strerror(errno), ls->text);
         }
     }
 }
 
 
+/*
+ * Listens again. A listener that cannot be put back leaves the process
+ * paused: every session end tries again, and so does the resume timer.
+ */
 static void
 session_resume(void)
 {
+    bool is_resumed = true;
+
     if (!session_paused || !session_accepting || session_alive >= session_max) {
         return;
     }
@@ -187,10 +200,39 @@ session_resume(void)
     loop_timer_cancel(session_loop, &session_resume_t);
     for (struct stream_listen *ls = session_conf->listens; ls != NULL;
          ls = ls->next) {
-        if (ls->io.fd >= 0) {
+        if (ls->io.fd >= 0 &&
             loop_io_set(session_loop, &ls->io,
-                        LOOP_READ | (ls->nfds > 1 ? 0 : LOOP_EXCLUSIVE));
+                        LOOP_READ | (ls->nfds > 1 ? 0 : LOOP_EXCLUSIVE)) ==
+                -1) {
+            errlog_write(NULL, ERRLOG_ALERT, 0,
+                         "epoll_ctl() failed (%d: %s) while resuming "
+                         "listener %s",
+                         errno, strerror(errno), ls->text);
+            is_resumed = false;
         }
+    }
+    if (!is_resumed) {
+        session_paused = true;
+        session_resume_later();
+    }
+}
+
+
+/*
+ * Arms the resume timer. It can fail only when the timer heap must grow,
+ * that is with as many timers armed as it ever held: sessions hold all
+ * but a few, and each session end resumes too, so accepting never stays
+ * paused for want of the timer.
+ */
+static void
+session_resume_later(void)
+{
+    if (loop_timer_set(session_loop, &session_resume_t,
+                       SESSION_ACCEPT_PAUSE_MS) == -1) {
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "adding a timer failed (%d: %s): accepting resumes "
+                     "when a session ends",
+                     errno, strerror(errno));
     }
 }
 
@@ -241,8 +283,7 @@ session_accept(struct loop_io *io, uint32_t events)
                 }
                 /* Until a session ends, or a while has passed. */
                 session_pause();
-                loop_timer_set(session_loop, &session_resume_t,
-                               SESSION_ACCEPT_PAUSE_MS);
+                session_resume_later();
             }
             return;
         }
@@ -264,13 +305,18 @@ session_accept(struct loop_io *io, uint32_t events)
         s->server = ls->default_server;
         s->conf = ls->conf;
         s->client_addr = peer;
-        getsockname(fd, (struct sockaddr *)&s->local_addr, &local_len);
         s->start_ms = clock_now_ms();
         s->status = 200;
         loop_io_init(&s->client, fd, NULL, s);
         loop_io_init(&s->upstream, -1, NULL, s);
         loop_timer_init(&s->timer, NULL, s);
         s->action = "initializing session";
+        /* $server_addr and the PROXY header we send need it. */
+        if (getsockname(fd, (struct sockaddr *)&s->local_addr, &local_len) ==
+            -1) {
+            session_fail(s, "getsockname()");
+            continue;
+        }
         if (errlog_enabled(s->server->set.errlog, ERRLOG_INFO)) {
             char text[SOCK_ADDR_TEXT_MAX];
 
@@ -392,6 +438,39 @@ session_finalize(struct session *s, int status)
          * current batch; leaking one object beats a use-after-free. */
         errlog_write(NULL, ERRLOG_ALERT, s->id, "session leaked");
     }
+}
+
+
+void
+session_fail(struct session *s, const char *what)
+{
+    const int err = errno;
+
+    session_log(s, ERRLOG_ALERT, "%s failed (%d: %s)", what, err,
+                strerror(err));
+    session_finalize(s, 500);
+}
+
+
+int
+session_timer_set(struct session *s, struct loop_timer *t, int64_t delay_ms)
+{
+    if (loop_timer_set(s->loop, t, delay_ms) == -1) {
+        session_fail(s, "adding a timer");
+        return -1;
+    }
+    return 0;
+}
+
+
+int
+session_io_set(struct session *s, struct loop_io *io, uint32_t mask)
+{
+    if (loop_io_set(s->loop, io, mask) == -1) {
+        session_fail(s, "epoll_ctl()");
+        return -1;
+    }
+    return 0;
 }
 
 

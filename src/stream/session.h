@@ -180,6 +180,27 @@ void session_on_idle(void (*fn)(void *), void *data);
  */
 void session_finalize(struct session *s, int status);
 
+/*
+ * Ends s after an internal failure (no memory, epoll_ctl()): logs "WHAT
+ * failed (errno: text)" at alert, with errno as the failed call left it,
+ * and finalizes s with 500.
+ */
+void session_fail(struct session *s, const char *what);
+
+/*
+ * loop_timer_set() for one of s's timers. A session is never left without
+ * its deadline: on failure s is ended with session_fail(). Returns 0, or
+ * -1 once s is finalized (the caller must leave it alone).
+ */
+int session_timer_set(struct session *s, struct loop_timer *t,
+                      int64_t delay_ms);
+
+/*
+ * loop_io_set() for one of s's sockets; on failure s is ended with
+ * session_fail(). Returns 0, or -1 once s is finalized.
+ */
+int session_io_set(struct session *s, struct loop_io *io, uint32_t mask);
+
 /* Ends every live session (fast stop). */
 void session_close_all(void);
 
@@ -217,9 +238,10 @@ void relay_release(struct session *s);
 /*
  * On a graceful stop: a relaying session whose upstream has closed (its
  * bytes delivered) ends after a short linger instead of being waited for.
- * Other sessions are left alone.
+ * Other sessions are left alone. Returns 0, or -1 once s is finalized (its
+ * linger timer could not be armed).
  */
-void relay_drain(struct session *s);
+int relay_drain(struct session *s);
 
 /* True once the process stopped accepting for good (graceful stop). */
 bool session_is_draining(void);

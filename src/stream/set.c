@@ -152,7 +152,7 @@ set_phase(struct session *s)
         if (s->vars == NULL) {
             s->vars = calloc(s->conf->nset_vars, sizeof(*s->vars));
             if (s->vars == NULL) {
-                session_finalize(s, 500);
+                session_fail(s, "calloc()");
                 return PHASE_DONE;
             }
         }
@@ -166,7 +166,7 @@ set_phase(struct session *s)
         }
         copy = malloc(len + 1);
         if (copy == NULL) {
-            session_finalize(s, 500);
+            session_fail(s, "malloc()");
             return PHASE_DONE;
         }
         memcpy(copy, val, len);

@@ -47,8 +47,11 @@ const char *upstream_finish(struct conf_ctx *cf, struct stream_conf *conf);
 
 struct loop;
 
-/* In a worker: starts looking up `resolve` servers again as TTLs run out. */
-void upstream_resolve_start(struct stream_conf *conf, struct loop *l);
+/*
+ * In a worker: starts looking up `resolve` servers again as TTLs run out.
+ * Returns 0, or -1 (errno ENOMEM) when a server's timer could not be armed.
+ */
+int upstream_resolve_start(struct stream_conf *conf, struct loop *l);
 
 /* Stops those lookups (before the resolvers go). */
 void upstream_resolve_stop(struct stream_conf *conf);

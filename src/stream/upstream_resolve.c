@@ -10,11 +10,13 @@
  * slots as they are.
  */
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/bug.h"
 #include "core/clock.h"
 #include "core/shm.h"
 #include "dns/resolver.h"
@@ -74,6 +76,7 @@ static void upstream_srv_answer(void *data,
 static void upstream_srv_target_answer(void *data,
                                        const struct resolver_result *rr);
 static void upstream_srv_finish(struct upstream_resolve *res);
+static int upstream_resolve_now(struct upstream_resolve *res);
 
 
 size_t
@@ -108,7 +111,9 @@ upstream_next(struct upstream_resolve *res, int64_t next_ms)
     if (next_ms < UPSTREAM_RESOLVE_MIN_MS) {
         next_ms = UPSTREAM_RESOLVE_MIN_MS;
     }
-    loop_timer_set(upstream_loop, &res->timer, next_ms);
+    /* Armed since the lookup began (upstream_resolve_now): only moved. */
+    const int rc = loop_timer_set(upstream_loop, &res->timer, next_ms);
+    BUG_ON(rc == -1);
 }
 
 
@@ -301,12 +306,26 @@ upstream_srv_answer(void *data, const struct resolver_srv_result *sr)
                          t->rec.target, res->host, res->u->name, why);
             rr = &bad;
         } else {
-            rr = resolver_lookup(res->resolver->r, name, len, &t->wait,
-                                 upstream_srv_target_answer, t);
+            switch (resolver_lookup(res->resolver->r, name, len, &t->wait,
+                                    upstream_srv_target_answer, t, &rr)) {
+            case RESOLVER_LOOKUP_ANSWERED:
+                break;
+            case RESOLVER_LOOKUP_QUEUED:
+                continue; /* answered later */
+            case RESOLVER_LOOKUP_REFUSED: {
+                static const struct resolver_result refused = {
+                    .status = RESOLVER_ERROR};
+                errlog_write(NULL, ERRLOG_ERR, 0,
+                             "SRV target \"%s\" of %s for upstream \"%s\": "
+                             "the lookup was refused (%d: %s)",
+                             t->rec.target, res->host, res->u->name, errno,
+                             strerror(errno));
+                rr = &refused;
+                break;
+            }
+            }
         }
-        if (rr != NULL) {
-            upstream_srv_target_answer(t, rr);
-        }
+        upstream_srv_target_answer(t, rr);
     }
 }
 
@@ -417,44 +436,80 @@ upstream_seed(struct upstream_resolve *res)
 }
 
 
-void
-upstream_resolve_timer(struct loop_timer *t)
+/*
+ * Asks for res's name (or SRV records) again. Its timer is armed first, as
+ * the retry: it then stays armed until upstream_next() moves it, which
+ * needs no memory, so looking up again never stops for want of a timer.
+ * Returns 0, or -1 (errno ENOMEM) when the timer could not be armed.
+ */
+static int
+upstream_resolve_now(struct upstream_resolve *res)
 {
-    struct upstream_resolve *res = t->data;
-    const struct resolver_result *rr;
+    const struct resolver_result *rr = NULL;
 
-    if (res->resolver->r == NULL) {
-        return;
+    if (loop_timer_set(upstream_loop, &res->timer,
+                       UPSTREAM_RESOLVE_RETRY_MS) == -1) {
+        return -1;
+    }
+    if (res->wait.entry != NULL || res->srv_q != NULL ||
+        res->targets_pending > 0) {
+        return 0; /* the lookup in flight ends by its own deadline */
     }
     if (res->srv) {
         if (resolver_srv_lookup(res->resolver->r, res->host,
                                 upstream_srv_answer, res, &res->srv_q) != 0) {
             errlog_write(NULL, ERRLOG_ERR, 0,
                          "SRV lookup of %s for upstream \"%s\" could not "
-                         "start (out of memory); trying again",
-                         res->host, res->u->name);
-            upstream_next(res, UPSTREAM_RESOLVE_RETRY_MS);
+                         "start (%d: %s); trying again",
+                         res->host, res->u->name, errno, strerror(errno));
         }
-        return;
+        return 0;
     }
-    rr = resolver_lookup(res->resolver->r, res->host, strlen(res->host),
-                         &res->wait, upstream_resolved, res);
-    if (rr != NULL) {
+    switch (resolver_lookup(res->resolver->r, res->host, strlen(res->host),
+                            &res->wait, upstream_resolved, res, &rr)) {
+    case RESOLVER_LOOKUP_ANSWERED:
         upstream_resolved(res, rr);
+        break;
+    case RESOLVER_LOOKUP_QUEUED:
+        break;
+    case RESOLVER_LOOKUP_REFUSED:
+        errlog_write(NULL, ERRLOG_ERR, 0,
+                     "%s could not be resolved for upstream \"%s\": the "
+                     "lookup was refused (%d: %s); trying again",
+                     res->host, res->u->name, errno, strerror(errno));
+        break;
     }
+    return 0;
 }
 
 
 void
+upstream_resolve_timer(struct loop_timer *t)
+{
+    struct upstream_resolve *res = t->data;
+
+    if (res->resolver->r == NULL) {
+        return;
+    }
+    /* Re-armed from its own callback: the heap has its slot (loop.h). */
+    const int rc = upstream_resolve_now(res);
+    BUG_ON(rc == -1);
+}
+
+
+int
 upstream_resolve_start(struct stream_conf *conf, struct loop *l)
 {
     upstream_loop = l;
     for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
         for (struct upstream_resolve *r = u->resolves; r != NULL; r = r->next) {
             upstream_seed(r);
-            upstream_resolve_timer(&r->timer);
+            if (r->resolver->r != NULL && upstream_resolve_now(r) == -1) {
+                return -1;
+            }
         }
     }
+    return 0;
 }
 
 
