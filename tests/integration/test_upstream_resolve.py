@@ -23,11 +23,14 @@ CONF = r"""
 """
 
 
-def _session(L, backends):
+def _session(L, backends, log):
     """One session; returns the backend address that got it, or None when
     the proxy closed it without one (the backends record until EOF, so by
-    the time the client sees EOF any backend connection was accepted)."""
+    the time the client sees EOF any backend connection was accepted).
+    Returns once the session's access-log line is written (log: the relay
+    or master), so the last line read afterwards is this session's."""
     before = {a: b.accepted for a, b in backends.items()}
+    logged = len(log.access_lines())
     s = util.connect(L)
     try:
         s.sendall(b"x")
@@ -36,6 +39,7 @@ def _session(L, backends):
     except OSError:
         pass  # closed by the proxy first: no server yet
     s.close()
+    log.wait_access(logged + 1)
     got = [a for a, b in backends.items() if b.accepted > before[a]]
     return got[0] if got else None
 
@@ -48,10 +52,10 @@ def test_resolve_server_follows_a_changed_address(relay, port, dnsmasq,
     r = relay(CONF, DNS=d.addr, P=P, L=port())
     L = r.listen_ports[0]
     util.wait_for(lambda: d.count("svc.test") >= 1, "the worker's first lookup")
-    assert _session(L, bk) == "127.0.0.21"
+    assert _session(L, bk, r) == "127.0.0.21"
     d.set_records({"svc.test": "127.0.0.22"})
     t0 = time.monotonic()
-    util.wait_for(lambda: _session(L, bk) == "127.0.0.22",
+    util.wait_for(lambda: _session(L, bk, r) == "127.0.0.22",
                   "a session to reach the new address", interval=0.1)
     assert time.monotonic() - t0 < 5, "the 1 s TTL was kept far too long"
     lines = [util.parse_line(l) for l in r.wait_access(bk["127.0.0.21"].accepted +
@@ -73,7 +77,7 @@ def test_resolve_server_unknown_at_start_comes_up_when_it_resolves(
     assert util.parse_line(r.wait_access(1)[0])["status"] == "502"
     assert bk["127.0.0.23"].accepted == 0
     d.set_records({"svc.test": "127.0.0.23"})
-    util.wait_for(lambda: _session(L, bk) == "127.0.0.23",
+    util.wait_for(lambda: _session(L, bk, r) == "127.0.0.23",
                   "the server to come up once its name resolves", interval=0.2)
 
 
@@ -99,16 +103,16 @@ def test_resolve_server_with_no_address_any_more_is_down(relay, port, dnsmasq,
     r = relay(CONF.replace("resolver @DNS@;", "resolver @DNS@ %s;" % ropts),
               DNS=d.addr, P=P, L=port())
     L = r.listen_ports[0]
-    util.wait_for(lambda: _session(L, bk) == "127.0.0.25", "the first lookup",
+    util.wait_for(lambda: _session(L, bk, r) == "127.0.0.25", "the first lookup",
                   interval=0.1)
     d.set_records(gone)
-    util.wait_for(lambda: _session(L, bk) is None,
+    util.wait_for(lambda: _session(L, bk, r) is None,
                   "the server to go down once its name has no address", interval=0.2)
     r.wait_error(r"svc\.test has no address \(Host not found\) for upstream \"svc\"")
     assert util.parse_line(r.access_lines()[-1])["status"] == "502"
     # ... and up again when it has one.
     d.set_records({"svc.test": "127.0.0.25"})
-    util.wait_for(lambda: _session(L, bk) == "127.0.0.25", "the server back up",
+    util.wait_for(lambda: _session(L, bk, r) == "127.0.0.25", "the server back up",
                   interval=0.2)
 
 
@@ -119,7 +123,7 @@ def test_resolve_server_follows_a_cname_chain(relay, port, dnsmasq,
                 extra=["--cname=svc.test,mid.test", "--cname=mid.test,real.test"])
     r = relay(CONF, DNS=d.addr, P=P, L=port())
     L = r.listen_ports[0]
-    util.wait_for(lambda: _session(L, bk) == "127.0.0.26",
+    util.wait_for(lambda: _session(L, bk, r) == "127.0.0.26",
                   "a session through svc.test -> mid.test -> real.test", interval=0.1)
     assert d.count("svc.test") >= 1
 
@@ -133,7 +137,7 @@ def test_resolve_server_follows_cname_only_answers(relay, port, slow_resolver,
                       cnames={"svc.test": "mid.test", "mid.test": "real.test"})
     r = relay(CONF, DNS=d.addr, P=P, L=port())
     L = r.listen_ports[0]
-    util.wait_for(lambda: _session(L, bk) == "127.0.0.27",
+    util.wait_for(lambda: _session(L, bk, r) == "127.0.0.27",
                   "a session through svc.test -> mid.test -> real.test", interval=0.1)
     assert d.count("svc.test") >= 1 and d.count("mid.test") >= 1
     assert d.count("real.test") >= 1
@@ -153,15 +157,15 @@ def test_resolved_addresses_survive_a_reload_and_a_worker_restart(
                DNS=d.addr, P=P, L=port(), allow_log=[r"exited on signal 9"])
     (w,) = m.wait_workers(1)
     L = m.listen_ports[0]
-    util.wait_for(lambda: _session(L, bk) == "127.0.0.27", "the first lookup",
+    util.wait_for(lambda: _session(L, bk, m) == "127.0.0.27", "the first lookup",
                   interval=0.1)
     d.stop()
     (w2,) = m.reload()
     util.wait_for_gone([w], timeout=10)
-    assert _session(L, bk) == "127.0.0.27"
+    assert _session(L, bk, m) == "127.0.0.27"
     os.kill(w2, signal.SIGKILL)
     (w3,) = m.wait_workers(1, exclude=[w2])
-    assert _session(L, bk) == "127.0.0.27"
+    assert _session(L, bk, m) == "127.0.0.27"
     lines = [util.parse_line(l) for l in m.access_lines()]
     assert lines[-1]["status"] == "200" and lines[-2]["status"] == "200", lines[-3:]
 
@@ -177,12 +181,12 @@ def test_resolved_addresses_survive_a_reload_that_changes_the_port(
     L = port()
     m = master(conf, DNS=d.addr, P=P, L=L)
     (w,) = m.wait_workers(1)
-    util.wait_for(lambda: _session(L, bk) == "127.0.0.27", "the first lookup",
+    util.wait_for(lambda: _session(L, bk, m) == "127.0.0.27", "the first lookup",
                   interval=0.1)
     d.stop()
     m.reload(m.text.replace(":%d resolve" % P, ":%d resolve" % P2))
     util.wait_for_gone([w], timeout=10)
-    assert _session(L, bk2) == "127.0.0.27"
+    assert _session(L, bk2, m) == "127.0.0.27"
     line = util.parse_line(m.access_lines()[-1])
     assert line["status"] == "200"
     assert line["upstream_addr"] == "127.0.0.27:%d" % P2
@@ -219,9 +223,9 @@ def test_resolver_inside_upstream_is_used_for_its_servers(relay, port, dnsmasq,
     L1, L2 = r.listen_ports[0], r.listen_ports[1]
     util.wait_for(lambda: d1.count("svc.test") >= 1 and d2.count("svc.test") >= 1,
                   "each upstream's lookup at its own resolver")
-    util.wait_for(lambda: _session(L1, bk) == "127.0.0.21", "one via d1",
+    util.wait_for(lambda: _session(L1, bk, r) == "127.0.0.21", "one via d1",
                   interval=0.1)
-    util.wait_for(lambda: _session(L2, bk) == "127.0.0.22", "two via d2",
+    util.wait_for(lambda: _session(L2, bk, r) == "127.0.0.22", "two via d2",
                   interval=0.1)
 
 

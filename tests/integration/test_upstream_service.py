@@ -25,10 +25,13 @@ CONF = r"""
 """
 
 
-def _session(L, backends):
+def _session(L, backends, log):
     """One session; returns the name of the backend that got it, or None
-    when the proxy closed it without one."""
+    when the proxy closed it without one. Returns once the
+    session's access-log line is written (log: the relay or master), so the
+    last line read afterwards is this session's."""
     before = {n: b.accepted for n, b in backends.items()}
+    logged = len(log.access_lines())
     s = util.connect(L)
     try:
         s.sendall(b"x")
@@ -37,6 +40,7 @@ def _session(L, backends):
     except OSError:
         pass
     s.close()
+    log.wait_access(logged + 1)
     got = [n for n, b in backends.items() if b.accepted > before[n]]
     return got[0] if got else None
 
@@ -55,11 +59,11 @@ def test_srv_records_give_the_servers_their_ports_and_weights(relay, port, dnsma
     r = relay(CONF.replace("@OPTS@", "service=http resolve"), DNS=d.addr, L=port())
     L = r.listen_ports[0]
     bk = {"a": a, "b": b}
-    util.wait_for(lambda: _session(L, bk) is not None, "the SRV servers to come up",
+    util.wait_for(lambda: _session(L, bk, r) is not None, "the SRV servers to come up",
                   interval=0.1)
     util.wait_for(lambda: d.count("_http._tcp.svc.test", "SRV") >= 1, "an SRV query")
     # Smooth weighted round-robin over weights 1 and 3: 2 and 6 of 8.
-    got = [_session(L, bk) for _ in range(8)]
+    got = [_session(L, bk, r) for _ in range(8)]
     assert got.count("a") == 2 and got.count("b") == 6, got
     lines = [util.parse_line(l) for l in r.wait_access(9)]
     assert {l["upstream_addr"] for l in lines} == {"127.0.0.1:%d" % a.port,
@@ -72,7 +76,7 @@ def test_a_service_with_a_dot_is_the_whole_prefix(relay, port, dnsmasq, backend)
                 extra=[_srv_host("_x-api._udp.svc.test", "a.svc.test", a.port, 0, 0)])
     r = relay(CONF.replace("@OPTS@", "service=_x-api._udp resolve"), DNS=d.addr,
               L=port())
-    util.wait_for(lambda: _session(r.listen_ports[0], {"a": a}) == "a",
+    util.wait_for(lambda: _session(r.listen_ports[0], {"a": a}, r) == "a",
                   "_x-api._udp.svc.test's server (weight 0 counts as 1)", interval=0.1)
 
 
@@ -91,10 +95,10 @@ def test_higher_priority_records_are_backups(relay, port, dnsmasq, backend):
               DNS=d.addr, L=port())
     L = r.listen_ports[0]
     bk = {"b": b, "c": c}
-    util.wait_for(lambda: _session(L, bk) is not None, "the SRV servers to come up",
+    util.wait_for(lambda: _session(L, bk, r) is not None, "the SRV servers to come up",
                   interval=0.1)
     for _ in range(4):
-        assert _session(L, bk) in ("b", "c")
+        assert _session(L, bk, r) in ("b", "c")
     line = util.parse_line(r.access_lines()[-1])
     assert line["upstream_addr"].startswith("127.0.0.1:%d, " % dead), line
     assert line["status"] == "200"
@@ -115,10 +119,10 @@ def test_with_backup_the_lowest_priority_is_the_backup_and_the_rest_unused(
               DNS=d.addr, L=port())
     L = r.listen_ports[0]
     bk = {"b": b, "canary": canary}
-    util.wait_for(lambda: _session(L, bk) == "b",
+    util.wait_for(lambda: _session(L, bk, r) == "b",
                   "the dead primary, then the SRV backup", interval=0.1)
     for _ in range(4):
-        assert _session(L, bk) == "b"
+        assert _session(L, bk, r) == "b"
     assert canary.accepted == 0
 
 
@@ -131,32 +135,32 @@ def test_srv_answers_change_fail_and_go_empty(relay, port, slow_resolver, backen
                       ttl=1, srv={q: [(1, 1, a.port, "a.svc.test")]})
     r = relay(CONF.replace("@OPTS@", "service=http resolve"), DNS=d.addr, L=port())
     L = r.listen_ports[0]
-    util.wait_for(lambda: _session(L, bk) == "a", "the first SRV answer", interval=0.1)
+    util.wait_for(lambda: _session(L, bk, r) == "a", "the first SRV answer", interval=0.1)
     # A changed record is picked up without a reload.
     d.srv[q] = [(1, 1, b.port, "b.svc.test")]
-    util.wait_for(lambda: _session(L, bk) == "b", "the changed record", interval=0.1)
+    util.wait_for(lambda: _session(L, bk, r) == "b", "the changed record", interval=0.1)
     # SERVFAIL for the SRV name keeps the servers as they were ...
     n = d.count(q, 33)
     d.servfail.add(q)
     util.wait_for(lambda: d.count(q, 33) >= n + 2, "two failed SRV lookups")
-    assert _session(L, bk) == "b"
+    assert _session(L, bk, r) == "b"
     r.wait_error(r"_http\._tcp\.svc\.test could not be resolved \(2: Server failure\)")
     # ... and so does SERVFAIL for a target.
     d.servfail = {"b.svc.test"}
     n = d.count("b.svc.test")
     util.wait_for(lambda: d.count("b.svc.test") >= n + 2, "failed target lookups")
-    assert _session(L, bk) == "b"
+    assert _session(L, bk, r) == "b"
     r.wait_error(r"b\.svc\.test \(SRV target of _http\._tcp\.svc\.test\) could not "
                  r"be resolved")
     # No records any more: no servers, $upstream_addr names the upstream.
     d.servfail = set()
     d.srv[q] = []
-    util.wait_for(lambda: _session(L, bk) is None, "the servers to go", interval=0.2)
+    util.wait_for(lambda: _session(L, bk, r) is None, "the servers to go", interval=0.2)
     line = util.parse_line(r.access_lines()[-1])
     assert line["status"] == "502" and line["upstream_addr"] == "svc", line
     # Back again once the records are (the empty answer is kept for valid=).
     d.srv[q] = [(1, 1, a.port, "a.svc.test")]
-    util.wait_for(lambda: _session(L, bk) == "a", "the records back", interval=0.2)
+    util.wait_for(lambda: _session(L, bk, r) == "a", "the records back", interval=0.2)
 
 
 def test_cname_only_srv_answers_are_chased(relay, port, slow_resolver, backend):
@@ -165,7 +169,7 @@ def test_cname_only_srv_answers_are_chased(relay, port, slow_resolver, backend):
                       cnames={"_http._tcp.svc.test": "alias.svc.test"},
                       srv={"alias.svc.test": [(1, 1, a.port, "a.svc.test")]})
     r = relay(CONF.replace("@OPTS@", "service=http resolve"), DNS=d.addr, L=port())
-    util.wait_for(lambda: _session(r.listen_ports[0], {"a": a}) == "a",
+    util.wait_for(lambda: _session(r.listen_ports[0], {"a": a}, r) == "a",
                   "a session through the CNAME's SRV records", interval=0.1)
     assert d.count("alias.svc.test", 33) >= 1
 
@@ -181,12 +185,12 @@ def test_srv_servers_survive_a_reload(master, port, slow_resolver, backend):
                allow_log=[r"could not be resolved"])
     (w,) = m.wait_workers(1)
     L = m.listen_ports[0]
-    util.wait_for(lambda: _session(L, {"a": a}) == "a", "the first answer",
+    util.wait_for(lambda: _session(L, {"a": a}, m) == "a", "the first answer",
                   interval=0.1)
     d.servfail.add(q)
     m.reload()
     util.wait_for_gone([w], timeout=10)
-    assert _session(L, {"a": a}) == "a"
+    assert _session(L, {"a": a}, m) == "a"
 
 
 @pytest.mark.parametrize("opts,msg", [
