@@ -6,9 +6,12 @@
 #   make fuzz         build the libFuzzer targets (clang)
 #   make nginx-tests  nginx's own stream_*.t against build/snirelay
 #                     (NGINX_TESTS=DIR, default ../shared/nginx-tests)
+#   make soak         mixed load, reloads and worker kills against
+#                     build/snirelay for SOAK_SECONDS (default 600); not in test
 
 CC       ?= gcc
 PYTHON   ?= /usr/bin/python3
+SOAK_SECONDS ?= 600
 BUILD    ?= build
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
@@ -27,7 +30,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 
 .PHONY: all run test deps unit integration asan asan-build fuzz fuzz-smoke \
-        check-layers format clean bench nginx-tests
+        check-layers format clean bench nginx-tests soak
 
 all: $(BUILD)/snirelay
 
@@ -112,6 +115,11 @@ nginx-tests: all
 
 bench: all
 	sh bench/run.sh
+
+# Not part of `make test`: it takes SOAK_SECONDS (ten minutes by default).
+soak: all
+	SNIRELAY_BIN=$(abspath $(BUILD)/snirelay) $(PYTHON) tests/soak/soak.py \
+	    --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf build build-asan
