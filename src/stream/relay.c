@@ -109,13 +109,17 @@ relay_buf_put(struct relay_dir *d)
     if (d->buf == NULL) {
         return;
     }
-    if (d->cap == RELAY_BUFFER_SIZE && relay_pool_len < RELAY_POOL_MAX) {
+    /* The preread buffer was not taken from the pool: giving it to the
+     * pool would grow it by one buffer per session, up to its bound. */
+    if (!d->adopted && d->cap == RELAY_BUFFER_SIZE &&
+        relay_pool_len < RELAY_POOL_MAX) {
         relay_pool[relay_pool_len++] = d->buf;
     } else {
         free(d->buf);
     }
     d->buf = NULL;
     d->cap = 0;
+    d->adopted = false;
     d->pos = 0;
     d->last = 0;
 }
@@ -178,6 +182,7 @@ relay_start(struct session *s)
     if (s->pre_buf != NULL && s->pre_len > 0) {
         s->c2u.buf = s->pre_buf;
         s->c2u.cap = s->pre_cap;
+        s->c2u.adopted = true;
         s->c2u.pos = 0;
         s->c2u.last = s->pre_len;
         s->pre_buf = NULL;

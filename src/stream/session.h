@@ -74,6 +74,7 @@ struct relay_dir {
     unsigned char *buf; /* from relay.c's pool while bytes wait; NULL when
                            empty (the preread buffer first, for c2u) */
     size_t cap;
+    bool adopted;  /* buf is the preread buffer: freed, never pooled */
     size_t pos;    /* first byte not yet written */
     size_t last;   /* end of bytes read */
     bool eof;      /* the source sent FIN */
