@@ -135,6 +135,7 @@ static int
 proxy_choose(struct session *s)
 {
     const struct stream_server *srv = s->server;
+    bool client_colon = false;
     const char *value;
     size_t len;
 
@@ -144,7 +145,7 @@ proxy_choose(struct session *s)
         return 0;
     }
     vars_reset();
-    value = vars_eval(s, &srv->pass_value, &len);
+    value = vars_eval_client(s, &srv->pass_value, &len, &client_colon);
     if (value == NULL || len == 0) {
         session_log(s, ERRLOG_ERR, "empty proxy_pass value \"%s\"",
                     srv->pass_text);
@@ -188,6 +189,17 @@ proxy_choose(struct session *s)
                        sizeof(s->single_name));
         s->single_peer.name = s->single_name;
         return proxy_use_peers(s, &s->single_peer, 1);
+    }
+    /*
+     * A ':' from the client would give it the port: the text after the
+     * last ':' (an address or a unix path was refused above).
+     */
+    if (srv->pass_is_client && client_colon) {
+        proxy_refuse(s, 403,
+                     "the client-supplied value \"%s\" has a \":\" where "
+                     "only a name may be",
+                     value, len);
+        return -1;
     }
     return proxy_name(s, value, len);
 }

@@ -39,6 +39,8 @@ struct vars_ctx {
     unsigned depth;
     bool reset_each; /* each part's value may reuse the scratch area (the
                         rendering copies it before asking for the next) */
+    bool *client_colon; /* NULL, or set when a piece a client supplied
+                           put a ':' into the output (vars_eval_client) */
 };
 
 
@@ -49,8 +51,13 @@ static bool vars_is_client_depth(const struct stream_conf *conf,
                                  const struct tmpl *t, unsigned depth);
 static bool vars_set_is_client(const struct stream_conf *conf,
                                const struct stream_set_var *v, unsigned depth);
+static bool vars_builtin_is_client(int id);
+static bool vars_part_is_client(const struct session *s,
+                                const struct tmpl_part *p);
 static int vars_value(void *data, const struct tmpl_part *p, const char **val,
                       size_t *len);
+static int vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
+                         const char **val, size_t *len);
 static const char *vars_upstream_bytes(unsigned tries, uint64_t last,
                                        size_t *len);
 static const char *vars_scratch_printf(size_t *len, const char *fmt, ...)
@@ -188,20 +195,8 @@ vars_is_client_depth(const struct stream_conf *conf, const struct tmpl *t,
         if (p->kind != TMPL_VAR) {
             continue;
         }
-        if (p->id >= VAR_PP_TLV_BASE && p->id <= VAR_PP_TLV_BAD) {
-            return true; /* bytes the PROXY header's sender chose */
-        }
-        switch (p->id) {
-        case VAR_SSL_PREREAD_SERVER_NAME:
-        case VAR_SSL_PREREAD_ALPN_PROTOCOLS:
-        case VAR_HTTP_PREREAD_HOST:
-        case VAR_PROXY_PROTOCOL_ADDR:
-        case VAR_PROXY_PROTOCOL_PORT:
-        case VAR_PROXY_PROTOCOL_SERVER_ADDR:
-        case VAR_PROXY_PROTOCOL_SERVER_PORT:
+        if (vars_builtin_is_client(p->id)) {
             return true;
-        default:
-            break;
         }
         if (p->id >= SET_VAR_BASE) {
             const struct stream_set_var *sv = set_by_id(conf, p->id);
@@ -236,6 +231,64 @@ bool
 vars_is_client(const struct stream_conf *conf, const struct tmpl *t)
 {
     return vars_is_client_depth(conf, t, 0);
+}
+
+
+/* Whether the variable id holds bytes a client (or PROXY sender) chose. */
+static bool
+vars_builtin_is_client(int id)
+{
+    if (id >= VAR_PP_TLV_BASE && id <= VAR_PP_TLV_BAD) {
+        return true; /* bytes the PROXY header's sender chose */
+    }
+    switch (id) {
+    case VAR_SSL_PREREAD_SERVER_NAME:
+    case VAR_SSL_PREREAD_ALPN_PROTOCOLS:
+    case VAR_HTTP_PREREAD_HOST:
+    case VAR_PROXY_PROTOCOL_ADDR:
+    case VAR_PROXY_PROTOCOL_PORT:
+    case VAR_PROXY_PROTOCOL_SERVER_ADDR:
+    case VAR_PROXY_PROTOCOL_SERVER_PORT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+
+/*
+ * Whether the value p gives in session s is, as a whole, bytes a client
+ * chose: a capture, a client variable, or a `set` value built from them. A
+ * map's value is not: the parts of the map value that is rendered answer
+ * for themselves.
+ */
+static bool
+vars_part_is_client(const struct session *s, const struct tmpl_part *p)
+{
+    const struct stream_conf *conf = s->conf;
+
+    if (p->kind == TMPL_CAPTURE) {
+        return true;
+    }
+    if (p->kind != TMPL_VAR) {
+        return false;
+    }
+    if (vars_builtin_is_client(p->id)) {
+        return true;
+    }
+    if (p->id >= SET_VAR_BASE) {
+        const struct stream_set_var *sv = set_by_id(conf, p->id);
+        return sv == NULL || vars_set_is_client(conf, sv, 0);
+    }
+    if (p->id >= VAR_BUILTIN_COUNT &&
+        (size_t)(p->id - VAR_BUILTIN_COUNT) < conf->nmaps) {
+        const struct stream_map *m = conf->maps[p->id - VAR_BUILTIN_COUNT];
+        /* A `set` on the map's variable overrides the map, as a set value. */
+        return m->set_var != NULL &&
+               vars_set_value(s, (int)m->set_var->slot) != NULL &&
+               vars_set_is_client(conf, m->set_var, 0);
+    }
+    return false;
 }
 
 
@@ -352,7 +405,8 @@ static int
 vars_map_value(struct vars_ctx *ctx, const struct stream_map *m,
                const char **val, size_t *len)
 {
-    struct vars_ctx inner = {ctx->s, false, NULL, ctx->depth + 1, false};
+    /* The key only chooses: its bytes never reach the output. */
+    struct vars_ctx inner = {ctx->s, false, NULL, ctx->depth + 1, false, NULL};
     struct hostmatch_caps caps;
     const struct tmpl *value;
     const char *key;
@@ -386,6 +440,7 @@ vars_map_value(struct vars_ctx *ctx, const struct stream_map *m,
         value = &m->default_value;
     }
     inner.caps = &caps;
+    inner.client_colon = ctx->client_colon;
     *len = vars_render_ctx(&inner, value, STR_ESCAPE_NONE, buf, sizeof(buf));
     if (*len > sizeof(buf) || (*val = vars_scratch_copy(buf, *len)) == NULL) {
         return -1;
@@ -445,10 +500,29 @@ vars_set_value(const struct session *s, int slot)
 
 
 /* tmpl_value_fn: the value of one variable or capture part. */
+/*
+ * tmpl_value_fn: p's value. Under vars_eval_client() it also notes a ':'
+ * in a value a client supplied.
+ */
 static int
 vars_value(void *data, const struct tmpl_part *p, const char **val, size_t *len)
 {
     struct vars_ctx *ctx = data;
+    const int rc = vars_value_of(ctx, p, val, len);
+
+    if (rc == 0 && ctx->client_colon != NULL && !*ctx->client_colon &&
+        *len > 0 && memchr(*val, ':', *len) != NULL &&
+        vars_part_is_client(ctx->s, p)) {
+        *ctx->client_colon = true;
+    }
+    return rc;
+}
+
+
+static int
+vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
+              const char **val, size_t *len)
+{
     struct session *s = ctx->s;
     char host[SOCK_ADDR_TEXT_MAX];
     int64_t now = clock_now_ms();
@@ -732,7 +806,7 @@ size_t
 vars_render(struct session *s, const struct tmpl *t, bool for_log,
             enum str_escape esc, char *dst, size_t cap)
 {
-    struct vars_ctx ctx = {s, for_log, NULL, 0, false};
+    struct vars_ctx ctx = {s, for_log, NULL, 0, false, NULL};
     size_t n;
 
     if (cap == 0) {
@@ -750,7 +824,17 @@ vars_render(struct session *s, const struct tmpl *t, bool for_log,
 const char *
 vars_eval(struct session *s, const struct tmpl *t, size_t *len)
 {
-    struct vars_ctx ctx = {s, false, NULL, 0, false};
+    bool unused = false;
+
+    return vars_eval_client(s, t, len, &unused);
+}
+
+
+const char *
+vars_eval_client(struct session *s, const struct tmpl *t, size_t *len,
+                 bool *client_colon)
+{
+    struct vars_ctx ctx = {s, false, NULL, 0, false, client_colon};
     char buf[VARS_VALUE_MAX];
     const size_t n =
         vars_render_ctx(&ctx, t, STR_ESCAPE_NONE, buf, sizeof(buf));
@@ -767,7 +851,7 @@ vars_eval(struct session *s, const struct tmpl *t, size_t *len)
 char *
 vars_eval_alloc(struct session *s, const struct tmpl *t, size_t *len)
 {
-    struct vars_ctx ctx = {s, false, NULL, 0, true};
+    struct vars_ctx ctx = {s, false, NULL, 0, true, NULL};
     size_t cap = 256;
 
     /* Twice at most: the first render tells the length when it is over. */

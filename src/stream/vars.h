@@ -87,6 +87,16 @@ size_t vars_render(struct session *s, const struct tmpl *t, bool for_log,
 const char *vars_eval(struct session *s, const struct tmpl *t, size_t *len);
 
 /*
+ * vars_eval(), and sets *client_colon (not NULL; left alone otherwise) when
+ * a piece of the output that a client supplied (a variable vars_is_client()
+ * counts, a capture, a `set` value made of them) holds a ':'. A host name
+ * never does, so such a value carries a port or an IPv6 address of the
+ * client's choosing. A map key's bytes do not count: they only choose.
+ */
+const char *vars_eval_client(struct session *s, const struct tmpl *t,
+                             size_t *len, bool *client_colon);
+
+/*
  * Renders t for s into a malloc'd, NUL-terminated string of any length
  * (the caller frees it), with *len set: no bound but memory, as the
  * scratch area is reused for each variable. Resets the scratch area (a

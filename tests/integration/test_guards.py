@@ -367,6 +367,24 @@ def test_client_name_equal_to_a_fixed_proxy_pass_address_is_refused(
     assert d.queries() == []
 
 
+@pytest.mark.parametrize("name", ["a.test:@P@", "a.test:@Q@", "[::1]", "a.test:"])
+def test_client_never_chooses_the_port(relay, port, dnsmasq, same_port_backends, name):
+    # Found by the outside probes (issue 8): with `proxy_pass
+    # $ssl_preread_server_name;` the text after the last ':' was the
+    # client's, so "a.test:P" reached any port of an allowed host.
+    P, bk = same_port_backends(["127.0.0.21"], lambda h: util.record_to_eof())
+    b = bk["127.0.0.21"]
+    d = dnsmasq({"a.test": "127.0.0.21"}, ttl=60)
+    name = util.render(name, P=P, Q=P + 1)
+    r = _relay(relay, port, d, P, extra=ALLOW, pass_="$ssl_preread_server_name")
+    f = _closed_silently(r, name, 1)
+    assert f["status"] == "403"
+    assert util.empty(f["upstream_addr"])
+    r.wait_error(r'the client-supplied value ".*" has a ":" where only a name may be')
+    assert d.queries() == []
+    assert b.accepted == 0
+
+
 # --------------------------------------------------------------------------
 # deny_if allow-list
 
