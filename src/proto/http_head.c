@@ -700,7 +700,12 @@ head_auth_store(struct http_head *h, uint8_t b)
 }
 
 
-/* A reg-name ended: drop one trailing dot; a lone dot names nothing. */
+/*
+ * A reg-name ended: drop one trailing dot; a lone dot names nothing. A
+ * second trailing dot is an empty label: kept, the name would lose it to
+ * the next normaliser and reach a host other than the one checked as
+ * $http_preread_host.
+ */
 static const char *
 head_auth_name_end(struct http_head *h)
 {
@@ -708,6 +713,9 @@ head_auth_name_end(struct http_head *h)
         h->auth[--h->auth_len] = '\0';
         if (h->auth_len == 0) {
             return "host is a lone dot";
+        }
+        if (h->auth[h->auth_len - 1] == '.') {
+            return "host ends with an empty label";
         }
     }
     return NULL;

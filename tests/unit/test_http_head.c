@@ -394,7 +394,6 @@ test_host_normalized(void **state)
         {"GET / HTTP/1.1\r\nHost: Example.COM:8080\r\n\r\n", "example.com"},
         {"GET / HTTP/1.1\r\nHost: example.com.\r\n\r\n", "example.com"},
         {"GET / HTTP/1.1\r\nHost: EXAMPLE.com.:443\r\n\r\n", "example.com"},
-        {"GET / HTTP/1.1\r\nHost: a.example..\r\n\r\n", "a.example."},
         {"GET / HTTP/1.1\r\nhOsT: a.example\r\n\r\n", "a.example"},
         {"GET / HTTP/1.1\r\nHost:a.example\r\n\r\n", "a.example"},
         {"GET / HTTP/1.1\r\nHost: \t a.example \t \r\n\r\n", "a.example"},
@@ -543,6 +542,8 @@ test_absolute_form_malformed(void **state)
          "unclosed IP literal"},
         {LIT("GET http://./ HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
          "host is a lone dot"},
+        {LIT("GET http://a.example../ HTTP/1.1\r\n\r\n"), HTTP_HEAD_MALFORMED,
+         "host ends with an empty label"},
         /* The target error waits for the version: not HTTP/1.x wins. */
         {LIT("GET http://u@a.example/ HTTP/2.0\r\n\r\n"), HTTP_HEAD_NOT_HTTP,
          "HTTP major version is not 1"},
@@ -619,6 +620,10 @@ test_host_malformed(void **state)
         {H("[::1%eth0 ]"), "whitespace inside the Host value"},
         {H("."), "host is a lone dot"},
         {H(".:80"), "host is a lone dot"},
+        /* "a.example.." would become "a.example" once more downstream. */
+        {H("a.example.."), "host ends with an empty label"},
+        {H("a.example..:80"), "host ends with an empty label"},
+        {H(".."), "host ends with an empty label"},
     };
 #undef H
 
