@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Forwarding-loop and SSRF guards. Addresses are compared, never spellings
- * (ROBUSTNESS.md §3.4): the host's own addresses come from getifaddrs() and
- * all of 127/8 and ::1 count as local; a listener on a wildcard address
- * listens on every local address.
+ * (ROBUSTNESS.md §3.4): all of 127/8 and ::1 count as local, and so does
+ * an address the kernel routes to this host (net/route.c), which covers
+ * addresses added after start and `local` routes (AnyIP); the list from
+ * getifaddrs() at start answers first, and alone when the kernel cannot be
+ * asked. A listener on a wildcard address listens on every local address.
  */
 
+#include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -16,6 +19,7 @@
 #include "conf/parser.h"
 #include "core/arena.h"
 #include "core/cidr.h"
+#include "net/route.h"
 #include "net/sock.h"
 #include "stream/guard.h"
 #include "stream/stream.h"
@@ -25,7 +29,9 @@
 #define GUARD_MAX_PORTS 64
 
 
-static bool guard_is_local(const struct sockaddr *sa);
+static bool guard_is_local(const struct sockaddr *sa, int *route_err);
+static bool guard_routed_here(const struct sockaddr *sa, int *route_err);
+static bool guard_v4_routed_here(const uint8_t v4[4], int *route_err);
 
 
 static struct sockaddr_storage guard_local[GUARD_MAX_LOCAL];
@@ -88,10 +94,11 @@ guard_is_local_v4(const uint8_t v4[4])
  * (::ffff:a.b.c.d, 64:ff9b::a.b.c.d, 2002:AABB:CCDD::, ...: the forms
  * cidr_classify() knows) is compared by each IPv4 address it may carry as
  * well: a v6 socket reaches ::ffff:OWN, a translator or tunnel may
- * deliver the others to us.
+ * deliver the others to us. The start-up list answers first; the kernel
+ * is asked about the rest (see guard_routed_here()).
  */
 static bool
-guard_is_local(const struct sockaddr *sa)
+guard_is_local(const struct sockaddr *sa, int *route_err)
 {
     const enum cidr_class c = cidr_classify(sa);
     uint8_t v4[CIDR_EMBED_MAX][4];
@@ -101,8 +108,9 @@ guard_is_local(const struct sockaddr *sa)
         return true;
     }
     if (sa->sa_family == AF_INET) {
-        return guard_is_local_v4(
-            (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr);
+        const uint8_t *a =
+            (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+        return guard_is_local_v4(a) || guard_v4_routed_here(a, route_err);
     }
     if (sa->sa_family != AF_INET6) {
         return false;
@@ -122,16 +130,60 @@ guard_is_local(const struct sockaddr *sa)
             return true;
         }
     }
+    if (guard_routed_here(sa, route_err)) {
+        return true;
+    }
+    for (size_t i = 0; i < nv4; i++) {
+        if (guard_v4_routed_here(v4[i], route_err)) {
+            return true;
+        }
+    }
     return false;
 }
 
 
+/*
+ * Whether the kernel delivers sa to this host. When it cannot be asked,
+ * false, with the first errno kept in *route_err for the caller to report:
+ * the start-up list has answered already.
+ */
+static bool
+guard_routed_here(const struct sockaddr *sa, int *route_err)
+{
+    switch (route_is_local(sa)) {
+    case ROUTE_LOCAL:
+        return true;
+    case ROUTE_NOT_LOCAL:
+        return false;
+    case ROUTE_ERROR:
+        if (*route_err == 0) {
+            *route_err = errno != 0 ? errno : EIO;
+        }
+        return false;
+    }
+    return false;
+}
+
+
+static bool
+guard_v4_routed_here(const uint8_t v4[4], int *route_err)
+{
+    struct sockaddr_in sin;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    memcpy(&sin.sin_addr, v4, 4);
+    return guard_routed_here((const struct sockaddr *)&sin, route_err);
+}
+
+
 bool
-guard_is_loop(const struct sockaddr *sa)
+guard_is_loop(const struct sockaddr *sa, int *route_err)
 {
     const int port = sock_addr_port(sa);
     bool listened = false;
 
+    *route_err = 0;
     if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) {
         return false;
     }
@@ -141,7 +193,7 @@ guard_is_loop(const struct sockaddr *sa)
             break;
         }
     }
-    return listened && guard_is_local(sa);
+    return listened && guard_is_local(sa, route_err);
 }
 
 

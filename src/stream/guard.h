@@ -18,11 +18,16 @@ struct stream_conf;
 void guard_init(const struct stream_conf *conf);
 
 /*
- * True when sa is one of this host's addresses and a port we listen on.
- * Never for a unix-domain sa: only the config names those, and chaining
- * one server into another's unix listener is the operator's choice.
+ * True when sa's port is one we listen on and sa is this host: 127/8, ::1,
+ * an address found at start, or one the kernel routes here now (an
+ * address added since, a `local` route), IPv4 addresses embedded in an
+ * IPv6 sa included. Never for a unix-domain sa: only the config names
+ * those, and chaining one server into another's unix listener is the
+ * operator's choice. *route_err is 0, or the errno of a route lookup that
+ * failed (the answer then rests on the start-up list; the caller says so
+ * in the log); route_err must not be NULL.
  */
-bool guard_is_loop(const struct sockaddr *sa);
+bool guard_is_loop(const struct sockaddr *sa, int *route_err);
 
 /*
  * True when a connection to sa must be refused because its target came

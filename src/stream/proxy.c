@@ -51,6 +51,7 @@ static int proxy_name(struct session *s, const char *value, size_t len);
 static int proxy_unix(struct session *s, const char *value, size_t len);
 static void proxy_refuse(struct session *s, int status, const char *fmt,
                          const char *value, size_t len);
+static bool proxy_is_loop(struct session *s, const struct sockaddr *sa);
 static bool proxy_peer_is_resolved(const struct session *s,
                                    const struct balance_peer *p);
 static void proxy_log_value(struct session *s, const char *fmt,
@@ -356,7 +357,7 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
         p->name = names[n];
         /* The loop guard is for names a client chose, as the SSRF one:
          * a name the config fixes may chain to our own listener. */
-        if (s->server->pass_is_client && guard_is_loop(sa)) {
+        if (s->server->pass_is_client && proxy_is_loop(s, sa)) {
             session_log(s, ERRLOG_ERR,
                         "forwarding loop: %s resolved to "
                         "%s, which is this proxy",
@@ -550,7 +551,7 @@ proxy_connect_next(struct session *s)
             return;
         }
         if (proxy_peer_is_resolved(s, p) &&
-            guard_is_loop((struct sockaddr *)&p->addr)) {
+            proxy_is_loop(s, (struct sockaddr *)&p->addr)) {
             session_log(s, ERRLOG_ERR, "forwarding loop: %s is this proxy",
                         p->name);
             proxy_note(s->connect_times, sizeof(s->connect_times), "-");
@@ -581,6 +582,30 @@ proxy_connect_next(struct session *s)
         session_timer_set(s, &s->timer, set->proxy_connect_timeout_ms);
         return;
     }
+}
+
+
+/*
+ * guard_is_loop() for a peer of s. A route lookup that failed leaves the
+ * answer to the addresses found at start: that is logged, at most once a
+ * minute per worker (under EMFILE every lookup fails).
+ */
+static bool
+proxy_is_loop(struct session *s, const struct sockaddr *sa)
+{
+    static int64_t warned_ms = -1;
+    int err = 0;
+    const bool loop = guard_is_loop(sa, &err);
+    const int64_t now = clock_now_ms();
+
+    if (err != 0 && (warned_ms < 0 || now - warned_ms >= 60000)) {
+        warned_ms = now;
+        session_log(s, ERRLOG_WARN,
+                    "route lookup failed (%d: %s): forwarding loops are "
+                    "told by the addresses this host had at start only",
+                    err, strerror(err));
+    }
+    return loop;
 }
 
 
