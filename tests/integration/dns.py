@@ -12,8 +12,8 @@ not in the file gets NXDOMAIN; any other unknown name gets REFUSED.
     d.stop()
 
 SilentResolver is a UDP socket that reads queries and never answers;
-SlowResolver answers each query (A records from a dict, NXDOMAIN for other
-names, no AAAA) only after a delay.
+SlowResolver answers each query (A and AAAA records from a dict, NXDOMAIN
+for other names) only after a delay, which may be 0.
 
 Also here: an access-log format for the forwarding tests (FWD_FORMAT,
 parsed by fwd_line()) and small helpers to send a ClientHello or an HTTP
@@ -265,9 +265,9 @@ class SilentResolver:
 
 class SlowResolver:
     """A UDP DNS server on a loopback port that answers every query after
-    `delay` seconds: A records from `records` ({name: [addr, ...]}) with
-    `ttl`, an empty answer for other types of a known name, NXDOMAIN for
-    unknown names; a name in `cnames` ({name: target}) gets only a CNAME
+    `delay` seconds: A records (the IPv4 addresses) and AAAA records (the
+    IPv6 ones) from `records` ({name: [addr, ...]}) with `ttl`, an empty
+    answer for other types of a known name, NXDOMAIN for unknown names; a name in `cnames` ({name: target}) gets only a CNAME
     record, for every type, the target left for the asker to chase (as a
     server that does not follow chains answers); a name in `srv` ({name:
     [(priority, weight, port, target), ...]}) has those SRV records; a
@@ -282,6 +282,8 @@ class SlowResolver:
         self.cnames = {n.lower(): t.lower() for n, t in (cnames or {}).items()}
         self.srv = dict(srv or {})
         self.servfail = set()
+        self.steps = {}
+        self._step = {}
         self.delay = delay
         self.ttl = ttl
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -323,6 +325,13 @@ class SlowResolver:
         question = pkt[12:i + 5]
         name, qtype = _qname(pkt), _qtype(pkt)
         addrs = self.records.get(name)
+        if name in self.steps:
+            with self._lock:
+                i = self._step.get(name, -1)
+                if qtype == 1:
+                    i = min(i + 1, len(self.steps[name]) - 1)
+                    self._step[name] = i
+                addrs = list(self.steps[name][max(i, 0)])
         srv = self.srv.get(name)
         rcode = 3 if addrs is None and srv is None and name not in self.cnames else 0
         answers = b""
@@ -336,8 +345,17 @@ class SlowResolver:
             n += 1
         elif qtype == 1 and addrs:
             for a in addrs:
+                if ":" in a:
+                    continue
                 answers += (struct.pack("!HHHIH", 0xC00C, 1, 1, self.ttl, 4)
                             + socket.inet_aton(a))
+                n += 1
+        elif qtype == 28 and addrs:
+            for a in addrs:
+                if ":" not in a:
+                    continue
+                answers += (struct.pack("!HHHIH", 0xC00C, 28, 1, self.ttl, 16)
+                            + socket.inet_pton(socket.AF_INET6, a))
                 n += 1
         elif qtype == 33 and srv:
             for prio, weight, port, target in srv:

@@ -332,7 +332,11 @@ def test_config_chosen_name_resolving_to_our_listener_chains(relay, port,
 @pytest.mark.parametrize("preread,send", [
     ("ssl_preread on;", lambda L, name: dns.send_hello(L, name)[0]),
     ("http_preread on;", lambda L, name: dns.send_http(L, dns.http_head(name))),
-], ids=["sni", "host"])
+    # RFC 9112 §3.2.2: the target's authority is the host (Host agrees)
+    ("http_preread on;", lambda L, name: dns.send_http(
+        L, b"GET http://%s:80/ HTTP/1.1\r\nHost: %s\r\n\r\n"
+        % (name.encode(), name.encode()))),
+], ids=["sni", "host", "absolute-form"])
 def test_client_name_equal_to_a_fixed_proxy_pass_address_is_refused(
         relay, port, dnsmasq, same_port_backends, preread, send):
     # Issue 8: a fixed `proxy_pass 127.0.0.22:P` makes an implicit upstream
