@@ -389,14 +389,19 @@ def test_limit_conn_survives_a_refused_reload_then_a_crash(master, backend,
     L = port()
     m = master(LIMIT_CONF, log_format=FMT, L=L, B=B.port, OPT="", N=1,
                allow_log=[r"exited on signal 9", r"reload refused"])
-    m.wait_workers(1)
+    (w,) = m.wait_workers(1)
     held = []
     # Each generation keeps one session open, so none finishes draining.
+    # The next session is opened once the old worker has stopped accepting,
+    # or it could land there and leave a generation with none.
     for i in range(16):
         s = _try(L, host="127.0.%d.1" % (i + 1))
         assert s is not None
         held.append(s)
+        old = w
         (w,) = m.reload()
+        util.wait_for(lambda: m.count_errors(r"%d#0: gracefully shutting down" % old),
+                      "worker %d to stop accepting" % old)
     s = _try(L, host="127.0.17.1")
     assert s is not None
     held.append(s)
