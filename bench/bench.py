@@ -38,8 +38,10 @@ CONF_DIR = os.path.join(BENCH, "conf")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 IP_BIND_ADDRESS_NO_PORT = 24
 GIB = 1 << 30
-PROXY_NAMES = ("snirelay", "nginx", "haproxy", "sniproxy")
-OTHERS = ("nginx", "haproxy", "sniproxy")
+# snirelay-copy: snirelay with proxy_splice off (the buffered copy), to
+# compare the two relay paths within one run.
+PROXY_NAMES = ("snirelay", "snirelay-copy", "nginx", "haproxy", "sniproxy")
+OTHERS = ("snirelay-copy", "nginx", "haproxy", "sniproxy")
 NAMES = {"a": "a.bench.test", "b": "b.bench.test", "c": "c.bench.test"}
 
 # (key, label, unit, better, format)
@@ -304,7 +306,7 @@ class Proxy:
         subs = {"@DIR@": self.dir, "@PORT@": str(self.port),
                 "@PORT_A@": str(backend.a), "@PORT_B@": str(backend.b),
                 "@PORT_C@": str(backend.c), "@USER@": "nobody"}
-        getattr(self, "_setup_" + name)(subs)
+        getattr(self, "_setup_" + name.replace("-", "_"))(subs)
 
     def _write_conf(self, template, subs, out_name):
         with open(os.path.join(CONF_DIR, template)) as f:
@@ -316,15 +318,19 @@ class Proxy:
             f.write(text)
         return path
 
-    def _setup_snirelay(self, subs):
+    def _setup_snirelay(self, subs, splice="on"):
         binary = os.environ.get("SNIRELAY_BIN", os.path.join(ROOT, "build", "snirelay"))
         if not os.access(binary, os.X_OK):
             self.skip = "%s not found (run make)" % binary
             return
+        subs = dict(subs, **{"@SPLICE@": splice})
         conf = self._write_conf("snirelay.conf.in", subs, "snirelay.conf")
         self.version = run_text([binary, "-v"])[1].replace("snirelay version: ", "")
         self.check = [binary, "-t", "-c", conf]
         self.argv = [binary, "-c", conf]
+
+    def _setup_snirelay_copy(self, subs):
+        self._setup_snirelay(subs, splice="off")
 
     def _setup_nginx(self, subs):
         binary = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -25,6 +25,7 @@
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "net/listen.h"
+#include "net/pipe_pool.h"
 #include "process/worker.h"
 #include "stream/compat.h"
 #include "stream/core.h"
@@ -54,7 +55,9 @@ static void worker_shutdown_timer(struct loop_timer *t);
 static int worker_drop_privileges(const struct stream_conf *conf);
 static void worker_keep_net_raw(void);
 static void worker_pick_sockets(struct stream_conf *conf, int slot);
-static uint64_t worker_fd_budget(uint64_t max);
+static uint64_t worker_fd_budget(uint64_t max, uint64_t *pipes);
+static void worker_pipes_init(const struct stream_conf *conf, uint64_t max,
+                              uint64_t pipes);
 
 
 static void
@@ -223,20 +226,24 @@ worker_drop_privileges(const struct stream_conf *conf)
  * Caps max sessions so that their two descriptors each always fit under
  * RLIMIT_NOFILE: at the cap accepting pauses and clients wait in the
  * backlog, rather than being accepted and then failing for want of an
- * upstream socket.
+ * upstream socket. *pipes gets how many splice() pipes (two descriptors
+ * each) may be open: a quarter of the sessions (HAProxy's maxpipes), out
+ * of what the sessions leave, so a pipe never takes a session's descriptor.
  */
 static uint64_t
-worker_fd_budget(uint64_t max)
+worker_fd_budget(uint64_t max, uint64_t *pipes)
 {
     struct rlimit rl;
     DIR *d = opendir("/proc/self/fd");
     uint64_t open_fds = 0;
     uint64_t budget;
+    uint64_t spare;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY) {
         if (d != NULL) {
             closedir(d);
         }
+        *pipes = max / 4 > 2 ? max / 4 : 2;
         return max;
     }
     if (d != NULL) {
@@ -255,9 +262,44 @@ worker_fd_budget(uint64_t max)
                      "worker_connections asks for",
                      (unsigned long long)(budget > 0 ? budget : 1),
                      (unsigned long long)rl.rlim_cur);
-        return budget > 0 ? budget : 1;
+        max = budget > 0 ? budget : 1;
+    }
+    *pipes = max / 4 > 2 ? max / 4 : 2;
+    spare = rl.rlim_cur > open_fds + 2 * max
+                ? (rl.rlim_cur - open_fds - 2 * max) / 2
+                : 0;
+    if (spare < *pipes) {
+        *pipes = spare;
     }
     return max;
+}
+
+
+/*
+ * Sizes the pipe pool: none when no server splices; a warning when some
+ * would but the open files limit leaves no descriptor for a pipe.
+ */
+static void
+worker_pipes_init(const struct stream_conf *conf, uint64_t max, uint64_t pipes)
+{
+    bool wanted = false;
+
+    for (const struct stream_server *srv = conf->servers; srv != NULL;
+         srv = srv->next) {
+        wanted = wanted || srv->set.proxy_splice;
+    }
+    if (!wanted) {
+        pipe_pool_init(0);
+        return;
+    }
+    if (pipes == 0) {
+        errlog_write(NULL, ERRLOG_WARN, 0,
+                     "no descriptors left for splice() pipes next to %llu "
+                     "sessions under the open files limit: relaying by copy "
+                     "(raise worker_rlimit_nofile)",
+                     (unsigned long long)max);
+    }
+    pipe_pool_init((size_t)pipes);
 }
 
 
@@ -273,6 +315,7 @@ worker_run(struct stream_conf *conf, int slot, pid_t master_pid)
     uint64_t max = conf->worker_connections > 1
                        ? (uint64_t)conf->worker_connections / 2
                        : 1;
+    uint64_t pipes = 0; /* splice() pipes the descriptors leave room for */
 
     w.conf = conf;
     sigemptyset(&set);
@@ -329,7 +372,8 @@ worker_run(struct stream_conf *conf, int slot, pid_t master_pid)
         rc = 2;
         goto done;
     }
-    max = worker_fd_budget(max);
+    max = worker_fd_budget(max, &pipes);
+    worker_pipes_init(conf, max, pipes);
     if (upstream_resolve_start(conf, w.loop) == -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0,
                      "adding the upstream resolve timers failed (%d: %s)",
@@ -351,6 +395,7 @@ worker_run(struct stream_conf *conf, int slot, pid_t master_pid)
 done:
     session_on_idle(NULL, NULL);
     session_close_all();
+    pipe_pool_free();
     loop_timer_cancel(w.loop, &w.shutdown);
     upstream_resolve_stop(conf);
     resolve_close_all(conf);

@@ -170,6 +170,7 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"tcp_nodelay", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(tcp_nodelay)},
     {"proxy_buffer_size", SS, CONF_TAKE1, conf_set_size,
      CORE_SETTING(proxy_buffer_size)},
+    {"proxy_splice", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(proxy_splice)},
     {"proxy_socket_keepalive", SS, CONF_FLAG, conf_set_flag,
      CORE_SETTING(proxy_socket_keepalive)},
     {"proxy_upload_rate", SS, CONF_TAKE1, proxy_rate_set,
@@ -440,6 +441,7 @@ core_settings_init(struct stream_settings *set)
     set->limit_conn_dry_run = CONF_UNSET;
     set->tcp_nodelay = CONF_UNSET;
     set->proxy_buffer_size = CONF_UNSET;
+    set->proxy_splice = CONF_UNSET;
     set->proxy_socket_keepalive = CONF_UNSET;
     set->http_preread = CONF_UNSET;
     set->resolver_timeout_ms = CONF_UNSET;
@@ -450,7 +452,8 @@ core_settings_init(struct stream_settings *set)
 
 /*
  * nginx's defaults, except preread_buffer_size (64k, nginx 16k) and
- * proxy_half_close (on, nginx off): see README "Deviations".
+ * proxy_half_close (on, nginx off): see README "Deviations". proxy_splice
+ * is ours (on).
  */
 static void
 core_settings_merge(struct stream_settings *child,
@@ -475,6 +478,7 @@ core_settings_merge(struct stream_settings *child,
     CONF_MERGE(child->limit_conn_dry_run, parent->limit_conn_dry_run, 0);
     CONF_MERGE(child->tcp_nodelay, parent->tcp_nodelay, 1);
     CONF_MERGE(child->proxy_buffer_size, parent->proxy_buffer_size, 16 * 1024);
+    CONF_MERGE(child->proxy_splice, parent->proxy_splice, 1);
     CONF_MERGE(child->proxy_socket_keepalive, parent->proxy_socket_keepalive,
                0);
     if (!child->access_log_set) {
@@ -1062,6 +1066,7 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
                             .limit_conn_dry_run = CONF_UNSET,
                             .tcp_nodelay = CONF_UNSET,
                             .proxy_buffer_size = CONF_UNSET,
+                            .proxy_splice = CONF_UNSET,
                             .proxy_socket_keepalive = CONF_UNSET,
                             .http_preread = CONF_UNSET,
                             .resolver_timeout_ms = CONF_UNSET,

@@ -6,6 +6,25 @@
  * wait for it, so a slow reader stops the fast writer and memory stays at
  * one buffer per direction.
  *
+ * Zero-copy (proxy_splice on, our default): a direction's bytes go from
+ * one socket into a pipe and from the pipe to the other socket with
+ * splice(), never through user space. The pipe comes from a per-worker
+ * pool (net/pipe_pool.c) when the direction reads and goes back when it is
+ * empty, as buffers do. The buffered copy stays for what splice cannot
+ * carry or must not: the preread bytes and a PROXY header (already in a
+ * buffer: sent first, then the direction may splice), a direction with a
+ * rate (nginx's accounting reads in small pieces), a moment with no pipe
+ * to take (the pool's bound, EMFILE) and sockets splice() refuses. A pipe
+ * and a buffer never both hold a direction's bytes, so order is kept.
+ * splice() into a pipe says EAGAIN both when the socket is drained and
+ * when the pipe is full; as HAProxy, a pipe with bytes in it is then taken
+ * as full (`pipe_full`): no read interest until it drains.
+ *
+ * Each wake-up moves a direction round after round (read, write) while a
+ * read filled its buffer or pipe and the write emptied it, up to
+ * RELAY_WAKEUP_BYTES, as nginx reads and writes on before going back to
+ * epoll_wait(); a short read means the socket is drained (nginx).
+ *
  * Half-close (proxy_half_close on, our default): a FIN read from one side is
  * passed on as shutdown(SHUT_WR) once that direction's buffer is empty,
  * while the other direction goes on. Off: the session ends when either side
@@ -24,14 +43,17 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/bug.h"
 #include "core/clock.h"
 #include "event/loop.h"
 #include "log/errlog.h"
+#include "net/pipe_pool.h"
 #include "proto/proxy_proto.h"
 #include "stream/proxy.h"
 #include "stream/realip.h"
@@ -49,6 +71,26 @@
  */
 #define RELAY_LINGER_MS 1000
 
+/* Bytes a direction may move in one wake-up before others get a turn. */
+#define RELAY_WAKEUP_BYTES (512 * 1024)
+
+/* At most one "no pipe" line this often: the copy goes on meanwhile. */
+#define RELAY_PIPE_LOG_MS 60000
+
+/*
+ * With LOOP_READ from the relay itself, not from epoll: the side may have
+ * nothing (a bit no LOOP_* flag uses).
+ */
+#define RELAY_UNPOLLED 0x100u
+
+
+/* How a read went, for the round loop. */
+struct relay_read_rc {
+    int progress; /* 1 bytes (or EOF) came, 0 none, -1 error */
+    bool full;    /* stopped for want of room: read again once written */
+    bool refused; /* splice() does not take this socket: copy instead */
+};
+
 
 static void relay_log_connected(struct session *s);
 static void relay_start(struct session *s);
@@ -62,17 +104,41 @@ static int relay_delay(struct session *s, struct relay_dir *d,
                        int64_t delay_ms);
 static void relay_pump(struct session *s, uint32_t client_ev,
                        uint32_t upstream_ev);
-static int relay_read(struct session *s, struct loop_io *from,
-                      struct relay_dir *d, uint64_t *count, bool hup);
+static int relay_move(struct session *s, struct loop_io *from,
+                      struct loop_io *to, struct relay_dir *d, uint32_t ev,
+                      uint64_t *in_count, uint64_t *out_count);
+static struct relay_read_rc relay_read(struct session *s, struct loop_io *from,
+                                       struct relay_dir *d, uint64_t *count,
+                                       bool hup, bool polled);
+static bool relay_take_pipe(struct session *s, struct relay_dir *d);
+static struct relay_read_rc relay_splice_in(struct session *s,
+                                            struct loop_io *from,
+                                            struct relay_dir *d,
+                                            uint64_t *count, bool hup);
+static struct relay_read_rc relay_recv(struct session *s, struct loop_io *from,
+                                       struct relay_dir *d, uint64_t *count,
+                                       bool hup);
+static void relay_got(struct session *s, struct relay_dir *d, size_t n);
 static int relay_write(struct session *s, struct loop_io *to,
                        struct relay_dir *d, uint64_t *count);
+static int relay_splice_out(struct session *s, struct loop_io *to,
+                            struct relay_dir *d, uint64_t *count);
+static int relay_send(struct session *s, struct loop_io *to,
+                      struct relay_dir *d, uint64_t *count);
+static bool relay_splice_unsupported(struct session *s, struct relay_dir *d,
+                                     int err);
+static size_t relay_pending(const struct relay_dir *d);
+static bool relay_has_room(const struct relay_dir *d);
 static int relay_buf_get(struct relay_dir *d, size_t size);
 static void relay_buf_put(struct relay_dir *d);
+static void relay_pipe_release(struct relay_dir *d);
 static int relay_upstream_done(struct session *s);
 
 
 static unsigned char *relay_pool[RELAY_POOL_MAX]; /* free buffers */
 static size_t relay_pool_len;
+static int64_t relay_pipe_logged_ms = -RELAY_PIPE_LOG_MS;
+static bool relay_unsupported_logged;
 
 
 /*
@@ -125,12 +191,32 @@ relay_buf_put(struct relay_dir *d)
 }
 
 
+/* An empty pipe goes back to the pool; one with bytes in it is closed. */
+static void
+relay_pipe_release(struct relay_dir *d)
+{
+    if (d->pipe.rd < 0) {
+        return;
+    }
+    if (d->piped == 0) {
+        pipe_pool_put(&d->pipe);
+    } else {
+        pipe_pool_close(&d->pipe);
+    }
+    d->piped = 0;
+    d->pipe_full = false;
+}
+
+
 void
 relay_release(struct session *s)
 {
     relay_buf_put(&s->c2u);
     relay_buf_put(&s->u2c);
     if (s->c2u.delay.fn != NULL) {
+        /* relay_start() ran: the pipe fields are set. */
+        relay_pipe_release(&s->c2u);
+        relay_pipe_release(&s->u2c);
         loop_timer_cancel(s->loop, &s->c2u.delay);
         loop_timer_cancel(s->loop, &s->u2c.delay);
     }
@@ -177,6 +263,8 @@ relay_phase(struct session *s)
 static void
 relay_start(struct session *s)
 {
+    s->c2u.pipe.rd = s->c2u.pipe.wr = -1;
+    s->u2c.pipe.rd = s->u2c.pipe.wr = -1;
     relay_log_connected(s);
     /* The preread bytes go first, unchanged: they become c2u's buffer. */
     if (s->pre_buf != NULL && s->pre_len > 0) {
@@ -221,6 +309,9 @@ relay_start(struct session *s)
     }
     s->c2u.rate = proxy_rate_eval(s, s->server->set.upload_rate);
     s->u2c.rate = proxy_rate_eval(s, s->server->set.download_rate);
+    /* nginx's rate accounting reads in pieces: a rated direction copies. */
+    s->c2u.can_splice = s->server->set.proxy_splice && s->c2u.rate == 0;
+    s->u2c.can_splice = s->server->set.proxy_splice && s->u2c.rate == 0;
     loop_timer_init(&s->c2u.delay, relay_delay_timer, s);
     loop_timer_init(&s->u2c.delay, relay_delay_timer, s);
     s->client.fn = relay_client_io;
@@ -232,51 +323,249 @@ relay_start(struct session *s)
         return;
     }
     /* The preread bytes may go at once; both sides may have more. */
-    relay_pump(s, LOOP_READ, LOOP_READ);
+    relay_pump(s, LOOP_READ | RELAY_UNPOLLED, LOOP_READ | RELAY_UNPOLLED);
 }
 
 
-/* Reads from `from` into d. Returns 1 progress, 0 nothing, -1 error. */
-static int
-relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
-           uint64_t *count, bool hup)
+/* Bytes read but not yet written, in the buffer or the pipe. */
+static size_t
+relay_pending(const struct relay_dir *d)
 {
+    return d->last - d->pos + d->piped;
+}
+
+
+/* Whether the source may be read: no buffer or pipe means an empty one. */
+static bool
+relay_has_room(const struct relay_dir *d)
+{
+    if (d->pipe.rd >= 0) {
+        return !d->pipe_full && d->piped < d->pipe.cap;
+    }
+    return d->buf == NULL || d->last < d->cap;
+}
+
+
+/*
+ * One direction's turn in a wake-up: read (only if epoll said the source
+ * is ready, in the first round) and write, round after round while a read
+ * filled the buffer or pipe and the write emptied it, up to
+ * RELAY_WAKEUP_BYTES. Returns 1 progress, 0 none, -1 error (logged).
+ */
+static int
+relay_move(struct session *s, struct loop_io *from, struct loop_io *to,
+           struct relay_dir *d, uint32_t ev, uint64_t *in_count,
+           uint64_t *out_count)
+{
+    const uint64_t start = *in_count;
     int progress = 0;
 
-    if (d->eof || d->delayed) {
-        return 0;
+    /* Bounded by RELAY_WAKEUP_BYTES: a round that goes on read bytes. */
+    for (bool first = true;; first = false) {
+        struct relay_read_rc r = {0, false, false};
+
+        if (!first || (ev & LOOP_READ)) {
+            r = relay_read(s, from, d, in_count, ev & LOOP_HUP,
+                           first && !(ev & RELAY_UNPOLLED));
+            if (r.progress == -1) {
+                return -1;
+            }
+        }
+        const int w = relay_write(s, to, d, out_count);
+        if (w == -1) {
+            return -1;
+        }
+        progress |= r.progress | w;
+        if (!r.full || relay_pending(d) > 0 ||
+            *in_count - start >= RELAY_WAKEUP_BYTES) {
+            return progress;
+        }
     }
+}
+
+
+/*
+ * Reads from `from` into d: into the buffer or pipe that holds d's bytes,
+ * or, when d is empty, into a pipe if it may splice and one can be taken,
+ * else into a buffer. polled: epoll said `from` is ready (a splice() that
+ * then finds nothing, with an empty pipe, is retried with recv(): TCP
+ * urgent data stops splice() but not recv(), and level-triggered epoll
+ * would wake us for it forever).
+ */
+static struct relay_read_rc
+relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
+           uint64_t *count, bool hup, bool polled)
+{
+    if (d->eof || d->delayed) {
+        return (struct relay_read_rc){0, false, false};
+    }
+    if (d->pipe.rd >= 0 ||
+        (d->buf == NULL && d->can_splice && relay_take_pipe(s, d))) {
+        const struct relay_read_rc r = relay_splice_in(s, from, d, count, hup);
+        if (d->pipe.rd >= 0 && d->piped == 0) {
+            relay_pipe_release(d); /* nothing waits in it: hold no pipe */
+        }
+        if (r.progress != 0 || d->piped > 0 || !(polled || r.refused)) {
+            return r;
+        }
+    }
+    return relay_recv(s, from, d, count, hup);
+}
+
+
+/*
+ * Takes a pipe for d from the pool. None: the burst is copied; if pipes
+ * cannot be made at all (EMFILE...), the session copies from now on and
+ * the worker says so at most once a minute.
+ */
+static bool
+relay_take_pipe(struct session *s, struct relay_dir *d)
+{
+    if (pipe_pool_get(&d->pipe) == 0) {
+        d->piped = 0;
+        d->pipe_full = false;
+        return true;
+    }
+    d->pipe.rd = d->pipe.wr = -1;
+    if (errno == EBUSY) {
+        return false;
+    }
+    const int err = errno;
+    const int64_t now = clock_now_ms();
+    s->c2u.can_splice = false;
+    s->u2c.can_splice = false;
+    if (now - relay_pipe_logged_ms >= RELAY_PIPE_LOG_MS) {
+        relay_pipe_logged_ms = now;
+        session_log(s, ERRLOG_WARN, "pipe2() failed (%d: %s), relaying by copy",
+                    err, strerror(err));
+    }
+    return false;
+}
+
+
+/* splice() from the source socket into d's pipe. */
+static struct relay_read_rc
+relay_splice_in(struct session *s, struct loop_io *from, struct relay_dir *d,
+                uint64_t *count, bool hup)
+{
+    struct relay_read_rc r = {0, false, false};
+
+    /* Bounded by the pipe's room: each turn fills it or ends the loop. */
+    while (!d->eof) {
+        if (d->piped >= d->pipe.cap) {
+            r.full = true;
+            break;
+        }
+        const size_t room = d->pipe.cap - d->piped;
+        const ssize_t n = splice(from->fd, NULL, d->pipe.wr, NULL, room,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            d->piped += (size_t)n;
+            relay_got(s, d, (size_t)n);
+            *count += (uint64_t)n;
+            r.progress = 1;
+            if ((size_t)n < room && !hup) {
+                break; /* the socket is drained; epoll says when it is not */
+            }
+            continue;
+        }
+        if (n == 0) {
+            d->eof = true;
+            r.progress = 1;
+            break;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN) {
+            if (d->piped > 0) {
+                /* Drained, or no room in the pipe: take it as full. */
+                d->pipe_full = true;
+                r.full = true;
+            }
+            break;
+        }
+        if (d->piped == 0 && relay_splice_unsupported(s, d, errno)) {
+            r.refused = true;
+            break;
+        }
+        session_log(s, ERRLOG_INFO, "splice() failed (%d: %s)", errno,
+                    strerror(errno));
+        r.progress = -1;
+        break;
+    }
+    return r;
+}
+
+
+/*
+ * splice() refused a socket before any byte went into d's pipe: the
+ * session copies from now on (said once per worker). Returns false when
+ * err is another error.
+ */
+static bool
+relay_splice_unsupported(struct session *s, struct relay_dir *d, int err)
+{
+    if (err != EINVAL && err != ENOSYS && err != EOPNOTSUPP) {
+        return false;
+    }
+    s->c2u.can_splice = false;
+    s->u2c.can_splice = false;
+    relay_pipe_release(d);
+    if (!relay_unsupported_logged) {
+        relay_unsupported_logged = true;
+        session_log(s, ERRLOG_NOTICE,
+                    "splice() failed (%d: %s), relaying by copy", err,
+                    strerror(err));
+    }
+    return true;
+}
+
+
+/* The copy path: recv() into d's buffer. */
+static struct relay_read_rc
+relay_recv(struct session *s, struct loop_io *from, struct relay_dir *d,
+           uint64_t *count, bool hup)
+{
+    struct relay_read_rc r = {0, false, false};
+
     if (relay_buf_get(d, (size_t)s->server->set.proxy_buffer_size) == -1) {
         session_fail(s, "malloc()");
-        return -1;
+        r.progress = -1;
+        return r;
     }
     if (d->pos == d->last) {
         d->pos = d->last = 0;
     }
-    while (!d->eof && d->last < d->cap) {
+    /* Bounded by the buffer: each turn fills it or ends the loop. */
+    while (!d->eof) {
+        if (d->last == d->cap) {
+            r.full = true;
+            break;
+        }
         size_t room = d->cap - d->last;
         const int64_t wait_ms =
             d->rate > 0 ? relay_rate_wait(s, d, *count, &room) : 0;
         if (wait_ms > 0) {
             if (relay_delay(s, d, wait_ms) == -1) {
-                return -1;
+                r.progress = -1;
+                return r;
             }
             break;
         }
         const ssize_t n = recv(from->fd, d->buf + d->last, room, 0);
         if (n > 0) {
             d->last += (size_t)n;
+            relay_got(s, d, (size_t)n);
             *count += (uint64_t)n;
-            progress = 1;
-            if (d == &s->u2c && s->first_byte_ms == 0) {
-                s->first_byte_ms = clock_now_ms();
-            }
+            r.progress = 1;
             if (d->rate > 0) {
                 /* n bytes at rate per second: wait that long (nginx). */
                 const int64_t delay = (int64_t)((uint64_t)n * 1000 / d->rate);
                 if (delay > 0) {
                     if (relay_delay(s, d, delay) == -1) {
-                        return -1;
+                        r.progress = -1;
+                        return r;
                     }
                     break;
                 }
@@ -288,7 +577,8 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         }
         if (n == 0) {
             d->eof = true;
-            return 1;
+            r.progress = 1;
+            break;
         }
         if (errno == EINTR) {
             continue;
@@ -298,12 +588,23 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         }
         session_log(s, ERRLOG_INFO, "recv() failed (%d: %s)", errno,
                     strerror(errno));
-        return -1;
+        r.progress = -1;
+        return r;
     }
     if (d->pos == d->last) {
         relay_buf_put(d); /* nothing came: hold no buffer while idle */
     }
-    return progress;
+    return r;
+}
+
+
+/* n bytes came in for d: $upstream_first_byte_time starts with the first. */
+static void
+relay_got(struct session *s, struct relay_dir *d, size_t n)
+{
+    if (n > 0 && d == &s->u2c && s->first_byte_ms == 0) {
+        s->first_byte_ms = clock_now_ms();
+    }
 }
 
 
@@ -311,6 +612,54 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
 static int
 relay_write(struct session *s, struct loop_io *to, struct relay_dir *d,
             uint64_t *count)
+{
+    BUG_ON(d->pos < d->last && d->piped > 0);
+    if (d->piped > 0) {
+        return relay_splice_out(s, to, d, count);
+    }
+    return relay_send(s, to, d, count);
+}
+
+
+/* splice() from d's pipe to the destination; an empty pipe goes back. */
+static int
+relay_splice_out(struct session *s, struct loop_io *to, struct relay_dir *d,
+                 uint64_t *count)
+{
+    int progress = 0;
+
+    /* Bounded by the bytes in the pipe: each turn moves some or ends. */
+    while (d->piped > 0) {
+        const ssize_t n = splice(d->pipe.rd, NULL, to->fd, NULL, d->piped,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            BUG_ON((size_t)n > d->piped);
+            d->piped -= (size_t)n;
+            *count += (uint64_t)n;
+            progress = 1;
+            continue;
+        }
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
+        session_log(s, ERRLOG_INFO, "splice() failed (%d: %s)",
+                    n == 0 ? EIO : errno, strerror(n == 0 ? EIO : errno));
+        return -1;
+    }
+    if (d->piped == 0) {
+        relay_pipe_release(d);
+    }
+    return progress;
+}
+
+
+/* The copy path: send() from d's buffer. */
+static int
+relay_send(struct session *s, struct loop_io *to, struct relay_dir *d,
+           uint64_t *count)
 {
     int progress = 0;
 
@@ -347,38 +696,29 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
     const bool half_close = s->server->set.proxy_half_close;
 
     /*
-     * One pass each way, reading only a side epoll said is ready (a read
+     * Each way in turn, reading only a side epoll said is ready (a read
      * that would find nothing is a wasted system call); level-triggered
      * epoll calls again while a side stays ready. A side whose peer has
      * closed is read to its EOF now, not in another wake-up. Writes are
      * tried whenever bytes wait.
      */
-    const int a = (client_ev & LOOP_READ)
-                      ? relay_read(s, &s->client, &s->c2u, &s->bytes_received,
-                                   client_ev & LOOP_HUP)
-                      : 0;
-    const int b = a == -1 ? -1
-                          : relay_write(s, &s->upstream, &s->c2u,
-                                        &s->upstream_bytes_sent);
-    const int c =
-        b == -1 ? -1
-        : !(upstream_ev & LOOP_READ)
-            ? 0
-            : relay_read(s, &s->upstream, &s->u2c, &s->upstream_bytes_received,
-                         upstream_ev & LOOP_HUP);
-    const int d =
-        c == -1 ? -1 : relay_write(s, &s->client, &s->u2c, &s->bytes_sent);
+    const int a = relay_move(s, &s->client, &s->upstream, &s->c2u, client_ev,
+                             &s->bytes_received, &s->upstream_bytes_sent);
+    const int b =
+        a == -1 ? -1
+                : relay_move(s, &s->upstream, &s->client, &s->u2c, upstream_ev,
+                             &s->upstream_bytes_received, &s->bytes_sent);
 
-    if (d == -1) {
+    if (b == -1) {
         session_finalize(s, 200);
         return;
     }
-    if (a | b | c | d) {
+    if (a | b) {
         s->last_active_ms = clock_now_ms();
     }
 
     /* A FIN whose direction is drained is passed on (or ends it). */
-    if (s->c2u.eof && s->c2u.pos == s->c2u.last && !s->c2u.shut) {
+    if (s->c2u.eof && relay_pending(&s->c2u) == 0 && !s->c2u.shut) {
         if (!half_close) {
             session_finalize(s, 200);
             return;
@@ -386,7 +726,7 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
         shutdown(s->upstream.fd, SHUT_WR);
         s->c2u.shut = true;
     }
-    if (s->u2c.eof && s->u2c.pos == s->u2c.last && !s->u2c.shut) {
+    if (s->u2c.eof && relay_pending(&s->u2c) == 0 && !s->u2c.shut) {
         if (!half_close) {
             session_finalize(s, 200);
             return;
@@ -402,20 +742,15 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
         return;
     }
 
-    /* No buffer means an empty one: there is room. A delayed side waits
-     * for its timer, not for epoll. */
+    /* A delayed side waits for its timer, not for epoll. */
     const uint32_t client_mask =
-        (!s->c2u.eof && !s->c2u.delayed &&
-                 (s->c2u.buf == NULL || s->c2u.last < s->c2u.cap)
-             ? LOOP_READ
-             : 0) |
-        (s->u2c.pos < s->u2c.last ? LOOP_WRITE : 0);
+        (!s->c2u.eof && !s->c2u.delayed && relay_has_room(&s->c2u) ? LOOP_READ
+                                                                   : 0) |
+        (relay_pending(&s->u2c) > 0 ? LOOP_WRITE : 0);
     const uint32_t upstream_mask =
-        (!s->u2c.eof && !s->u2c.delayed &&
-                 (s->u2c.buf == NULL || s->u2c.last < s->u2c.cap)
-             ? LOOP_READ
-             : 0) |
-        (s->c2u.pos < s->c2u.last ? LOOP_WRITE : 0);
+        (!s->u2c.eof && !s->u2c.delayed && relay_has_room(&s->u2c) ? LOOP_READ
+                                                                   : 0) |
+        (relay_pending(&s->c2u) > 0 ? LOOP_WRITE : 0);
 
     if (session_io_set(s, &s->client, client_mask) == 0) {
         session_io_set(s, &s->upstream, upstream_mask);
@@ -541,9 +876,9 @@ relay_delay_timer(struct loop_timer *t)
     s->last_active_ms = clock_now_ms();
     if (t == &s->c2u.delay) {
         s->c2u.delayed = false;
-        relay_pump(s, LOOP_READ, 0);
+        relay_pump(s, LOOP_READ | RELAY_UNPOLLED, 0);
     } else {
         s->u2c.delayed = false;
-        relay_pump(s, 0, LOOP_READ);
+        relay_pump(s, 0, LOOP_READ | RELAY_UNPOLLED);
     }
 }

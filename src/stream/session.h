@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "event/loop.h"
+#include "net/pipe_pool.h"
 #include "net/sock.h"
 #include "proto/http_head.h"
 #include "proto/proxy_proto.h"
@@ -69,18 +70,29 @@ enum preread_status {
     PREREAD_TIMEOUT,
 };
 
-/* One direction of the relay: bytes read from one side, not yet written. */
+/*
+ * One direction of the relay: bytes read from one side, not yet written.
+ * They wait in a buffer (the copy path) or in a pipe (splice), never in
+ * both at once; each is taken when bytes come and given back when they
+ * are gone, so an idle direction holds neither.
+ */
 struct relay_dir {
     unsigned char *buf; /* from relay.c's pool while bytes wait; NULL when
                            empty (the preread buffer first, for c2u) */
     size_t cap;
-    bool adopted;  /* buf is the preread buffer: freed, never pooled */
-    size_t pos;    /* first byte not yet written */
-    size_t last;   /* end of bytes read */
-    bool eof;      /* the source sent FIN */
-    bool shut;     /* FIN passed on to the destination */
-    bool delayed;  /* over its rate: the source is not read until `delay` */
-    uint64_t rate; /* proxy_upload_rate / proxy_download_rate, 0: none */
+    bool adopted;               /* buf is the preread buffer: freed, never
+                                   pooled */
+    size_t pos;                 /* first byte not yet written */
+    size_t last;                /* end of bytes read */
+    struct pipe_pool_pipe pipe; /* taken while bytes wait in it; rd -1
+                                   otherwise (set by relay_start()) */
+    size_t piped;               /* bytes in the pipe */
+    bool pipe_full;  /* splice() found no room: no reading until drained */
+    bool can_splice; /* proxy_splice on and no rate: a pipe may be used */
+    bool eof;        /* the source sent FIN */
+    bool shut;       /* FIN passed on to the destination */
+    bool delayed;    /* over its rate: the source is not read until `delay` */
+    uint64_t rate;   /* proxy_upload_rate / proxy_download_rate, 0: none */
     struct loop_timer delay; /* set up by relay_start(); fn NULL before */
 };
 

@@ -189,6 +189,7 @@ struct stream_settings {
     int proxy_half_close;
     int tcp_nodelay;
     int64_t proxy_buffer_size;  /* relay buffer per direction, bytes */
+    int proxy_splice;           /* relay by splice() where it can */
     int proxy_socket_keepalive; /* SO_KEEPALIVE on the upstream socket */
     struct stream_access_log *access_logs; /* NULL: inherit */
     bool access_log_off;                   /* access_log off */

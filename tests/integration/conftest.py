@@ -6,6 +6,9 @@
 - workdir:      a per-test directory for configs and logs.
 - relay:        relay(stream_body, **subs) writes a config, starts snirelay,
                 waits for its listen ports and stops it (SIGTERM) at teardown.
+- proxy_splice: None, or "on"/"off" to put first in relay()'s and master()'s
+                stream block; a module overrides it with params to run its
+                relay tests on both paths (splice and the buffered copy).
 - backend:      backend(handler, name) starts a TCP (or TLS) server thread.
 - tls_backend:  tls_backend(name, cn, sans) starts a TLS server with its own cert.
 - spawn:        spawn(argv) starts a helper process killed at teardown.
@@ -56,7 +59,27 @@ def workdir(tmp_path):
 
 
 @pytest.fixture
-def relay(workdir, snirelay_bin):
+def proxy_splice():
+    """The proxy_splice value relay() and master() set for the whole stream
+    block, or None to leave the default (on). A test module runs its tests
+    on both relay paths with
+
+        @pytest.fixture(params=["on", "off"])
+        def proxy_splice(request):
+            return request.param
+
+    and a single test with @pytest.mark.parametrize("proxy_splice", ...)."""
+    return None
+
+
+def _with_splice(stream_body, proxy_splice):
+    if proxy_splice is None:
+        return stream_body
+    return "    proxy_splice %s;\n%s" % (proxy_splice, stream_body)
+
+
+@pytest.fixture
+def relay(workdir, snirelay_bin, proxy_splice):
     """Factory: relay(stream_body, main_extra='', log_format=..., access_extra='', **subs)."""
     started = []
 
@@ -64,6 +87,7 @@ def relay(workdir, snirelay_bin):
              start=True, **subs):
         d = os.path.join(workdir, "r%d" % len(started))
         os.makedirs(d)
+        stream_body = _with_splice(stream_body, proxy_splice)
         text = util.config(d, util.render(stream_body, **subs),
                            main_extra=util.render(main_extra, **subs),
                            log_format=log_format, access_extra=access_extra)
@@ -234,7 +258,7 @@ def same_port_backends():
 
 
 @pytest.fixture
-def master(workdir, snirelay_bin):
+def master(workdir, snirelay_bin, proxy_splice):
     """Factory: master(stream_body, main_extra='', events='worker_connections 1024;',
     log_format=util.LOG_FORMAT, access_extra='', start=True, allow_log=(), **subs)
     -> started util.Master.
@@ -254,6 +278,7 @@ def master(workdir, snirelay_bin):
              **subs):
         d = os.path.join(workdir, "m%d" % len(started))
         os.makedirs(d)
+        stream_body = _with_splice(stream_body, proxy_splice)
         text = util.config_events(d, util.render(stream_body, **subs),
                                   main_extra=util.render(main_extra, **subs),
                                   log_format=log_format, access_extra=access_extra,

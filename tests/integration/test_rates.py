@@ -12,11 +12,20 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 import util
 
 # A spinning worker burns ~100 ticks a second; a waiting one next to nothing.
 MAX_TICKS_PER_S = 5
 SLOP = 0.1  # timer rounding, seconds
+
+
+@pytest.fixture(params=["on", "off"])
+def proxy_splice(request):
+    """Every test here runs with proxy_splice on and off: a rated direction
+    copies either way, the other one splices when on."""
+    return request.param
 
 
 def _elapsed_lower_bound(size, rate):

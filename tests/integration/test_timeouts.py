@@ -102,6 +102,7 @@ def test_preread_timeout_is_not_rearmed_by_trickling_bytes(relay, backend, port)
     assert D.accepted == 0
 
 
+@pytest.mark.parametrize("proxy_splice", ["on", "off"])
 def test_proxy_timeout_closes_idle_session_both_sides(relay, backend, port):
     B = backend(util.reply_after(len(MSG), "B", hold=True), name="B")
     L = port()
@@ -130,6 +131,7 @@ def test_proxy_timeout_closes_idle_session_both_sides(relay, backend, port):
     r.wait_error(r"timed out")
 
 
+@pytest.mark.parametrize("proxy_splice", ["on", "off"])
 def test_proxy_timeout_is_rearmed_by_traffic(relay, backend, port):
     def echo(conn, info):
         while True:
