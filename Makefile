@@ -16,7 +16,7 @@ BUILD    ?= build
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -Isrc
-LIBS     := -lpcre2-8 -lcares -lz -lm
+LIBS     := -lpcre2-8 -lcares -lz -lm $(shell pkg-config --libs libseccomp)
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 
 SRCS     := $(shell find src -name '*.c' ! -name main.c | sort)

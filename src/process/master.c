@@ -11,7 +11,8 @@
  *   QUIT  graceful stop: workers finish their sessions, then all exit.
  *   TERM, INT  fast stop.
  *   USR1  reopen log files (logrotate), in the master and every worker.
- *   CHLD  a worker that exits unasked is logged and replaced.
+ *   CHLD  a worker that exits unasked is logged and replaced; one the
+ *         sandbox killed (SIGSYS) is logged with the forbidden call.
  */
 
 #include <errno.h>
@@ -30,6 +31,7 @@
 #include "log/errlog.h"
 #include "process/cycle.h"
 #include "process/master.h"
+#include "process/sandbox.h"
 #include "process/worker.h"
 #include "stream/core.h"
 #include "stream/limit_conn.h"
@@ -59,6 +61,7 @@ struct master {
     struct stream_conf *old[16]; /* generations still draining */
     size_t nold;
     struct master_worker workers[MASTER_MAX_WORKERS];
+    struct sandbox_report *reports; /* shared; one per workers[] entry */
     bool stopping;
     int stop_signal;
     int64_t stop_deadline_ms;
@@ -70,6 +73,8 @@ static int master_spawn(struct master *m, struct master_worker *w,
 static void master_start_workers(struct master *m);
 static void master_reap_shared(struct master *m, pid_t pid);
 static void master_reap(struct master *m);
+static void master_log_exit(struct master *m, struct master_worker *w,
+                            pid_t pid, int status);
 static void master_reload(struct master *m);
 static void master_signal_workers(struct master *m, int sig, bool all);
 static int master_live_workers(const struct master *m);
@@ -120,8 +125,11 @@ master_spawn(struct master *m, struct master_worker *w,
              struct stream_conf *conf, int slot)
 {
     const pid_t master_pid = getpid(); /* the worker checks it is ours */
-    const pid_t pid = fork();
+    struct sandbox_report *report = &m->reports[w - m->workers];
+    pid_t pid;
 
+    report->pid = 0;
+    pid = fork();
     if (pid == -1) {
         errlog_write(NULL, ERRLOG_ALERT, 0, "fork() failed (%d: %s)", errno,
                      strerror(errno));
@@ -141,7 +149,7 @@ master_spawn(struct master *m, struct master_worker *w,
         if (m->conf != conf) {
             stream_conf_close_fds(m->conf);
         }
-        _exit(worker_run(conf, slot, master_pid));
+        _exit(worker_run(conf, slot, master_pid, report));
     }
     w->pid = pid;
     w->slot = slot;
@@ -262,15 +270,7 @@ master_reap(struct master *m)
             }
             w->pid = 0;
             master_reap_shared(m, pid);
-            if (WIFSIGNALED(status)) {
-                errlog_write(NULL, w->retiring ? ERRLOG_NOTICE : ERRLOG_ALERT,
-                             0, "worker process %d exited on signal %d",
-                             (int)pid, WTERMSIG(status));
-            } else {
-                errlog_write(NULL, ERRLOG_NOTICE, 0,
-                             "worker process %d exited with code %d", (int)pid,
-                             WEXITSTATUS(status));
-            }
+            master_log_exit(m, w, pid, status);
             if (!w->retiring && !m->stopping && w->conf == m->conf) {
                 /* Unasked: replace it (later if it died young). */
                 const int64_t now = clock_now_ms();
@@ -284,6 +284,33 @@ master_reap(struct master *m)
         }
     }
     master_release_old(m);
+}
+
+
+static void
+master_log_exit(struct master *m, struct master_worker *w, pid_t pid,
+                int status)
+{
+    char why[160];
+
+    if (!WIFSIGNALED(status)) {
+        errlog_write(NULL, ERRLOG_NOTICE, 0,
+                     "worker process %d exited with code %d", (int)pid,
+                     WEXITSTATUS(status));
+        return;
+    }
+    if (WTERMSIG(status) == SIGSYS) {
+        /* Alert even when retiring: the sandbox lacks a call. */
+        sandbox_report_take(&m->reports[w - m->workers], pid, why,
+                            sizeof(why));
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "worker process %d exited on signal %d (SIGSYS): %s",
+                     (int)pid, SIGSYS, why);
+        return;
+    }
+    errlog_write(NULL, w->retiring ? ERRLOG_NOTICE : ERRLOG_ALERT, 0,
+                 "worker process %d exited on signal %d", (int)pid,
+                 WTERMSIG(status));
 }
 
 
@@ -332,6 +359,7 @@ master_reload(struct master *m)
     m->old[m->nold++] = m->conf;
     m->conf = conf;
     errlog_set_default(&conf->errlog);
+    sandbox_check_kernel(conf);
     master_start_workers(m);
     for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
         struct master_worker *w = &m->workers[i];
@@ -360,6 +388,16 @@ master_run(const struct cycle_opts *opts, struct stream_conf *conf)
     }
     m->opts = opts;
     m->conf = conf;
+    m->reports = sandbox_reports_new(MASTER_MAX_WORKERS);
+    if (m->reports == NULL) {
+        errlog_write(NULL, ERRLOG_EMERG, 0, "mmap() failed (%d: %s)", errno,
+                     strerror(errno));
+        stream_conf_retire_listeners(m->conf, false);
+        stream_conf_free(m->conf);
+        free(m);
+        return 1;
+    }
+    sandbox_check_kernel(conf);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -375,6 +413,7 @@ master_run(const struct cycle_opts *opts, struct stream_conf *conf)
         errlog_write(NULL, ERRLOG_EMERG, 0, "no worker process could start");
         stream_conf_retire_listeners(m->conf, false);
         stream_conf_free(m->conf);
+        sandbox_reports_free(m->reports, MASTER_MAX_WORKERS);
         free(m);
         return 1;
     }
@@ -452,6 +491,7 @@ master_run(const struct cycle_opts *opts, struct stream_conf *conf)
     }
     errlog_set_default(NULL);
     stream_conf_free(m->conf);
+    sandbox_reports_free(m->reports, MASTER_MAX_WORKERS);
     free(m);
     return rc;
 }

@@ -26,6 +26,7 @@
 #include "log/errlog.h"
 #include "net/listen.h"
 #include "net/pipe_pool.h"
+#include "process/sandbox.h"
 #include "process/worker.h"
 #include "stream/compat.h"
 #include "stream/core.h"
@@ -304,7 +305,8 @@ worker_pipes_init(const struct stream_conf *conf, uint64_t max, uint64_t pipes)
 
 
 int
-worker_run(struct stream_conf *conf, int slot, pid_t master_pid)
+worker_run(struct stream_conf *conf, int slot, pid_t master_pid,
+           struct sandbox_report *report)
 {
     struct worker w = {0};
     sigset_t set;
@@ -374,6 +376,11 @@ worker_run(struct stream_conf *conf, int slot, pid_t master_pid)
     }
     max = worker_fd_budget(max, &pipes);
     worker_pipes_init(conf, max, pipes);
+    /* Last: everything above opens files or needs rights it drops. */
+    if (sandbox_enter(conf, report) == -1) {
+        rc = 2;
+        goto done;
+    }
     if (upstream_resolve_start(conf, w.loop) == -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0,
                      "adding the upstream resolve timers failed (%d: %s)",

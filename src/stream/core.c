@@ -118,6 +118,7 @@ static const struct conf_cmd core_main_cmds[] = {
      CORE_MAIN(worker_rlimit_nofile)},
     {"worker_shutdown_timeout", CONF_MAIN, CONF_TAKE1, conf_set_msec,
      CORE_MAIN(worker_shutdown_timeout_ms)},
+    {"sandbox", CONF_MAIN, CONF_FLAG, conf_set_flag, CORE_MAIN(sandbox)},
     {"events", CONF_MAIN, CONF_BLOCK | CONF_NOARGS, core_events, 0},
     {"stream", CONF_MAIN, CONF_BLOCK | CONF_NOARGS, core_stream, 0},
     {"http", CONF_MAIN, CONF_BLOCK | CONF_NOARGS, core_http, 0},
@@ -1078,6 +1079,7 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
     CONF_MERGE(conf->worker_rlimit_nofile, CONF_UNSET, 0);
     CONF_MERGE(conf->worker_connections, CONF_UNSET, 512);
     CONF_MERGE(conf->worker_shutdown_timeout_ms, CONF_UNSET, 0);
+    CONF_MERGE(conf->sandbox, CONF_UNSET, 1);
     for (struct stream_server *srv = conf->servers; srv != NULL;
          srv = srv->next) {
         core_settings_merge(&srv->set, &conf->set);
@@ -1146,6 +1148,7 @@ stream_conf_build(struct conf_tree *tree, const char *path,
     conf->worker_rlimit_nofile = CONF_UNSET;
     conf->worker_connections = CONF_UNSET;
     conf->worker_shutdown_timeout_ms = CONF_UNSET;
+    conf->sandbox = CONF_UNSET;
     conf->errlog.fd = 2;
     conf->errlog.level = ERRLOG_ERR;
     conf->errlog.path = "stderr";

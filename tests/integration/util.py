@@ -510,14 +510,18 @@ class Snirelay:
                              re.findall(r"^\s*listen\s+(?:\S*:)?(\d+)[\s;]", text, re.M)]
         self.proc = None
         self.returncode = None
+        self.env = None       # extra environment variables for start()
+        self.launcher = []    # argv run in front of the binary (it execs it)
 
     def start(self, wait=True):
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([self.binary, "-c", self.conf],
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = subprocess.Popen(self.launcher + [self.binary, "-c", self.conf],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=self._err,
-                                     cwd=self.dir, preexec_fn=_die_with_parent)
+                                     cwd=self.dir, preexec_fn=_die_with_parent,
+                                     env=env)
         LIVE.add(self)
         if wait:
             self.wait_ready()
