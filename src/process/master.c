@@ -57,8 +57,8 @@ struct master_worker {
 
 struct master {
     const struct cycle_opts *opts; /* how to load a generation (reload) */
-    struct stream_conf *conf;    /* current generation */
-    struct stream_conf *old[16]; /* generations still draining */
+    struct stream_conf *conf;      /* current generation */
+    struct stream_conf *old[16];   /* generations still draining */
     size_t nold;
     struct master_worker workers[MASTER_MAX_WORKERS];
     struct sandbox_report *reports; /* shared; one per workers[] entry */
@@ -301,8 +301,7 @@ master_log_exit(struct master *m, struct master_worker *w, pid_t pid,
     }
     if (WTERMSIG(status) == SIGSYS) {
         /* Alert even when retiring: the sandbox lacks a call. */
-        sandbox_report_take(&m->reports[w - m->workers], pid, why,
-                            sizeof(why));
+        sandbox_report_take(&m->reports[w - m->workers], pid, why, sizeof(why));
         errlog_write(NULL, ERRLOG_ALERT, 0,
                      "worker process %d exited on signal %d (SIGSYS): %s",
                      (int)pid, SIGSYS, why);

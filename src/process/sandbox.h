@@ -24,8 +24,8 @@ struct stream_conf;
  * taken for a later worker's.
  */
 struct sandbox_report {
-    volatile int32_t pid;  /* the worker that trapped; 0: none */
-    volatile int32_t nr;   /* the forbidden call's number */
+    volatile int32_t pid;   /* the worker that trapped; 0: none */
+    volatile int32_t nr;    /* the forbidden call's number */
     volatile uint32_t arch; /* its AUDIT_ARCH_* */
 };
 

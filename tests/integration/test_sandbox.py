@@ -193,6 +193,20 @@ def test_with_sandbox_off_the_forbidden_call_does_not_kill_the_worker(
     assert _served_by(m, 1) == w
 
 
+def test_abort_in_a_sandboxed_worker_is_still_sigabrt(master, backend, port, helpers):
+    # BUG_ON() aborts: the sandbox lets abort() signal its own process, so
+    # the master sees SIGABRT, not a forbidden call.
+    m, L = _start(master, backend, port, shim="abort", helpers=helpers,
+                  allow_log=[r"exited on signal %d$" % signal.SIGABRT])
+    (w,) = _sandboxed(m, *m.wait_workers(1))
+    os.kill(w, signal.SIGUSR2)
+    m.wait_error(r"(?m)\[alert\] %d#0: worker process %d exited on signal %d$"
+                 % (m.pid, w, signal.SIGABRT))
+    assert "SIGSYS" not in m.error_text()
+    _sandboxed(m, *m.wait_workers(1, exclude=[w]))
+    _session(L)
+
+
 def _probe(m, w, action, n=1):
     os.kill(w, signal.SIGUSR2)
     return _shim_says(m, action, n)
@@ -333,5 +347,34 @@ def test_resolver_works_under_the_sandbox(master, port, dnsmasq, same_port_backe
     # TTL 0: every session asked the server again.
     assert d.count("a.test") == 2
     assert d.count("b.test") == 1
+    assert m.workers() == [w]
+    assert "SIGSYS" not in m.error_text()
+
+
+def test_a_dns_answer_too_big_for_udp_is_fetched_over_tcp_under_the_sandbox(
+        master, port, dnsmasq, same_port_backends):
+    # 40 A records do not fit a 512-byte UDP answer: dnsmasq truncates it
+    # and c-ares asks again over TCP (its own calls: connect, writev, recv).
+    hosts = ["127.0.1.%d" % i for i in range(1, 41)]
+    P, bk = same_port_backends(hosts, lambda h: util.record_to_eof())
+    d = dnsmasq({"big.test": hosts}, ttl=60)
+    m = master(r"""
+        resolver @DNS@ ipv6=off;
+        resolver_timeout 5s;
+        server {
+            listen 127.0.0.1:@L@;
+            ssl_preread on;
+            proxy_target_allow 127.0.0.0/8;
+            proxy_pass $ssl_preread_server_name:@P@;
+        }
+    """, DNS=d.addr, L=port(), P=P, log_format=FMT)
+    (w,) = _sandboxed(m, *m.wait_workers(1))
+    s, _ = dns.send_hello(m.listen_ports[0], "big.test")
+    s.close()
+    line = util.parse_line(m.wait_access(1)[0], FIELDS)
+    assert line["status"] == "200"
+    assert line["upstream_addr"].rsplit(":", 1)[0] in hosts
+    # Asked twice: over UDP (truncated), then over TCP.
+    assert d.count("big.test") == 2
     assert m.workers() == [w]
     assert "SIGSYS" not in m.error_text()

@@ -6,6 +6,7 @@
  * action, or several separated by '|', in turn), so a test can make a
  * running worker act on demand:
  *   forbidden     ptrace(PTRACE_PEEKDATA, 0): no effect, never allowed
+ *   abort         abort(), as a failed BUG_ON() does
  *   read:PATH     open PATH for reading
  *   create:PATH   open PATH for writing, creating it
  * Each result goes to stderr as one line "shim: WHAT = RESULT".
@@ -56,7 +57,9 @@ shim_act(const char *action)
 {
     long rc;
 
-    if (strcmp(action, "forbidden") == 0) {
+    if (strcmp(action, "abort") == 0) {
+        abort();
+    } else if (strcmp(action, "forbidden") == 0) {
         rc = syscall(SYS_ptrace, PTRACE_PEEKDATA, 0, 0, 0);
         shim_result(action, rc, errno);
     } else if (strncmp(action, "read:", 5) == 0) {
