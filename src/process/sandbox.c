@@ -252,10 +252,15 @@ sandbox_enter(const struct stream_conf *conf, struct sandbox_report *report)
     if (sandbox_seccomp() == -1) {
         return -1;
     }
-    errlog_write(NULL, ERRLOG_INFO, 0,
-                 "sandbox: %zu system calls allowed, Landlock %s%d",
-                 sandbox_syscall_count(), abi > 0 ? "ABI " : "off ",
-                 abi > 0 ? abi : 0);
+    if (abi > 0) {
+        errlog_write(NULL, ERRLOG_INFO, 0,
+                     "sandbox: %zu system calls allowed, Landlock ABI %d",
+                     sandbox_syscall_count(), abi);
+    } else {
+        errlog_write(NULL, ERRLOG_INFO, 0,
+                     "sandbox: %zu system calls allowed, no Landlock",
+                     sandbox_syscall_count());
+    }
     return 0;
 }
 
@@ -322,7 +327,9 @@ sandbox_landlock(const struct stream_conf *conf, int abi)
     sandbox_access_logs(ruleset, conf->set.access_logs, handled);
     for (const struct stream_server *srv = conf->servers; srv != NULL;
          srv = srv->next) {
-        sandbox_access_logs(ruleset, srv->set.access_logs, handled);
+        if (srv->set.access_logs != conf->set.access_logs) { /* inherited */
+            sandbox_access_logs(ruleset, srv->set.access_logs, handled);
+        }
     }
     for (const struct conf_file *cf = conf->tree->files; cf != NULL;
          cf = cf->next) {
