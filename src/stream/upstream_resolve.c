@@ -245,7 +245,9 @@ upstream_share(struct upstream_resolve *res, const struct upstream_addr *a,
     }
     sh = (struct upstream_shared *)res->shared->data;
     sh->n = (uint32_t)n;
-    memcpy(sh->a, a, n * sizeof(*a));
+    if (n > 0) { /* an empty answer may come with a == NULL */
+        memcpy(sh->a, a, n * sizeof(*a));
+    }
     sh->version++;
     shm_unlock(res->shared);
 }
