@@ -5,7 +5,7 @@
  * How a forbidden call reaches the master's log. The filter's default
  * action is SECCOMP_RET_TRAP, not KILL: the kernel skips the call and
  * sends SIGSYS with the call's number and architecture in siginfo. The
- * handler (async-signal-safe: stores and one tgkill) writes them into
+ * handler (async-signal-safe: getpid, stores, one tgkill) writes them into
  * this worker's record in a page shared with the master, and re-raises
  * SIGSYS, whose action SA_RESETHAND has made the default: the worker dies
  * of SIGSYS. The master reaps it, reads the record (only if the pid in it
@@ -17,9 +17,10 @@
  * Known costs: a compromised worker can write other workers' records, so
  * it can make the master log a false call name; it gains nothing else.
  * ASan/UBSan builds keep the filter, with the few calls their run-time
- * makes in a section of the table that only they compile; a sanitizer
- * report that wants to spawn a symbolizer dies of SIGSYS mid-report (use
- * `sandbox off` to debug one).
+ * makes in a section of the table that only they compile. A sanitizer
+ * report prints whole but unsymbolized (module+offset frames): the calls
+ * the symbolizer's start would make fail with EPERM there rather than
+ * trap, and the memory map is read before the filter goes on.
  */
 
 #include <errno.h>
@@ -63,6 +64,9 @@
 #ifndef SANDBOX_SANITIZED
 #define SANDBOX_SANITIZED 0
 #endif
+#if SANDBOX_SANITIZED
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #define SANDBOX_NCALLS(t) (sizeof(t) / sizeof((t)[0]))
 
@@ -79,6 +83,9 @@ enum sandbox_args {
     SANDBOX_ANY,     /* any arguments */
     SANDBOX_SELF,    /* only with arg 0 == this process (signals) */
     SANDBOX_NO_EXEC, /* only with PROT_EXEC clear in arg 2 (W^X) */
+    SANDBOX_REFUSED, /* not allowed, but fails with EPERM rather than
+                        trapping: sanitizer builds only, so that a report
+                        degrades (no symbolizer) instead of dying */
 };
 
 struct sandbox_call {
@@ -157,6 +164,9 @@ static const struct sandbox_call sandbox_calls[] = {
     /* the ASan/UBSan run-time (make asan); none in a release build */
     {SCMP_SYS(sigaltstack), SANDBOX_ANY}, /* at exit */
     {SCMP_SYS(madvise), SANDBOX_ANY},     /* freeing big blocks */
+    {SCMP_SYS(ioctl), SANDBOX_ANY},       /* a report: isatty(2) */
+    {SCMP_SYS(open), SANDBOX_REFUSED},    /* a report: the symbolizer's */
+    {SCMP_SYS(stat), SANDBOX_REFUSED},    /* files, so it does not start */
 #endif
 };
 
@@ -172,7 +182,12 @@ static bool sandbox_said_no_landlock;
 size_t
 sandbox_syscall_count(void)
 {
-    return SANDBOX_NCALLS(sandbox_calls);
+    size_t n = 0;
+
+    for (size_t i = 0; i < SANDBOX_NCALLS(sandbox_calls); i++) {
+        n += sandbox_calls[i].args != SANDBOX_REFUSED;
+    }
+    return n;
 }
 
 
@@ -238,6 +253,10 @@ sandbox_enter(const struct stream_conf *conf, struct sandbox_report *report)
         return 0;
     }
     abi = sandbox_landlock_abi();
+#if SANDBOX_SANITIZED
+    /* Reports then use the memory map read now: /proc is out of reach. */
+    __sanitizer_sandbox_on_notify(NULL);
+#endif
     sandbox_mine = report;
     sandbox_pid = getpid();
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
@@ -514,6 +533,8 @@ sandbox_allow(scmp_filter_ctx ctx, const struct sandbox_call *c)
     case SANDBOX_NO_EXEC:
         return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, c->nr, 1,
                                 SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    case SANDBOX_REFUSED:
+        return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), c->nr, 0);
     case SANDBOX_ANY:
         break;
     }
@@ -524,16 +545,21 @@ sandbox_allow(scmp_filter_ctx ctx, const struct sandbox_call *c)
 /*
  * A call outside the table: note it for the master, then die of SIGSYS
  * (pending while this runs, delivered with the default action that
- * SA_RESETHAND restored as the handler returns).
+ * SA_RESETHAND restored as the handler returns). A child some library
+ * forked is not the worker: it writes nothing, and its tgkill, not to
+ * the worker's pid, traps again and kills it.
  */
 static void
 sandbox_sigsys(int sig, siginfo_t *si, void *uctx)
 {
+    const pid_t self = (pid_t)syscall(SYS_getpid);
+
     (void)uctx;
-    if (sandbox_mine != NULL && si->si_code == SANDBOX_SYS_SECCOMP) {
+    if (sandbox_mine != NULL && self == sandbox_pid &&
+        si->si_code == SANDBOX_SYS_SECCOMP) {
         sandbox_mine->nr = si->si_syscall;
         sandbox_mine->arch = si->si_arch;
-        sandbox_mine->pid = (int32_t)sandbox_pid;
+        sandbox_mine->pid = (int32_t)self;
     }
-    syscall(SYS_tgkill, sandbox_pid, sandbox_pid, sig);
+    syscall(SYS_tgkill, self, self, sig);
 }

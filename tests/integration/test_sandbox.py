@@ -207,6 +207,39 @@ def test_abort_in_a_sandboxed_worker_is_still_sigabrt(master, backend, port, hel
     _session(L)
 
 
+def test_a_sanitizer_report_in_a_sandboxed_worker_is_printed(
+        master, backend, port, helpers):
+    # An ASan build (make asan) keeps the sandbox: a report must still
+    # reach stderr whole, not die of SIGSYS half-way.
+    m, L = _start(master, backend, port, shim="asan-report", helpers=helpers)
+    (w,) = _sandboxed(m, *m.wait_workers(1))
+    os.kill(w, signal.SIGUSR2)
+    if _shim_says_or_exit(m, w, "asan-report") == "errno %d" % errno.ENOSYS:
+        pytest.skip("not an ASan build")
+    m.wait_error(r"(?m)worker process %d exited with code 1$" % w)
+    err = m.stderr()
+    assert "ERROR: AddressSanitizer" in err, err[-3000:]
+    assert re.search(r"SUMMARY: AddressSanitizer: \S+", err), err[-3000:]
+    assert "SIGSYS" not in m.error_text()
+    _sandboxed(m, *m.wait_workers(1, exclude=[w]))
+    _session(L)
+
+
+def _shim_says_or_exit(m, w, action):
+    """The shim's report of `action`, or None once worker w has exited."""
+    rx = re.compile(r"^shim: %s = (.*)$" % re.escape(action), re.M)
+
+    def done():
+        got = rx.findall(m.stderr())
+        if got:
+            return got[0]
+        if re.search(r"worker process %d exited" % w, m.error_text()):
+            return "exited"
+        return None
+    got = util.wait_for(done, "the shim's %r, or the worker to exit" % action)
+    return None if got == "exited" else got
+
+
 def _probe(m, w, action, n=1):
     os.kill(w, signal.SIGUSR2)
     return _shim_says(m, action, n)

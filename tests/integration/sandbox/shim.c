@@ -7,14 +7,18 @@
  * running worker act on demand:
  *   forbidden     ptrace(PTRACE_PEEKDATA, 0): no effect, never allowed
  *   abort         abort(), as a failed BUG_ON() does
+ *   asan-report   in an ASan build, report a bad 8-byte load (as a bug
+ *                 would); elsewhere "= errno ENOSYS"
  *   read:PATH     open PATH for reading
  *   create:PATH   open PATH for writing, creating it
  * Each result goes to stderr as one line "shim: WHAT = RESULT".
  */
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -59,6 +63,16 @@ shim_act(const char *action)
 
     if (strcmp(action, "abort") == 0) {
         abort();
+    } else if (strcmp(action, "asan-report") == 0) {
+        static char bytes[8];
+        void (*report)(uintptr_t) = (void (*)(uintptr_t))dlsym(
+            RTLD_DEFAULT, "__asan_report_load8");
+
+        if (report == NULL) {
+            shim_result(action, -1, ENOSYS);
+        } else {
+            report((uintptr_t)bytes);
+        }
     } else if (strcmp(action, "forbidden") == 0) {
         rc = syscall(SYS_ptrace, PTRACE_PEEKDATA, 0, 0, 0);
         shim_result(action, rc, errno);
