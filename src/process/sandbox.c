@@ -135,6 +135,9 @@ static const struct sandbox_call sandbox_calls[] = {
     {SCMP_SYS(sendto), SANDBOX_ANY},
     {SCMP_SYS(recvfrom), SANDBOX_ANY},
     {SCMP_SYS(shutdown), SANDBOX_ANY},
+    /* proxy_splice: pipes taken lazily from the pool, splice() */
+    {SCMP_SYS(pipe2), SANDBOX_ANY},
+    {SCMP_SYS(splice), SANDBOX_ANY},
     /* c-ares: a truncated answer asked again over TCP */
     {SCMP_SYS(writev), SANDBOX_ANY},
     /* logs: lines, access_log with variables, reopen (USR1) onto the fd */
