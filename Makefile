@@ -3,7 +3,9 @@
 #   make run          build and start on the embedded default config
 #   make test         deps, layer check, unit tests (plain + ASan/UBSan),
 #                     integration tests (plain + ASan/UBSan binary), fuzz smoke
-#   make fuzz         build the libFuzzer targets (clang)
+#   make fuzz         build the libFuzzer targets (clang) and run each for
+#                     FUZZ_TIME seconds (600) over its corpus, one at a time
+#   make fuzz-build   only build them
 #   make nginx-tests  nginx's own stream_*.t against build/snirelay
 #                     (NGINX_TESTS=DIR, default ../shared/nginx-tests)
 #   make soak         mixed load, reloads and worker kills against
@@ -29,8 +31,8 @@ FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 
-.PHONY: all run test deps unit integration asan asan-build fuzz fuzz-smoke \
-        check-layers format clean bench nginx-tests soak
+.PHONY: all run test deps unit integration asan asan-build fuzz fuzz-build \
+        fuzz-smoke check-layers format clean bench nginx-tests soak
 
 all: $(BUILD)/snirelay
 
@@ -80,9 +82,24 @@ asan: asan-build
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard src/proto/*.[ch] src/dns/*.[ch])
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all -o $@ $< $(filter-out %/main.c,$(FUZZ_DEPS_$*)) \
-	    $(FUZZ_LIBS_$*)
+	clang $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(filter-out %/main.c,$(FUZZ_DEPS_$*)) $(FUZZ_LIBS_$*)
+
+FUZZ_FLAGS := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
+
+# Targets over config-time code link this instrumented copy of the library
+# (the linker takes only the objects they reach).
+FUZZ_LIB  := $(BUILD)/fuzz/libsnirelay-fuzz.a
+FUZZ_OBJS := $(SRCS:src/%.c=$(BUILD)/fuzz/obj/%.o)
+
+$(BUILD)/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link \
+	    -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
 
 FUZZ_DEPS_fuzz_tls_hello := src/proto/tls_hello.c
 FUZZ_DEPS_fuzz_http_head := src/proto/http_head.c
@@ -92,11 +109,23 @@ FUZZ_DEPS_fuzz_dns_cname := src/dns/cname.c src/dns/wire.c
 FUZZ_LIBS_fuzz_dns_cname := -lcares
 FUZZ_DEPS_fuzz_dns_srv := src/dns/srv.c src/dns/cname.c src/dns/wire.c
 FUZZ_LIBS_fuzz_dns_srv := -lcares
+FUZZ_ON_LIB := fuzz_conf fuzz_tmpl fuzz_map fuzz_cidr
+$(foreach t,$(FUZZ_ON_LIB),$(eval FUZZ_DEPS_$(t) := $(FUZZ_LIB)) \
+    $(eval FUZZ_LIBS_$(t) := $(LIBS)) $(eval $(BUILD)/fuzz/$(t): $(FUZZ_LIB)))
 
-fuzz: $(FUZZERS)
+fuzz-build: $(FUZZERS)
+
+# Each target for FUZZ_TIME seconds, new inputs kept in build/fuzz/new-*.
+FUZZ_TIME ?= 600
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do n=$$(basename $$f); \
+	  echo "== $$n ($(FUZZ_TIME) s)"; mkdir -p $(BUILD)/fuzz/new-$$n; \
+	  ./$$f -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 \
+	    -dict=tests/fuzz/$${n#fuzz_}.dict \
+	    $(BUILD)/fuzz/new-$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; done
 
 # Replays each corpus and fuzzes 20 s more per target.
-fuzz-smoke: fuzz
+fuzz-smoke: fuzz-build
 	@for f in $(FUZZERS); do n=$$(basename $$f); \
 	  echo "== $$n"; mkdir -p $(BUILD)/fuzz/new-$$n; \
 	  ./$$f -max_total_time=20 -dict=tests/fuzz/$${n#fuzz_}.dict \
@@ -124,4 +153,4 @@ soak: all
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)

@@ -39,6 +39,7 @@ struct parser {
     char **argv;                   /* words of the statement being read */
     size_t argc;                   /* words in argv */
     size_t argcap;                 /* room in argv (malloc'ed) */
+    bool is_pure;                  /* includes stay nodes: no file opened */
 };
 
 /* One open block of the file being parsed. */
@@ -96,6 +97,19 @@ conf_tree_load_text(const char *name, const char *text, size_t len,
                     struct conf_err *err)
 {
     struct parser ps = {.err = err};
+
+    if (text == NULL) {
+        text = "";
+        len = 0;
+    }
+    return parser_run(&ps, name, text, len, NULL);
+}
+
+struct conf_tree *
+conf_tree_parse_text(const char *name, const char *text, size_t len,
+                     struct conf_err *err)
+{
+    struct parser ps = {.err = err, .is_pure = true};
 
     if (text == NULL) {
         text = "";
@@ -328,7 +342,8 @@ parser_parse(struct parser *ps, const char *path, const char *text, size_t len,
 {
     struct lexer lx;
     struct lexer_token tok;
-    struct parser_frame top = {.tail = *tailp, .up = NULL, .is_inert = false};
+    struct parser_frame top = {
+        .tail = *tailp, .up = NULL, .is_inert = ps->is_pure};
     struct parser_frame *frame = &top;
     unsigned first_line = 0;
 

@@ -92,6 +92,15 @@ struct conf_tree *conf_tree_load_text(const char *name, const char *text,
                                       size_t len, struct conf_err *err);
 
 /*
+ * Parses len bytes of text (copied; need not be NUL-terminated) without
+ * ever touching the filesystem: include directives are not expanded but
+ * kept as plain nodes, as inside http{}. name stands for the file in
+ * messages. A pure function of its input, for tests and fuzzing.
+ */
+struct conf_tree *conf_tree_parse_text(const char *name, const char *text,
+                                       size_t len, struct conf_err *err);
+
+/*
  * Either of the above (text NULL: the file at path), with the directives
  * of globals (nginx's -g; NULL for none) parsed first into the main
  * context. Errors in globals are located "in command line:LINE".

@@ -422,6 +422,44 @@ test_include_text_relative_to_cwd(void **state)
 }
 
 static void
+test_parse_text_never_reads_includes(void **state)
+{
+    static const char text[] = "a;\ninclude cwd.inc;\n"
+                               "m { include /nonexistent/*.conf; }\n"
+                               "include a b;\n";
+    char cwd[PATH_MAX];
+    struct conf_err err;
+
+    (void)state;
+    /* A file that conf_tree_load_text() would read is there. */
+    write_file("cwd.inc", "from_cwd 1;\n");
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(tmp_dir), 0);
+
+    struct conf_tree *const t =
+        conf_tree_parse_text("text", text, strlen(text), &err);
+
+    assert_int_equal(chdir(cwd), 0);
+    if (t == NULL) {
+        fail_msg("parse failed: %s", err.msg);
+    }
+    NODE(t->root->next, "text", 2, false, "include", "cwd.inc");
+    NODE(t->root->next->next->children, "text", 3, false, "include",
+         "/nonexistent/*.conf");
+    NODE(t->root->next->next->next, "text", 4, false, "include", "a", "b");
+    assert_null(t->files->next);
+    conf_tree_free(t);
+
+    /* Errors are still located in the pseudo file. */
+    assert_null(conf_tree_parse_text("text", "a {", 3, &err));
+    assert_string_equal(err.msg,
+                        "unexpected end of file, expecting \"}\" in text:1");
+    assert_null(conf_tree_parse_text("text", "include x {", 11, &err));
+    assert_string_equal(err.msg, "directive \"include\" is not terminated by "
+                                 "\";\" in text:1");
+}
+
+static void
 test_include_errors(void **state)
 {
     char want[2 * PATH_MAX];
@@ -632,6 +670,7 @@ main(void)
         cmocka_unit_test(test_include_in_data_block),
         cmocka_unit_test(test_include_text_relative_to_cwd),
         cmocka_unit_test(test_include_in_http_not_read),
+        cmocka_unit_test(test_parse_text_never_reads_includes),
         cmocka_unit_test(test_include_errors),
         cmocka_unit_test(test_include_recursion),
         cmocka_unit_test(test_dump),
