@@ -338,7 +338,11 @@ def test_clients_resetting_during_a_blackholed_connect_free_their_fds_at_once(
         proxy_pass 127.0.0.1:@H@;
     }
     """, H=blackhole, L=L)
-    w = _worker(r)
+    # The baseline once the worker's set-up is over (the listening port
+    # is the master's, open before the worker starts): its sandbox entry
+    # is the last step, and the steps before hold descriptors a while.
+    w = int(r.wait_error(r"\[info\] (\d+)#0: sandbox: ").group(1))
+    assert w == _worker(r)
     base = _nfds(w)
     clients = []
     try:
