@@ -26,16 +26,8 @@
 
 #include "core/cidr.h"
 #include "stream/geo.h"
+#include "fuzz.h"
 
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            __builtin_trap();                                                  \
-        }                                                                      \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_net(const struct cidr *c);
 static void check_range(const char *text, size_t len);

@@ -23,18 +23,11 @@
 
 #include "conf/conf.h"
 #include "conf/parser.h"
+#include "fuzz.h"
 
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            __builtin_trap();                                                  \
-        }                                                                      \
-    } while (0)
 
 #define NAME "fuzz.conf"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A growing output buffer. */
 struct out {

@@ -22,19 +22,11 @@
 #include <string.h>
 
 #include "proto/hostname.h"
+#include "fuzz.h"
 
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            __builtin_trap();                                                  \
-        }                                                                      \
-    } while (0)
 
 #define OUT_CAP (HOSTNAME_MAX + 1)
 
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_ok_output(const char *out, size_t out_len);
 static void check_same_as_input(const uint8_t *data, size_t size,

@@ -21,21 +21,13 @@
 #include <string.h>
 
 #include "proto/http_head.h"
+#include "fuzz.h"
 
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            __builtin_trap();                                                  \
-        }                                                                      \
-    } while (0)
 
 /* Bytes a returned host may hold: reg-name, lower-cased, and ':' (IPv6). */
 #define HOST_CHARSET                                                           \
     "abcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=%:"
 
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static enum http_head_rc feed_copy(struct http_head *h, const uint8_t *data,
                                    size_t len);

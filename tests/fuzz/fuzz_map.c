@@ -30,16 +30,8 @@
 #include "stream/map.h"
 #include "stream/split_clients.h"
 #include "stream/stream.h"
+#include "fuzz.h"
 
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            __builtin_trap();                                                  \
-        }                                                                      \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static bool is_ours(const struct conf_node *n);
 static bool is_value_of(const struct stream_map *m, const void *v);

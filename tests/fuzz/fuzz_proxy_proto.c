@@ -31,17 +31,8 @@
 #include <string.h>
 
 #include "proto/proxy_proto.h"
+#include "fuzz.h"
 
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            __builtin_trap();                                                  \
-        }                                                                      \
-    } while (0)
-
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static enum proxy_proto_rc feed_copy(struct proxy_proto *p, const uint8_t *data,
                                      size_t len);

@@ -19,17 +19,8 @@
 #include <string.h>
 
 #include "proto/tls_hello.h"
+#include "fuzz.h"
 
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            __builtin_trap();                                                  \
-        }                                                                      \
-    } while (0)
-
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static enum tls_hello_rc feed_copy(struct tls_hello *h, const uint8_t *data,
                                    size_t len, bool bare);

@@ -34,19 +34,12 @@
 #include "stream/log.h"
 #include "stream/stream.h"
 #include "stream/tmpl.h"
+#include "fuzz.h"
 
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            __builtin_trap();                                                  \
-        }                                                                      \
-    } while (0)
 
 /* Arguments of one log_format, at most; more are dropped. */
 #define ARGS_MAX 64
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int fuzz_resolve(void *data, const char *name, size_t len,
                         bool *is_capture);
