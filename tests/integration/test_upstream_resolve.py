@@ -2,7 +2,6 @@
 through the configured resolver as its TTL runs out, so a changed address is
 picked up without a reload; a name unknown at start leaves the server down
 until it resolves."""
-import socket
 import time
 
 import pytest
@@ -23,25 +22,7 @@ CONF = r"""
 """
 
 
-def _session(L, backends, log):
-    """One session; returns the backend address that got it, or None when
-    the proxy closed it without one (the backends record until EOF, so by
-    the time the client sees EOF any backend connection was accepted).
-    Returns once the session's access-log line is written (log: the relay
-    or master), so the last line read afterwards is this session's."""
-    before = {a: b.accepted for a, b in backends.items()}
-    logged = len(log.access_lines())
-    s = util.connect(L)
-    try:
-        s.sendall(b"x")
-        s.shutdown(socket.SHUT_WR)
-        util.recv_all(s)
-    except OSError:
-        pass  # closed by the proxy first: no server yet
-    s.close()
-    log.wait_access(logged + 1)
-    got = [a for a, b in backends.items() if b.accepted > before[a]]
-    return got[0] if got else None
+_session = util.session_to
 
 
 def test_resolve_server_follows_a_changed_address(relay, port, dnsmasq,

@@ -4,7 +4,6 @@ with the record's port and weight; the lowest priority's records are the
 primaries and the others backups. Real DNS servers: dnsmasq (--srv-host)
 for the record shapes, dns.SlowResolver where answers must change or
 fail while the proxy runs."""
-import socket
 
 import pytest
 
@@ -25,24 +24,7 @@ CONF = r"""
 """
 
 
-def _session(L, backends, log):
-    """One session; returns the name of the backend that got it, or None
-    when the proxy closed it without one. Returns once the
-    session's access-log line is written (log: the relay or master), so the
-    last line read afterwards is this session's."""
-    before = {n: b.accepted for n, b in backends.items()}
-    logged = len(log.access_lines())
-    s = util.connect(L)
-    try:
-        s.sendall(b"x")
-        s.shutdown(socket.SHUT_WR)
-        util.recv_all(s)
-    except OSError:
-        pass
-    s.close()
-    log.wait_access(logged + 1)
-    got = [n for n, b in backends.items() if b.accepted > before[n]]
-    return got[0] if got else None
+_session = util.session_to
 
 
 def _srv_host(name, target, port, prio, weight):

@@ -971,3 +971,26 @@ def config_test(snirelay_bin, workdir, text, name="t.conf"):
     p = subprocess.run([snirelay_bin, "-t", "-c", path], stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     return p.returncode, p.stderr.decode(errors="replace"), path
+
+
+def session_to(L, backends, log):
+    """One session through the proxy on port L (a byte sent, then FIN);
+    returns the key in `backends` ({key: Backend}) of the backend that got
+    it, or None when the proxy closed it without one (the backends record
+    until EOF, so by the time the client sees EOF any backend connection
+    was accepted). Returns once the session's access-log line is written
+    (log: the relay or master), so the last line read afterwards is this
+    session's."""
+    before = {k: b.accepted for k, b in backends.items()}
+    logged = len(log.access_lines())
+    s = connect(L)
+    try:
+        s.sendall(b"x")
+        s.shutdown(socket.SHUT_WR)
+        recv_all(s)
+    except OSError:
+        pass  # closed by the proxy first: no server
+    s.close()
+    log.wait_access(logged + 1)
+    got = [k for k, b in backends.items() if b.accepted > before[k]]
+    return got[0] if got else None
