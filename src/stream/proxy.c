@@ -411,6 +411,16 @@ proxy_phase(struct session *s)
 }
 
 
+/* Whether client bytes are subject to proxy_upload_rate (a variable may). */
+static bool
+proxy_upload_limited(const struct session *s)
+{
+    const struct stream_rate *r = s->server->set.upload_rate;
+
+    return r != NULL && (r->value.has_vars || r->bytes > 0);
+}
+
+
 /*
  * The client's socket while its name is resolved and its upstream
  * connected (nginx does not watch it then, and a client that left kept
@@ -429,6 +439,25 @@ proxy_client_io(struct loop_io *io, uint32_t events)
     const size_t max = (size_t)s->server->set.proxy_buffer_size;
     ssize_t n;
 
+    if (proxy_upload_limited(s)) {
+        /*
+         * Bytes read now would skip proxy_upload_rate (the relay counts
+         * them only once it runs): look, do not take. Waiting data is the
+         * relay's, FIN or not; with none, a FIN or reset is handled below.
+         */
+        unsigned char c;
+
+        n = recv(io->fd, &c, 1, MSG_PEEK);
+        if (n > 0) {
+            session_io_set(s, &s->client, 0);
+            return;
+        }
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                        errno == EINTR)) {
+            return;
+        }
+        goto gone;
+    }
     (void)events;
     for (;;) {
         if (s->pre_len == s->pre_cap) {
@@ -465,6 +494,7 @@ proxy_client_io(struct loop_io *io, uint32_t events)
         }
         break;
     }
+gone:
     if (n == 0 && s->server->set.proxy_half_close) {
         /* The FIN stays readable: the relay passes it on. */
         session_io_set(s, &s->client, 0);

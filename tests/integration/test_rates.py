@@ -216,6 +216,53 @@ def test_rate_inherited_from_stream_and_zero_in_server_is_unlimited(
     s.close()
 
 
+def test_upload_rate_counts_bytes_sent_while_the_upstream_is_found(
+        relay, backend, port, slow_resolver, proxy_splice):
+    """Bytes a client sends while its upstream is still being resolved and
+    connected are the relay's to send at proxy_upload_rate: they were
+    read early and sent at once, so nginx's stream_limit_rate.t saw 1000
+    bytes pass a rate of 1 per second.  1500 bytes at 500/s sent before
+    the upstream is known still take (1500 - 500) / 500 s to arrive."""
+    rate, up = 500, os.urandom(1500)
+
+    def handler(conn, info):
+        # When the first and the last byte came (not the FIN: the relay
+        # reads that only when the rate allows a read again).
+        got = conn.recv(65536)
+        info["first_at"] = time.monotonic()
+        while len(got) < len(up):
+            more = conn.recv(65536)
+            if not more:
+                break
+            got += more
+        info["last_at"] = time.monotonic()
+        info["up"] = got + util.recv_all(conn)
+
+    B = backend(handler)
+    d = slow_resolver({"slow.test": "127.0.0.1"}, delay=0.5)
+    L = port()
+    relay(r"""
+    resolver @DNS@ ipv6=off;
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_upload_rate @RATE@;
+        proxy_splice @SPLICE@;
+        proxy_target_allow 127.0.0.0/8;
+        set $up slow.test;
+        proxy_pass $up:@B@;
+    }
+    """, DNS=d.addr, L=L, B=B.port, RATE=rate, SPLICE=proxy_splice)
+    s = _send_and_close(L, up)
+    s.shutdown(socket.SHUT_WR)
+    (info,) = B.wait_conns(1)
+    assert info["done"].wait(util.DEADLINE * 2)
+    s.close()
+    assert d.count("slow.test") >= 1, "the bytes were not sent before the lookup"
+    assert info["up"] == up
+    elapsed = info["last_at"] - info["first_at"]
+    assert elapsed >= _elapsed_lower_bound(len(up), rate), elapsed
+
+
 def _check(snirelay_bin, workdir, body):
     conf = os.path.join(workdir, "t.conf")
     with open(conf, "w") as f:
