@@ -344,3 +344,50 @@ def test_zone_module_is_named_by_dash_V(snirelay_bin):
     out = p.stdout + p.stderr
     assert "--without-stream_upstream_zone_module" not in out
     assert "configure arguments:" in out
+
+
+def test_zone_slot_reused_for_a_new_address_forgets_the_old_failure(
+        relay, backend, port, dnsmasq, same_port_backends):
+    """A `resolve` server's slot in the zone is reused when its name moves to
+    another address: the failure counted against the old address must not
+    keep the new one down for the old one's fail_timeout.  (A backup server
+    keeps the group from being all-failed, where failures are reset.)"""
+    P, bk = same_port_backends(["127.0.0.32"], lambda h: util.echo())
+    B = backend(util.echo())
+    # 127.0.0.31:P has no listener: connecting to it is refused.
+    d = dnsmasq({"svc.test": "127.0.0.31"}, ttl=1)
+    r = relay(r"""
+    resolver @DNS@;
+    upstream u {
+        zone u 64k;
+        server svc.test:@P@ resolve max_fails=1 fail_timeout=600s;
+        server 127.0.0.1:@B@ backup;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass u;
+    }
+    """, log_format=FMT, DNS=d.addr, P=P, B=B.port, L=port())
+    L = r.listen_ports[0]
+    util.wait_for(lambda: d.count("svc.test") >= 1, "the worker's first lookup")
+    s = _try(L)
+    assert s is not None
+    s.close()
+    first = util.parse_line(r.wait_access(1)[0], FIELDS)
+    assert first["upstream_addr"] == "127.0.0.31:%d, 127.0.0.1:%d" % (P, B.port)
+    d.set_records({"svc.test": "127.0.0.32"})
+    n = 1
+
+    def new_address_served():
+        nonlocal n
+        s = _try(L)
+        assert s is not None
+        s.close()
+        n += 1
+        line = util.parse_line(r.wait_access(n)[-1], FIELDS)
+        return line["upstream_addr"] == "127.0.0.32:%d" % P
+    # The TTL is 1 s, fail_timeout 600 s: only a forgotten failure lets a
+    # session reach the new address within the wait.
+    util.wait_for(new_address_served, "a session to reach the new address",
+                  timeout=15, interval=0.2)
+    assert bk["127.0.0.32"].accepted >= 1
