@@ -298,3 +298,24 @@ def test_tls_and_http_on_one_listener_first_byte_decides(setup):
         assert c["done"].wait(util.DEADLINE)
     assert a.conns[0]["data"] == tls
     assert b.conns[0]["data"] == data
+
+
+def test_keep_alive_second_request_with_another_host_stays_on_the_first_upstream(
+        setup):
+    """Routing is per connection (README: the unit of access control is the
+    upstream): a second request on the same connection naming another Host
+    is forwarded, unchanged, to the upstream the first one chose."""
+    r, bk, d = setup()
+    first = b"GET /1 HTTP/1.1\r\nHost: a.test\r\n\r\n"
+    second = b"GET /2 HTTP/1.1\r\nHost: b.test\r\n\r\n"
+    s = dns.send_http(r.listen_ports[0], first)
+    a = bk["127.0.0.21"]
+    a.wait_conns(1)
+    s.sendall(second)
+    s.close()
+    assert a.conns[0]["done"].wait(util.DEADLINE)
+    assert a.conns[0]["data"] == first + second
+    assert bk["127.0.0.22"].accepted == 0
+    f = dns.fwd_line(r.wait_access(1)[0])
+    assert f["http_preread_host"] == "a.test"
+    assert d.count("b.test") == 0

@@ -112,6 +112,20 @@ def test_hello_within_preread_buffer_is_routed(relay, backend, port):
     assert f["ssl_preread_status"] == "ok"
 
 
+@pytest.mark.parametrize("record_version", [0x0300, 0x0301, 0x0302, 0x0303])
+def test_record_minor_version_is_ignored(relay, backend, port, record_version):
+    """ROBUSTNESS.md 5.1 #5, as nginx's stream_ssl_preread.t: clients write
+    3.0 (old OpenSSL), 3.1 (most) or 3.3 as legacy_record_version; each is
+    routed by its name, every record of a split hello included."""
+    hs = hello.build_client_hello(server_name="a.test")
+    data = hello.records(hs, sizes=[50, len(hs) - 50], version=record_version)
+    r, L, A, D = _raw_setup(relay, backend, port, len(data))
+    assert _send(L, data) == ("A %s\n" % sha(data)).encode()
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["ssl_preread_status"] == "ok"
+    assert f["ssl_preread_server_name"] == "a.test"
+
+
 def test_grease_and_ech_hello_is_routed_and_ech_flagged(relay, backend, port):
     fields = util.LOG_FIELDS + ["ssl_preread_ech"]
     fmt = "|".join("$" + f for f in fields)

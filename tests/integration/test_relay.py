@@ -6,6 +6,7 @@ on (splice() through pipes) and off (the buffered copy)."""
 import hashlib
 import os
 import socket
+import struct
 import threading
 
 import pytest
@@ -273,12 +274,19 @@ def test_a_reader_that_stops_stops_the_writer_then_gets_every_byte(relay, backen
     B = backend(handler)
     L = port()
     r = relay(PLAIN_CONF.replace("10s", "60s"), B=B.port, L=L)
+    worker = util.wait_for(lambda: util.child_pids(r.pid), "the worker")[0]
+    rss_before = util.rss_kib(worker)
     s = util.connect(L, timeout=60)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     try:
         s.sendall(b"go")
         assert blocked.wait(util.DEADLINE), "the backend never blocked"
         info = B.conns[0]
+        # What waits for the reader waits in socket buffers and at most one
+        # relay buffer or pipe (kernel memory): the worker's own memory
+        # stays flat while tens of MiB are held back.
+        grown = util.rss_kib(worker) - rss_before
+        assert grown < 4096, "worker RSS grew %d KiB behind a slow reader" % grown
         # Socket buffers on both sides (tcp_rmem/tcp_wmem autotuning on
         # loopback: 32 + 4 + 4 MiB here) hold tens of MiB at most; the
         # proxy adds one buffer or pipe. Without backpressure all 128 MiB
@@ -353,3 +361,48 @@ def test_byte_counters_are_exact_both_ways_with_preread(relay, backend, port):
                  "upstream_bytes_sent": str(len(hs + up)),
                  "upstream_bytes_received": str(len(down)),
                  "status": "200"}
+
+
+def test_backend_reset_mid_stream_ends_the_session_and_frees_its_sockets(
+        relay, backend, port):
+    """ROBUSTNESS.md 5.1 #33: a backend that resets mid-stream ends that
+    session (the client sees the end), the session is logged, and the
+    worker keeps no socket of it; a second session is served as usual."""
+    sent = 4 * MIB
+
+    def handler(conn, info):
+        data = b""
+        while len(data) < 2:
+            b = conn.recv(2 - len(data))
+            if not b:
+                return
+            data += b
+        if data == b"ok":
+            conn.sendall(b"fine")
+            conn.shutdown(socket.SHUT_WR)
+            util.recv_all(conn)
+            return
+        conn.sendall(os.urandom(sent))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                        struct.pack("ii", 1, 0))   # close() sends RST
+
+    B = backend(handler)
+    L = port()
+    r = relay(PLAIN_CONF, B=B.port, L=L)
+    worker = util.wait_for(lambda: util.child_pids(r.pid), "the worker")[0]
+    idle = len(util.socket_inodes(worker))
+    s = util.connect(L)
+    s.sendall(b"go")
+    n, _ = _drain_hash(s)           # EOF or reset: either ends the read
+    s.close()
+    assert n <= sent
+    f = util.parse_line(r.wait_access(1)[0])
+    assert f["bytes_received"] == "2"
+    util.wait_for(lambda: len(util.socket_inodes(worker)) == idle,
+                  "the worker to close both sockets of the reset session")
+    s = util.connect(L)
+    s.sendall(b"ok")
+    s.shutdown(socket.SHUT_WR)
+    assert util.recv_all(s) == b"fine"
+    s.close()
+    assert util.parse_line(r.wait_access(2)[1])["status"] == "200"

@@ -994,3 +994,12 @@ def session_to(L, backends, log):
     log.wait_access(logged + 1)
     got = [k for k, b in backends.items() if b.accepted > before[k]]
     return got[0] if got else None
+
+
+def rss_kib(pid):
+    """Resident set size of `pid` in KiB (VmRSS of /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
