@@ -64,7 +64,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsnirelay.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
+# The lines to try go to the terminal first; the status URL only once the
+# embedded config has a status server.
 run: deps all
+	@echo 'snirelay: forwarding 127.0.0.1:4443 to each SNI name on port 443; try:'
+	@echo '    curl --connect-to ::127.0.0.1:4443 https://example.org/'
+	@if grep -q '^[^#]*status;' conf/default.conf; then \
+	  echo '    curl http://127.0.0.1:8080/   (the status page)'; fi
 	./$(BUILD)/snirelay
 
 unit: $(UNITS)
@@ -109,6 +115,7 @@ FUZZ_DEPS_fuzz_dns_cname := src/dns/cname.c src/dns/wire.c
 FUZZ_LIBS_fuzz_dns_cname := -lcares
 FUZZ_DEPS_fuzz_dns_srv := src/dns/srv.c src/dns/cname.c src/dns/wire.c
 FUZZ_LIBS_fuzz_dns_srv := -lcares
+FUZZ_DEPS_fuzz_resolv_conf := src/dns/resolv_conf.c
 FUZZ_ON_LIB := fuzz_conf fuzz_tmpl fuzz_map fuzz_cidr
 $(foreach t,$(FUZZ_ON_LIB),$(eval FUZZ_DEPS_$(t) := $(FUZZ_LIB)) \
     $(eval FUZZ_LIBS_$(t) := $(LIBS)) $(eval $(BUILD)/fuzz/$(t): $(FUZZ_LIB)))

@@ -211,6 +211,24 @@ def dnsmasq(workdir):
 
 
 @pytest.fixture
+def system_dnsmasq(workdir):
+    """Factory: system_dnsmasq(records, ttl=0) -> (dns.Dnsmasq on port 53 of
+    a loopback address of its own, path of a resolv.conf naming it), for
+    `resolver system=FILE`; stopped at teardown."""
+    made = []
+
+    def make(records=None, ttl=0):
+        d, path = _dns.system_dnsmasq(
+            os.path.join(workdir, "sys%d" % len(made)), records or {}, ttl=ttl)
+        made.append(d)
+        return d, path
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+@pytest.fixture
 def silent_resolver():
     """A UDP 'DNS server' on loopback that never answers (dns.SilentResolver)."""
     s = _dns.SilentResolver()

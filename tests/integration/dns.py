@@ -7,6 +7,8 @@ not in the file gets NXDOMAIN; any other unknown name gets REFUSED.
 
     d = Dnsmasq(directory, {"a.test": ["127.0.0.21"]}, ttl=1).start()
     d.addr                      # "127.0.0.1:PORT", for `resolver`
+    d = Dnsmasq(directory, records, host="127.53.0.7", port=53)  # a fixed place
+    d.resolv_conf(path)         # write a resolv.conf naming it (port 53 only)
     d.set_records({...})        # rewrite the file, SIGHUP, wait for the re-read
     d.count("a.test", "A")      # queries for a name seen so far (query log)
     d.stop()
@@ -81,12 +83,12 @@ def build_query(name, qtype=1, qid=0x5151):
             + struct.pack("!HH", qtype, 1))
 
 
-def ask(port, name, qtype=1, timeout=1.0):
-    """Send one query to 127.0.0.1:port; return the rcode, or None on no answer."""
+def ask(port, name, qtype=1, timeout=1.0, host="127.0.0.1"):
+    """Send one query to host:port; return the rcode, or None on no answer."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(timeout)
     try:
-        s.sendto(build_query(name, qtype), ("127.0.0.1", port))
+        s.sendto(build_query(name, qtype), (host, port))
         r = s.recv(4096)
         return r[3] & 0x0F
     except (socket.timeout, ConnectionRefusedError):
@@ -109,7 +111,7 @@ class Dnsmasq:
     """One dnsmasq process answering from a hosts file (see module doc)."""
 
     def __init__(self, directory, records=None, ttl=0, local_zone="test",
-                 extra=()):
+                 extra=(), host="127.0.0.1", port=None):
         self.dir = directory
         os.makedirs(directory, exist_ok=True)
         self.hosts = os.path.join(directory, "dns.hosts")
@@ -119,6 +121,8 @@ class Dnsmasq:
         self.ttl = ttl
         self.local_zone = local_zone
         self.extra = list(extra)
+        self.host = host
+        self.fixed_port = port
         self.port = None
         self.proc = None
         with open(self.hosts, "w") as f:
@@ -126,12 +130,21 @@ class Dnsmasq:
 
     @property
     def addr(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
+
+    def resolv_conf(self, path):
+        """Write a resolv.conf at path naming this server (which must be on
+        port 53: resolv.conf has no port); returns path."""
+        assert self.port == 53, "a resolv.conf can only name port 53"
+        with open(path, "w") as f:
+            f.write("# written by the test: its own dnsmasq, never the "
+                    "machine's resolver\nnameserver %s\n" % self.host)
+        return path
 
     def argv(self):
         a = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null",
              "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
-             "--listen-address=127.0.0.1", "--port=%d" % self.port,
+             "--listen-address=%s" % self.host, "--port=%d" % self.port,
              "--addn-hosts=%s" % self.hosts, "--local-ttl=%d" % self.ttl,
              "--log-queries", "--log-facility=%s" % self.log,
              "--pid-file=%s" % self.pid_file, "--user=root", "--group=root",
@@ -143,7 +156,7 @@ class Dnsmasq:
     def start(self):
         last = ""
         for _ in range(5):          # retry if the port was taken meanwhile
-            self.port = free_udp_tcp_port()
+            self.port = self.fixed_port or free_udp_tcp_port(self.host)
             with open(self.out, "wb") as out:
                 self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                              stdout=out, stderr=subprocess.STDOUT,
@@ -166,7 +179,7 @@ class Dnsmasq:
     def _ready(self):
         if self.proc.poll() is not None:
             raise _Exited()
-        return ask(self.port, PROBE_NAME, timeout=0.2) is not None
+        return ask(self.port, PROBE_NAME, timeout=0.2, host=self.host) is not None
 
     def log_text(self):
         try:
@@ -214,6 +227,36 @@ class Dnsmasq:
 
 class _Exited(Exception):
     pass
+
+
+def system_dnsmasq(directory, records, ttl=0):
+    """A started Dnsmasq on port 53 of a loopback address of its own
+    (127.53.X.Y), for `resolver system=FILE` (resolv.conf names no port),
+    with FILE written at directory/resolv.conf. Needs root (port 53);
+    pytest skips otherwise. Returns (dnsmasq, path)."""
+    import pytest
+    if os.geteuid() != 0:
+        pytest.skip("port 53 needs root")
+    last = None
+    for i in range(8):
+        host = "127.53.%d.%d" % (os.getpid() % 250 + 1, (i * 31 + 7) % 250 + 1)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind((host, 53))
+        except OSError as e:
+            last = e
+            continue
+        finally:
+            probe.close()
+        d = Dnsmasq(os.path.join(directory, "sysdns%d" % i), records, ttl=ttl,
+                    host=host, port=53)
+        try:
+            d.start()
+        except AssertionError as e:
+            last = e
+            continue
+        return d, d.resolv_conf(os.path.join(directory, "resolv.conf"))
+    raise AssertionError("no loopback address with port 53 free: %s" % last)
 
 
 class SilentResolver:
