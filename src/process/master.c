@@ -13,11 +13,17 @@
  *   USR1  reopen log files (logrotate), in the master and every worker.
  *   CHLD  a worker that exits unasked is logged and replaced; one the
  *         sandbox killed (SIGSYS) is logged with the forbidden call.
+ *
+ * Under a service manager that asks ($NOTIFY_SOCKET, systemd Type=notify)
+ * it says READY=1 once the listeners are open and the workers started,
+ * RELOADING=1 then READY=1 around each reload (failed or not), and
+ * STOPPING=1 on a stop signal.
  */
 
 #include <errno.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +35,7 @@
 #include "conf/conf.h"
 #include "core/clock.h"
 #include "log/errlog.h"
+#include "net/notify.h"
 #include "process/cycle.h"
 #include "process/master.h"
 #include "process/sandbox.h"
@@ -76,6 +83,9 @@ static void master_reap(struct master *m);
 static void master_log_exit(struct master *m, struct master_worker *w,
                             pid_t pid, int status);
 static void master_reload(struct master *m);
+static int master_reload_generation(struct master *m);
+static void master_notify(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 static void master_signal_workers(struct master *m, int sig, bool all);
 static int master_live_workers(const struct master *m);
 static void master_release_old(struct master *m);
@@ -313,8 +323,35 @@ master_log_exit(struct master *m, struct master_worker *w, pid_t pid,
 }
 
 
+/*
+ * A reload, framed for the service manager: RELOADING=1 with the
+ * monotonic time systemd asks of it, then READY=1 whatever the outcome
+ * (a refused reload leaves the old generation serving).
+ */
 static void
 master_reload(struct master *m)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    master_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+                  (unsigned long long)now.tv_sec * 1000000ULL +
+                      (unsigned long long)now.tv_nsec / 1000ULL);
+    if (master_reload_generation(m) == 0) {
+        master_notify("READY=1\nSTATUS=serving (reloaded)");
+    } else {
+        master_notify("READY=1\nSTATUS=reload failed: the old configuration "
+                      "keeps serving");
+    }
+}
+
+
+/*
+ * Loads the configuration again and, if it loads, hands over to it.
+ * Returns 0, or -1 when the old generation stays (logged).
+ */
+static int
+master_reload_generation(struct master *m)
 {
     struct conf_err err = {{0}};
     struct stream_conf *conf;
@@ -326,7 +363,7 @@ master_reload(struct master *m)
         errlog_write(NULL, ERRLOG_ALERT, 0,
                      "reload failed: the old "
                      "configuration keeps serving");
-        return;
+        return -1;
     }
     if (stream_conf_take_listeners(conf, m->conf, &err) == -1) {
         errlog_write(NULL, ERRLOG_EMERG, 0, "%s", err.msg);
@@ -334,7 +371,7 @@ master_reload(struct master *m)
                      "reload failed: the old "
                      "configuration keeps serving");
         stream_conf_free(conf);
-        return;
+        return -1;
     }
     if (m->nold == sizeof(m->old) / sizeof(m->old[0])) {
         errlog_write(NULL, ERRLOG_ALERT, 0,
@@ -342,7 +379,7 @@ master_reload(struct master *m)
                      "reload refused");
         stream_conf_give_back_listeners(conf, m->conf);
         stream_conf_free(conf);
-        return;
+        return -1;
     }
     /* Only an accepted generation takes the live zones (a refused one
      * would unmap them when freed). */
@@ -372,6 +409,36 @@ master_reload(struct master *m)
      */
     stream_conf_retire_listeners(m->old[m->nold - 1], true);
     master_release_old(m);
+    return 0;
+}
+
+
+/*
+ * Tells the service manager fmt's state (sd_notify(3)); a no-op without
+ * $NOTIFY_SOCKET. A failure is logged and changes nothing else: the
+ * manager then decides (Type=notify times out on a missing READY=1).
+ */
+static void
+master_notify(const char *fmt, ...)
+{
+    char state[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(state, sizeof(state), fmt, ap);
+    va_end(ap);
+    switch (notify_send(state)) {
+    case NOTIFY_SENT:
+        errlog_write(NULL, ERRLOG_DEBUG, 0, "sd_notify: %s", state);
+        break;
+    case NOTIFY_NO_SOCKET:
+        break;
+    case NOTIFY_FAILED:
+        errlog_write(NULL, ERRLOG_WARN, 0,
+                     "sd_notify to \"%s\" failed (%d: %s)",
+                     getenv("NOTIFY_SOCKET"), errno, strerror(errno));
+        break;
+    }
 }
 
 
@@ -416,6 +483,7 @@ master_run(const struct cycle_opts *opts, struct stream_conf *conf)
         free(m);
         return 1;
     }
+    master_notify("READY=1\nMAINPID=%d\nSTATUS=serving", (int)getpid());
 
     for (;;) {
         const struct timespec tick = {0, 200 * 1000 * 1000};
@@ -454,6 +522,7 @@ master_run(const struct cycle_opts *opts, struct stream_conf *conf)
                     stream_conf_retire_listeners(m->old[i], false);
                 }
                 m->stopping = true;
+                master_notify("STOPPING=1");
                 m->stop_signal = sig;
                 m->stop_deadline_ms = clock_now_ms() + MASTER_STOP_GRACE_MS;
             }
