@@ -137,6 +137,18 @@ loop_io_del(struct loop *l, struct loop_io *io)
 
 
 void
+loop_io_close(struct loop_io *io)
+{
+    if (io->fd >= 0) {
+        close(io->fd);
+    }
+    io->fd = -1;
+    io->mask = 0;
+    io->in_epoll = false;
+}
+
+
+void
 loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *data)
 {
     t->when_ms = 0;

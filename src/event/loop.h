@@ -65,6 +65,13 @@ int loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask);
 /* Unregisters io (the fd is not closed) and sets io->fd to -1. */
 void loop_io_del(struct loop *l, struct loop_io *io);
 
+/*
+ * Closes io's fd and sets io->fd to -1, with no epoll_ctl(): closing the
+ * last descriptor of a socket takes it out of epoll. Only for fds never
+ * duplicated (dup, fork, SCM_RIGHTS), which a session's sockets are not.
+ */
+void loop_io_close(struct loop_io *io);
+
 void loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *data);
 
 /*

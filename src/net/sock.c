@@ -239,6 +239,21 @@ sock_addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 }
 
 
+bool
+sock_addr_is_wildcard(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        return ((const struct sockaddr_in *)sa)->sin_addr.s_addr ==
+               htonl(INADDR_ANY);
+    }
+    if (sa->sa_family == AF_INET6) {
+        return IN6_IS_ADDR_UNSPECIFIED(
+            &((const struct sockaddr_in6 *)sa)->sin6_addr);
+    }
+    return false;
+}
+
+
 int
 sock_listen(const struct sockaddr *sa, socklen_t len,
             const struct sock_listen_opts *o, const char **what)
@@ -367,8 +382,23 @@ sock_listen_configure(int fd, const struct sock_listen_opts *o,
 }
 
 
+/* Sets the SOCK_CONNECT_* options of flags on a socket not yet connected. */
+static void
+sock_connect_options(int fd, unsigned flags)
+{
+    const int one = 1;
+
+    if (flags & SOCK_CONNECT_NODELAY) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (flags & SOCK_CONNECT_KEEPALIVE) {
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    }
+}
+
+
 int
-sock_connect(const struct sockaddr *sa, socklen_t len)
+sock_connect(const struct sockaddr *sa, socklen_t len, unsigned flags)
 {
     int fd =
         socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -376,6 +406,7 @@ sock_connect(const struct sockaddr *sa, socklen_t len)
     if (fd == -1) {
         return -1;
     }
+    sock_connect_options(fd, flags);
     if (connect(fd, sa, len) == -1 && errno != EINPROGRESS) {
         const int saved = errno;
         close(fd);
@@ -412,15 +443,6 @@ void
 sock_nodelay_set(int fd, int on)
 {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-}
-
-
-void
-sock_keepalive(int fd)
-{
-    const int one = 1;
-
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
 
@@ -483,7 +505,7 @@ sock_parse_local(const char *text, size_t len, struct sockaddr_storage *ss,
 int
 sock_connect_from(const struct sockaddr *sa, socklen_t len,
                   const struct sockaddr *local, socklen_t local_len,
-                  bool transparent, const char **failed)
+                  bool transparent, unsigned flags, const char **failed)
 {
     const int one = 1;
     int fd =
@@ -493,6 +515,7 @@ sock_connect_from(const struct sockaddr *sa, socklen_t len,
     if (fd == -1) {
         return -1;
     }
+    sock_connect_options(fd, flags);
     if (transparent) {
         const int rc =
             sa->sa_family == AF_INET6

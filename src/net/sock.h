@@ -76,6 +76,12 @@ int sock_addr_port(const struct sockaddr *sa);
 bool sock_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
 /*
+ * True for a wildcard address (0.0.0.0 or ::, any port): a socket accepted
+ * on it may have any local address, which only getsockname() tells.
+ */
+bool sock_addr_is_wildcard(const struct sockaddr *sa);
+
+/*
  * Opens a non-blocking, close-on-exec listening stream socket: TCP, or a
  * unix-domain one whose file bind() creates (an existing file fails with
  * EADDRINUSE, as in nginx) and which is then made 0666, as nginx does.
@@ -95,11 +101,16 @@ int sock_listen(const struct sockaddr *sa, socklen_t len,
 int sock_listen_configure(int fd, const struct sock_listen_opts *o,
                           const char **what);
 
+/* Options sock_connect() sets on the socket before connect(). */
+#define SOCK_CONNECT_NODELAY 0x1u   /* TCP_NODELAY */
+#define SOCK_CONNECT_KEEPALIVE 0x2u /* SO_KEEPALIVE */
+
 /*
- * Starts a non-blocking connect. Returns the fd (connecting or connected),
- * or -1 with errno set.
+ * Starts a non-blocking connect, with the SOCK_CONNECT_* options in flags
+ * set first (a failure to set one is not fatal: the system's value stays).
+ * Returns the fd (connecting or connected), or -1 with errno set.
  */
-int sock_connect(const struct sockaddr *sa, socklen_t len);
+int sock_connect(const struct sockaddr *sa, socklen_t len, unsigned flags);
 
 /*
  * Parses a local address for bind() as nginx's ngx_parse_addr_port():
@@ -126,7 +137,7 @@ int sock_transparent_probe(int family);
 
 int sock_connect_from(const struct sockaddr *sa, socklen_t len,
                       const struct sockaddr *local, socklen_t local_len,
-                      bool transparent, const char **failed);
+                      bool transparent, unsigned flags, const char **failed);
 
 /* Reads SO_ERROR: 0 when a connect succeeded, else the errno value. */
 int sock_error(int fd);
@@ -136,8 +147,5 @@ void sock_nodelay(int fd);
 
 /* Sets TCP_NODELAY on fd to on (1) or off (0); errors are ignored. */
 void sock_nodelay_set(int fd, int on);
-
-/* Sets SO_KEEPALIVE on fd; errors are ignored, as sock_nodelay(). */
-void sock_keepalive(int fd);
 
 #endif

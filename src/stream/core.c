@@ -106,6 +106,7 @@ static void core_unlink_unix(const struct stream_listen *ls, bool log);
 static const char *core_group_listeners(struct conf_ctx *cf,
                                         struct stream_conf *conf,
                                         struct stream_server *srv);
+static void core_defer_listeners(struct stream_conf *conf);
 
 
 static const struct conf_cmd core_main_cmds[] = {
@@ -1122,7 +1123,29 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
             return rv;
         }
     }
+    core_defer_listeners(conf);
     return NULL;
+}
+
+
+/*
+ * Where the client speaks first (its default server prereads, or it must
+ * send a PROXY header), a connection is of no use before its first bytes:
+ * TCP_DEFER_ACCEPT keeps it in the kernel until they come, so the worker
+ * wakes once per session, not twice, and reads at once (preread.c). nginx
+ * sets it only for `deferred`; see README "Deviations".
+ */
+static void
+core_defer_listeners(struct stream_conf *conf)
+{
+    for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
+        const struct stream_settings *set = &ls->default_server->set;
+
+        if (ls->addr.ss_family != AF_UNIX &&
+            (set->ssl_preread || set->http_preread || ls->proxy_protocol)) {
+            ls->opts.deferred = true;
+        }
+    }
 }
 
 

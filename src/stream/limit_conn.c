@@ -280,6 +280,9 @@ limit_conn_phase(struct session *s)
 bool
 limit_conn_acquire(struct session *s)
 {
+    if (s->server->set.limit_conns == NULL) {
+        return true; /* and no getpid() for every session */
+    }
     const uint32_t self = (uint32_t)getpid();
 
     for (const struct limit_conn_rule *r = s->server->set.limit_conns;
@@ -346,6 +349,9 @@ limit_conn_acquire(struct session *s)
 void
 limit_conn_release(struct session *s)
 {
+    if (s->nlimits == 0) {
+        return;
+    }
     const uint32_t self = (uint32_t)getpid();
 
     for (size_t i = 0; i < s->nlimits; i++) {

@@ -29,6 +29,7 @@
 
 
 static void preread_io(struct loop_io *io, uint32_t events);
+static int preread_read(struct session *s);
 static void preread_timer(struct loop_timer *t);
 static int preread_done(struct session *s);
 static int preread_feed(struct session *s, const unsigned char *data,
@@ -62,6 +63,21 @@ preread_phase(struct session *s)
     /* Bytes that came with a PROXY protocol header are parsed first. */
     if (s->pre_len > 0 && preread_feed(s, s->pre_buf, s->pre_len)) {
         return preread_done(s) == 0 ? PHASE_NEXT : PHASE_DONE;
+    }
+    /*
+     * A deferred listener (TCP_DEFER_ACCEPT) hands over connections whose
+     * first bytes have come: read them now rather than after a round
+     * through epoll (a whole hello then costs no epoll_ctl() at all).
+     */
+    if (s->listen->opts.deferred && !s->client.in_epoll) {
+        switch (preread_read(s)) {
+        case 1:
+            return PHASE_NEXT;
+        case -1:
+            return PHASE_DONE;
+        default:
+            break;
+        }
     }
     if (session_io_set(s, &s->client, LOOP_READ) == -1) {
         return PHASE_DONE;
@@ -106,9 +122,25 @@ static void
 preread_io(struct loop_io *io, uint32_t events)
 {
     struct session *s = io->data;
-    const size_t max = (size_t)s->server->set.preread_buffer_size;
 
     (void)events;
+    if (preread_read(s) == 1) {
+        session_phase_next(s);
+    }
+}
+
+
+/*
+ * Reads what the client has sent and feeds it to the parsers. Returns 1
+ * when preread is over (the server is picked), 0 when more bytes are
+ * needed, -1 once s is finalized.
+ */
+static int
+preread_read(struct session *s)
+{
+    struct loop_io *const io = &s->client;
+    const size_t max = (size_t)s->server->set.preread_buffer_size;
+
     /* Bounded by max: each round reads at least one byte or returns. */
     for (;;) {
         ssize_t n;
@@ -118,11 +150,11 @@ preread_io(struct loop_io *io, uint32_t events)
                 session_log(s, ERRLOG_ERR, "preread buffer full");
                 preread_mark(s, PREREAD_TOO_LARGE);
                 session_finalize(s, 400);
-                return;
+                return -1;
             }
             if (preread_grow(s, max) == -1) {
                 session_fail(s, "realloc()");
-                return;
+                return -1;
             }
         }
         n = recv(io->fd, s->pre_buf + s->pre_len, s->pre_cap - s->pre_len, 0);
@@ -131,29 +163,26 @@ preread_io(struct loop_io *io, uint32_t events)
                 continue;
             }
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return;
+                return 0;
             }
             session_log(s, ERRLOG_INFO, "recv() failed (%d: %s)", errno,
                         strerror(errno));
             preread_mark(s, PREREAD_MALFORMED);
             session_finalize(s, 200);
-            return;
+            return -1;
         }
         if (n == 0) {
             /* nginx closes such a session with 200 and no upstream. */
             session_log(s, ERRLOG_INFO, "client closed connection");
             preread_mark(s, PREREAD_MALFORMED);
             session_finalize(s, 200);
-            return;
+            return -1;
         }
         s->bytes_received += (uint64_t)n;
         const int over = preread_feed(s, s->pre_buf + s->pre_len, (size_t)n);
         s->pre_len += (size_t)n;
         if (over) {
-            if (preread_done(s) == 0) {
-                session_phase_next(s);
-            }
-            return;
+            return preread_done(s) == 0 ? 1 : -1;
         }
     }
 }
@@ -242,10 +271,13 @@ preread_done(struct session *s)
     const char *name = NULL;
     size_t len = 0;
 
+    /*
+     * The client stays watched: the next handler that waits (proxy_pass)
+     * wants its reads too, and every one before it runs now, so leaving
+     * the interest as it is saves an epoll_ctl() to remove it and one to
+     * add it back.
+     */
     loop_timer_cancel(s->loop, &s->timer);
-    if (session_io_set(s, &s->client, 0) == -1) {
-        return -1;
-    }
     if (s->preread == PREREAD_OK) {
         name = s->hello.server_name;
         len = s->hello.server_name_len;

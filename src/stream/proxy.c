@@ -597,9 +597,6 @@ proxy_connect_next(struct session *s)
             proxy_failed(s, errno, "connect()");
             continue;
         }
-        if (set->proxy_socket_keepalive) {
-            sock_keepalive(fd);
-        }
         loop_io_init(&s->upstream, fd, proxy_connect_io, s);
         if (loop_io_set(s->loop, &s->upstream, LOOP_WRITE) == -1) {
             close(fd);
@@ -676,11 +673,7 @@ proxy_failed(struct session *s, int err, const char *what)
                          s->peer_shared);
     s->peer_held = false;
     s->peer = NULL;
-    if (s->upstream.fd >= 0) {
-        const int fd = s->upstream.fd;
-        loop_io_del(s->loop, &s->upstream);
-        close(fd);
-    }
+    loop_io_close(&s->upstream);
 }
 
 
@@ -698,10 +691,14 @@ static void
 proxy_connect_io(struct loop_io *io, uint32_t events)
 {
     struct session *s = io->data;
-    const int err = sock_error(io->fd);
+    /*
+     * A connect that failed is reported with EPOLLERR, and EPOLLHUP (the
+     * socket is closed): only then is SO_ERROR worth a system call.
+     */
+    const int err =
+        events & (LOOP_ERROR | LOOP_HUP) ? sock_error(io->fd) : 0;
     char took[32];
 
-    (void)events;
     if (err != 0) {
         loop_timer_cancel(s->loop, &s->timer);
         proxy_failed(s, err, "connect()");
@@ -716,12 +713,15 @@ proxy_connect_io(struct loop_io *io, uint32_t events)
     proxy_note(s->connect_times, sizeof(s->connect_times), took);
     upstream_peer_connected(s->up, s->bal, s->peer);
     /*
-     * As nginx's proxy module, on both sockets, with the server that
-     * preread picked: the listener's default server set the client's at
-     * accept, and may have said otherwise.
+     * tcp_nodelay as nginx's proxy module, on both sockets, with the
+     * server that preread picked (proxy_open() set the upstream's): the
+     * listener's default server set the client's at accept, and may have
+     * said otherwise.
      */
-    sock_nodelay_set(io->fd, s->server->set.tcp_nodelay);
-    sock_nodelay_set(s->client.fd, s->server->set.tcp_nodelay);
+    if ((s->server->set.tcp_nodelay != 0) != s->client_nodelay) {
+        sock_nodelay_set(s->client.fd, s->server->set.tcp_nodelay);
+        s->client_nodelay = s->server->set.tcp_nodelay != 0;
+    }
     session_phase_next(s);
 }
 
@@ -935,12 +935,18 @@ proxy_open(struct session *s, const struct balance_peer *p)
     const char *failed = NULL;
     int fd;
 
+    /* Set before connect(): on at once, and no system call afterwards. */
+    const unsigned flags =
+        (s->server->set.tcp_nodelay ? SOCK_CONNECT_NODELAY : 0) |
+        (s->server->set.proxy_socket_keepalive ? SOCK_CONNECT_KEEPALIVE : 0);
+
     if (!proxy_local(s, &local, &local_len, text, sizeof(text))) {
-        return sock_connect((const struct sockaddr *)&p->addr, p->addrlen);
+        return sock_connect((const struct sockaddr *)&p->addr, p->addrlen,
+                            flags);
     }
     fd = sock_connect_from((const struct sockaddr *)&p->addr, p->addrlen,
                            (const struct sockaddr *)&local, local_len,
-                           b->transparent, &failed);
+                           b->transparent, flags, &failed);
     if (fd == -1 && failed != NULL) {
         const int err = errno;
         if (strcmp(failed, "bind") == 0) {

@@ -322,8 +322,14 @@ relay_start(struct session *s)
         -1) {
         return;
     }
-    /* The preread bytes may go at once; both sides may have more. */
-    relay_pump(s, LOOP_READ | RELAY_UNPOLLED, LOOP_READ | RELAY_UNPOLLED);
+    /*
+     * The preread bytes go at once. Neither side is read unasked: the
+     * client stayed watched (level-triggered, so bytes or a FIN left in
+     * its socket are reported again once the relay asks), and an
+     * upstream that was just sent the first bytes has rarely answered
+     * yet, so a read now would mostly be a wasted system call.
+     */
+    relay_pump(s, 0, 0);
 }
 
 
@@ -717,9 +723,13 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
         s->last_active_ms = clock_now_ms();
     }
 
-    /* A FIN whose direction is drained is passed on (or ends it). */
+    /*
+     * A FIN whose direction is drained is passed on (or ends it). The
+     * last one needs no shutdown(): the close() that ends the session
+     * sends it, and sends no RST, since that socket was read to its EOF.
+     */
     if (s->c2u.eof && relay_pending(&s->c2u) == 0 && !s->c2u.shut) {
-        if (!half_close) {
+        if (!half_close || s->u2c.shut) {
             session_finalize(s, 200);
             return;
         }
@@ -727,7 +737,7 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
         s->c2u.shut = true;
     }
     if (s->u2c.eof && relay_pending(&s->u2c) == 0 && !s->u2c.shut) {
-        if (!half_close) {
+        if (!half_close || s->c2u.shut) {
             session_finalize(s, 200);
             return;
         }

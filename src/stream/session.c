@@ -311,9 +311,15 @@ session_accept(struct loop_io *io, uint32_t events)
         loop_io_init(&s->upstream, -1, NULL, s);
         loop_timer_init(&s->timer, NULL, s);
         s->action = "initializing session";
-        /* $server_addr and the PROXY header we send need it. */
-        if (getsockname(fd, (struct sockaddr *)&s->local_addr, &local_len) ==
-            -1) {
+        /*
+         * $server_addr and the PROXY header we send need it. A listener
+         * on one address (or a unix path) tells it: getsockname() only
+         * for a wildcard one.
+         */
+        if (!sock_addr_is_wildcard((struct sockaddr *)&ls->addr)) {
+            memcpy(&s->local_addr, &ls->addr, ls->addrlen);
+        } else if (getsockname(fd, (struct sockaddr *)&s->local_addr,
+                               &local_len) == -1) {
             session_fail(s, "getsockname()");
             continue;
         }
@@ -329,6 +335,7 @@ session_accept(struct loop_io *io, uint32_t events)
         }
         if (s->server->set.tcp_nodelay) {
             sock_nodelay(fd);
+            s->client_nodelay = true;
         }
         s->phase_handler = 0;
         session_run_phases(s);
@@ -394,16 +401,9 @@ session_finalize(struct session *s, int status)
     log_session(s);
     limit_conn_release(s);
     loop_timer_cancel(s->loop, &s->timer);
-    if (s->client.fd >= 0) {
-        const int fd = s->client.fd;
-        loop_io_del(s->loop, &s->client);
-        close(fd);
-    }
-    if (s->upstream.fd >= 0) {
-        const int fd = s->upstream.fd;
-        loop_io_del(s->loop, &s->upstream);
-        close(fd);
-    }
+    /* close() takes each socket out of epoll: no epoll_ctl() needed. */
+    loop_io_close(&s->client);
+    loop_io_close(&s->upstream);
     resolver_cancel(&s->rwait);
     if (s->bal == &s->single_bal) {
         balance_free(&s->single_bal);

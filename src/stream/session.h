@@ -107,6 +107,7 @@ struct session {
     struct stream_server *server; /* default until preread picks one */
     struct loop *loop;
     struct loop_io client;   /* client socket */
+    bool client_nodelay;     /* TCP_NODELAY set on it */
     struct loop_io upstream; /* upstream socket, fd -1 if none */
     struct loop_timer timer; /* preread, connect or idle deadline */
     const char *action;      /* "while ..." text for the error log: the

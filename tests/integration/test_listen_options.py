@@ -161,6 +161,42 @@ def test_listen_without_parameters_has_nginx_defaults(relay, port):
     assert _backlog(p, r.pid) == 511
 
 
+@pytest.mark.parametrize("server,deferred", [
+    ("ssl_preread on;", True),
+    ("http_preread on;", True),
+    ("ssl_preread off;", False),
+    # The default server decides: it is the one that prereads, or not.
+    ("ssl_preread off; proxy_pass 127.0.0.1:1; } server { "
+     "listen 127.0.0.1:@P@; server_name b.test; ssl_preread on;", False),
+    ("ssl_preread on; proxy_pass 127.0.0.1:1; } server { "
+     "listen 127.0.0.1:@P@; server_name b.test; ssl_preread off;", True),
+])
+def test_listen_defers_accept_where_the_client_speaks_first(relay, port,
+                                                             server,
+                                                             deferred):
+    # Deviation (README): nginx sets TCP_DEFER_ACCEPT only for `deferred`.
+    p = port()
+    r = relay("server {\n    listen 127.0.0.1:@P@; %s "
+              "proxy_pass 127.0.0.1:1; }" % server, P=p)
+    s = _listen_sock(r.pid, p)
+    try:
+        got = _opt(s, socket.IPPROTO_TCP, TCP_DEFER_ACCEPT)
+        assert (got >= 1) == deferred, got
+    finally:
+        s.close()
+
+
+def test_listen_defers_accept_with_proxy_protocol(relay, port):
+    p = port()
+    r = relay("server {\n    listen 127.0.0.1:@P@ proxy_protocol; "
+              "proxy_pass 127.0.0.1:1; }", P=p)
+    s = _listen_sock(r.pid, p)
+    try:
+        assert _opt(s, socket.IPPROTO_TCP, TCP_DEFER_ACCEPT) >= 1
+    finally:
+        s.close()
+
+
 def test_listen_options_on_a_later_server_apply_to_the_address(relay, port):
     # nginx: options given once for an address apply, whichever server.
     p = port()

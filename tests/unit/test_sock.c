@@ -43,6 +43,7 @@ static void test_parse_unix_errors(void **state);
 static void test_longest_path_fits_text(void **state);
 static void test_unbound_peer_text(void **state);
 static void test_equal(void **state);
+static void test_wildcard(void **state);
 static void test_numeric_parsers_refuse_unix(void **state);
 static void test_listen_creates_file(void **state);
 
@@ -57,6 +58,7 @@ main(void)
         cmocka_unit_test(test_longest_path_fits_text),
         cmocka_unit_test(test_unbound_peer_text),
         cmocka_unit_test(test_equal),
+        cmocka_unit_test(test_wildcard),
         cmocka_unit_test(test_numeric_parsers_refuse_unix),
         cmocka_unit_test(test_listen_creates_file),
     };
@@ -220,6 +222,27 @@ test_equal(void **state)
 }
 
 
+static void
+test_wildcard(void **state)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    const char *err;
+
+    (void)state;
+    assert_int_equal(sock_parse_addr(S("*:80"), 0, &ss, &len), 0);
+    assert_true(sock_addr_is_wildcard((struct sockaddr *)&ss));
+    assert_int_equal(sock_parse_addr(S("[::]:80"), 0, &ss, &len), 0);
+    assert_true(sock_addr_is_wildcard((struct sockaddr *)&ss));
+    assert_int_equal(sock_parse_addr(S("127.0.0.1:80"), 0, &ss, &len), 0);
+    assert_false(sock_addr_is_wildcard((struct sockaddr *)&ss));
+    assert_int_equal(sock_parse_addr(S("[::1]:80"), 0, &ss, &len), 0);
+    assert_false(sock_addr_is_wildcard((struct sockaddr *)&ss));
+    assert_int_equal(sock_parse_unix(S("unix:/x/a"), &ss, &len, &err), 0);
+    assert_false(sock_addr_is_wildcard((struct sockaddr *)&ss));
+}
+
+
 /* Unix paths are opt-in: the numeric parsers never take one. */
 static void
 test_numeric_parsers_refuse_unix(void **state)
@@ -271,7 +294,7 @@ test_listen_creates_file(void **state)
     assert_int_equal(stat(text + 5, &st), 0);
 
     /* It accepts connections: sock_connect() to it works at once. */
-    c = sock_connect((struct sockaddr *)&ss, len);
+    c = sock_connect((struct sockaddr *)&ss, len, 0);
     assert_true(c >= 0);
     assert_int_equal(sock_error(c), 0);
     close(c);
