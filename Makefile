@@ -10,6 +10,9 @@
 #                     (NGINX_TESTS=DIR, default ../shared/nginx-tests)
 #   make soak         mixed load, reloads and worker kills against
 #                     build/snirelay for SOAK_SECONDS (default 600); not in test
+#   make bench        snirelay next to nginx, HAProxy and sniproxy (~19 min);
+#   make bench-callgrind, make bench-syscalls   instruction and system call
+#                     counts; none of the bench targets is in test
 
 CC       ?= gcc
 PYTHON   ?= /usr/bin/python3
@@ -32,7 +35,8 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
              -fno-sanitize-recover=all
 
 .PHONY: all run test deps unit integration asan asan-build fuzz fuzz-build \
-        fuzz-smoke check-layers format clean bench nginx-tests soak
+        fuzz-smoke check-layers format clean bench bench-deps bench-callgrind \
+        bench-syscalls nginx-tests soak
 
 all: $(BUILD)/snirelay
 
@@ -149,8 +153,23 @@ format:
 nginx-tests: all
 	bash scripts/nginx-tests.sh
 
+# Not part of `make test`. bench/deps.sh installs the peers and tools
+# (nginx, HAProxy, sniproxy, gnuplot, valgrind, strace) for these only.
+bench-deps:
+	@sh bench/deps.sh
+
+# snirelay next to nginx, HAProxy (+ splice) and sniproxy: ~19 min;
+# BENCH_QUICK=1 for a smoke run of a few minutes. See bench/README.md.
 bench: all
 	sh bench/run.sh
+
+# Instructions per session and per KiB relayed, under callgrind (~1 min).
+bench-callgrind: all
+	sh bench/run.sh callgrind
+
+# System calls per session and per MiB, snirelay and each peer (~2 min).
+bench-syscalls: all
+	sh bench/run.sh syscalls
 
 # Not part of `make test`: it takes SOAK_SECONDS (ten minutes by default).
 soak: all

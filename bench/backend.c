@@ -211,11 +211,11 @@ backend_read_done(struct backend_conn *c)
     c->reply_off = 0;
     c->to_write = c->write_after;
     c->phase = c->to_write ? BACKEND_WRITE : BACKEND_CMD;
+    c->hdr_len = 0;
     if (c->phase == BACKEND_CMD && c->close_after) {
         return -1;
     }
     return 0;
-    c->hdr_len = 0;
 }
 
 

@@ -11,6 +11,14 @@
  *   loadgen rate PORT HELLO[,HELLO..] CONC SECONDS MAX REQ RESP
  *                                            short sessions, CONC at once
  *   loadgen lat  PORT HELLO COUNT SECONDS    sequential 1-byte exchanges
+ *   loadgen ping PORT HELLO COUNT SECONDS    one session, COUNT 1-byte
+ *                                            request/1-byte reply round trips
+ *   loadgen pace PORT HELLO CHUNKS SIZE up|down
+ *                                            one session, CHUNKS exchanges
+ *                                            of SIZE bytes one way and 1 byte
+ *                                            back: a transfer whose reads do
+ *                                            not depend on the proxy's speed
+ *                                            (bench/callgrind.py)
  *
  * In rate and lat the backend closes after its reply ('Q') and the client
  * reads to EOF before it closes: TIME_WAIT then stays on the listening
@@ -452,12 +460,30 @@ loadgen_cmp(const void *a, const void *b)
 }
 
 
+/* Sorts n samples (microseconds) and prints their percentiles as JSON. */
+static void
+loadgen_print_samples(double *samples, long n, long errors)
+{
+    double sum = 0;
+    long i;
+
+    for (i = 0; i < n; i++) {
+        sum += samples[i];
+    }
+    qsort(samples, (size_t) n, sizeof(double), loadgen_cmp);
+    printf("{\"n\": %ld, \"errors\": %ld, \"p50_us\": %.1f, \"p90_us\": %.1f, "
+           "\"p99_us\": %.1f, \"max_us\": %.1f, \"mean_us\": %.1f}\n",
+           n, errors, samples[n / 2], samples[(n * 90) / 100],
+           samples[(n * 99) / 100], samples[n - 1], sum / (double) n);
+}
+
+
 /* Sequential sessions: connect to first reply byte, in microseconds. */
 static int
 loadgen_lat(const char *hello, long count, double seconds)
 {
     struct loadgen_msg msg;
-    double *samples, t0, t1, start, sum = 0;
+    double *samples, t0, t1, start;
     long n = 0, errors = 0, i;
     unsigned char b;
     int fd;
@@ -489,17 +515,115 @@ loadgen_lat(const char *hello, long count, double seconds)
         }
         close(fd);
         samples[n++] = (t1 - t0) * 1e6;
-        sum += (t1 - t0) * 1e6;
     }
     if (n == 0) {
         printf("{\"n\": 0, \"errors\": %ld}\n", errors);
         return 1;
     }
-    qsort(samples, (size_t) n, sizeof(double), loadgen_cmp);
-    printf("{\"n\": %ld, \"errors\": %ld, \"p50_us\": %.1f, \"p90_us\": %.1f, "
-           "\"p99_us\": %.1f, \"max_us\": %.1f, \"mean_us\": %.1f}\n",
-           n, errors, samples[n / 2], samples[(n * 90) / 100],
-           samples[(n * 99) / 100], samples[n - 1], sum / (double) n);
+    loadgen_print_samples(samples, n, errors);
+    return 0;
+}
+
+
+/*
+ * One session, then COUNT round trips of a 16-byte 'R' command carrying 1
+ * byte and a 1-byte reply: the relay's own latency, without connection
+ * setup. Times in microseconds.
+ */
+static int
+loadgen_ping(const char *hello, long count, double seconds)
+{
+    struct loadgen_msg msg;
+    unsigned char req[17], b;
+    double *samples, t0, start;
+    long n = 0, i;
+    int fd;
+
+    loadgen_msg_make(&msg, hello, 'R', 1, 1);
+    loadgen_cmd(req, 'R', 1, 1);
+    req[16] = 0;
+    samples = calloc((size_t) count + 1, sizeof(double));
+    if (samples == NULL) {
+        loadgen_die("calloc");
+    }
+    fd = loadgen_connect(0);
+    if (fd < 0) {
+        loadgen_die("connect");
+    }
+    loadgen_timeouts(fd, 5);
+    /* the first exchange rides with the hello: not a sample */
+    if (loadgen_send_all(fd, msg.data, msg.len) < 0 || recv(fd, &b, 1, 0) != 1) {
+        loadgen_die("first exchange");
+    }
+    start = loadgen_now();
+    for (i = 0; i < count && loadgen_now() - start < seconds; i++) {
+        t0 = loadgen_now();
+        if (loadgen_send_all(fd, req, sizeof(req)) < 0 || recv(fd, &b, 1, 0) != 1) {
+            loadgen_die("ping");
+        }
+        samples[n++] = (loadgen_now() - t0) * 1e6;
+    }
+    close(fd);
+    if (n == 0) {
+        printf("{\"n\": 0, \"errors\": 0}\n");
+        return 1;
+    }
+    loadgen_print_samples(samples, n, 0);
+    return 0;
+}
+
+
+/*
+ * One session, then CHUNKS exchanges: up sends SIZE bytes and waits for a
+ * 1-byte reply; down asks for SIZE bytes and reads them all. Each chunk
+ * crosses the proxy before the next is sent.
+ */
+static int
+loadgen_pace(const char *hello, long chunks, uint32_t size, int up)
+{
+    struct loadgen_msg msg;
+    unsigned char *req, b;
+    size_t reqlen;
+    uint64_t got;
+    double t0;
+    ssize_t r;
+    long i;
+    int fd;
+
+    if (size == 0 || size > LOADGEN_IOBUF) {
+        fprintf(stderr, "loadgen: pace SIZE must be 1..%d\n", LOADGEN_IOBUF);
+        return 2;
+    }
+    loadgen_msg_make(&msg, hello, 'R', 0, 1);
+    reqlen = 16 + (up ? size : 0);
+    req = calloc(1, reqlen);
+    if (req == NULL) {
+        loadgen_die("calloc");
+    }
+    loadgen_cmd(req, 'R', up ? size : 0, up ? 1 : size);
+    t0 = loadgen_now();
+    fd = loadgen_connect(0);
+    if (fd < 0) {
+        loadgen_die("connect");
+    }
+    loadgen_timeouts(fd, 30);
+    if (loadgen_send_all(fd, msg.data, msg.len) < 0 || recv(fd, &b, 1, 0) != 1) {
+        loadgen_die("first exchange");
+    }
+    for (i = 0; i < chunks; i++) {
+        if (loadgen_send_all(fd, req, reqlen) < 0) {
+            loadgen_die("send");
+        }
+        for (got = 0; got < (up ? 1 : size); got += (uint64_t) r) {
+            r = recv(fd, loadgen_scratch, (up ? 1 : size) - got, 0);
+            if (r <= 0) {
+                loadgen_die("recv");
+            }
+        }
+    }
+    close(fd);
+    printf("{\"bytes\": %llu, \"seconds\": %.6f}\n",
+           (unsigned long long) chunks * size, loadgen_now() - t0);
     return 0;
 }
 
@@ -524,6 +648,15 @@ main(int argc, char **argv)
     if (argc >= 6 && strcmp(argv[1], "lat") == 0) {
         loadgen_port = atoi(argv[2]);
         return loadgen_lat(argv[3], atol(argv[4]), atof(argv[5]));
+    }
+    if (argc >= 6 && strcmp(argv[1], "ping") == 0) {
+        loadgen_port = atoi(argv[2]);
+        return loadgen_ping(argv[3], atol(argv[4]), atof(argv[5]));
+    }
+    if (argc >= 7 && strcmp(argv[1], "pace") == 0) {
+        loadgen_port = atoi(argv[2]);
+        return loadgen_pace(argv[3], atol(argv[4]), (uint32_t) atol(argv[5]),
+                            strcmp(argv[6], "up") == 0);
     }
     fprintf(stderr, "usage: see the comment at the top of bench/loadgen.c\n");
     return 2;
