@@ -1,7 +1,8 @@
 # snirelay: one non-recursive GNU make.
-#   make / make all   build build/snirelay
+#   make / make all   build build/snirelay and the man pages (build/man/)
+#   make man-lint     mandoc -Tlint both man pages (part of make test)
 #   make run          build and start on the embedded default config
-#   make test         deps, layer check, unit tests (plain + ASan/UBSan),
+#   make test         deps, layer check, man-lint, unit tests (plain + ASan/UBSan),
 #                     integration tests (plain + ASan/UBSan binary), fuzz smoke
 #   make fuzz         build the libFuzzer targets (clang) and run each for
 #                     FUZZ_TIME seconds (600) over its corpus, one at a time
@@ -36,9 +37,20 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 
 .PHONY: all run test deps unit integration asan asan-build fuzz fuzz-build \
         fuzz-smoke check-layers format clean bench bench-deps bench-callgrind \
-        bench-syscalls nginx-tests soak
+        bench-syscalls nginx-tests soak man-lint
 
-all: $(BUILD)/snirelay
+# Installation directories (GNU names); DESTDIR is prepended by install.
+PREFIX     ?= /usr/local
+prefix     ?= $(PREFIX)
+exec_prefix ?= $(prefix)
+sbindir    ?= $(exec_prefix)/sbin
+sysconfdir ?= $(if $(filter /usr,$(prefix)),/etc,$(prefix)/etc)
+datarootdir ?= $(prefix)/share
+mandir     ?= $(datarootdir)/man
+
+MAN := $(BUILD)/man/snirelay.8 $(BUILD)/man/snirelay.conf.5
+
+all: $(BUILD)/snirelay $(MAN)
 
 deps:
 	@sh scripts/deps.sh
@@ -70,6 +82,22 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsnirelay.a
 
 # The lines to try go to the terminal first; the status URL only once the
 # embedded config has a status server.
+# The man pages, from the directive tables and the README's reference rows:
+# the generator fails (and so the build) on an undocumented directive.
+$(BUILD)/tools/gen_man: tools/gen_man.c $(BUILD)/libsnirelay.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(MAN) &: $(BUILD)/tools/gen_man README.md
+	@mkdir -p $(BUILD)/man
+	$(BUILD)/tools/gen_man -f $(sysconfdir)/snirelay/snirelay.conf \
+	    README.md $(BUILD)/man
+
+# Both pages pass mandoc's strictest check (style level: any message fails).
+man-lint: $(MAN)
+	mandoc -Tlint -Wstyle $(MAN)
+	@echo "man-lint: ok"
+
 run: deps all
 	@echo 'snirelay: forwarding 127.0.0.1:4443 to each SNI name on port 443; try:'
 	@echo '    curl --connect-to ::127.0.0.1:4443 https://example.org/'
@@ -145,7 +173,7 @@ fuzz-smoke: fuzz-build
 check-layers:
 	@sh scripts/check-layers.sh
 
-test: deps all check-layers unit integration asan fuzz-smoke
+test: deps all check-layers man-lint unit integration asan fuzz-smoke
 
 format:
 	clang-format -i $$(find src tests -name '*.[ch]')

@@ -3,7 +3,7 @@
 # and only those that are missing, so a second run costs one dpkg query.
 set -e
 PKGS="build-essential clang xxd pkg-config libpcre2-dev libcmocka-dev \
-libc-ares-dev libseccomp-dev zlib1g-dev python3-pytest openssl curl dnsmasq-base iproute2 procps"
+libc-ares-dev libseccomp-dev zlib1g-dev python3-pytest openssl curl dnsmasq-base iproute2 procps mandoc"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

@@ -1426,3 +1426,15 @@ stream_conf_free(struct stream_conf *conf)
     }
     conf_tree_free(conf->tree);
 }
+
+
+const struct conf_cmd *
+core_directives(size_t i)
+{
+    const struct conf_cmd *const tables[] = {
+        core_main_cmds,        core_events_cmds, core_stream_cmds,
+        upstream_directives(), compat_cmds,
+    };
+
+    return i < sizeof(tables) / sizeof(tables[0]) ? tables[i] : NULL;
+}

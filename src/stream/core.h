@@ -8,8 +8,10 @@
 #define SNIRELAY_STREAM_CORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
+struct conf_cmd;
 struct conf_ctx;
 struct conf_err;
 struct conf_tree;
@@ -74,5 +76,14 @@ void stream_conf_close_fds(struct stream_conf *conf);
  * after the master (its call, as nginx's); (uid_t)-1 leaves them alone.
  */
 void stream_conf_reopen_logs(struct stream_conf *conf, uid_t owner);
+
+/*
+ * The i-th directive table the parser dispatches on (main, events,
+ * stream/server, upstream, then the nginx-compatibility table), or NULL
+ * past the last: for tools/gen_man.c, which fails the build when one of
+ * their entries has no row in the README's reference. Each table ends
+ * with an entry whose name is NULL.
+ */
+const struct conf_cmd *core_directives(size_t i);
 
 #endif

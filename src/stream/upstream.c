@@ -90,6 +90,13 @@ static const struct conf_cmd upstream_cmds[] = {
 };
 
 
+const struct conf_cmd *
+upstream_directives(void)
+{
+    return upstream_cmds;
+}
+
+
 static struct stream_upstream *
 upstream_new(struct conf_ctx *cf, struct stream_conf *conf, const char *name,
              const char *file, unsigned line)

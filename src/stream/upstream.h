@@ -15,6 +15,10 @@ struct conf_node;
 struct stream_conf;
 struct stream_upstream;
 
+/* The directives of an upstream{} block, for the man page generator
+ * (core_directive_tables[]); the table ends with a NULL name. */
+const struct conf_cmd *upstream_directives(void);
+
 /* The `upstream NAME { ... }` directive. */
 const char *upstream_block(struct conf_ctx *cf, const struct conf_node *n,
                            const struct conf_cmd *cmd, void *conf);
