@@ -1,6 +1,9 @@
 # snirelay: one non-recursive GNU make.
 #   make / make all   build build/snirelay and the man pages (build/man/)
 #   make man-lint     mandoc -Tlint both man pages (part of make test)
+#   make install      binary, man pages and (if absent) the config, under
+#                     DESTDIR + PREFIX (/usr/local), sbindir, mandir,
+#                     sysconfdir (/etc when PREFIX is /usr); make uninstall
 #   make run          build and start on the embedded default config
 #   make test         deps, layer check, man-lint, unit tests (plain + ASan/UBSan),
 #                     integration tests (plain + ASan/UBSan binary), fuzz smoke
@@ -37,7 +40,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 
 .PHONY: all run test deps unit integration asan asan-build fuzz fuzz-build \
         fuzz-smoke check-layers format clean bench bench-deps bench-callgrind \
-        bench-syscalls nginx-tests soak man-lint
+        bench-syscalls nginx-tests soak man-lint install uninstall
 
 # Installation directories (GNU names); DESTDIR is prepended by install.
 PREFIX     ?= /usr/local
@@ -47,6 +50,8 @@ sbindir    ?= $(exec_prefix)/sbin
 sysconfdir ?= $(if $(filter /usr,$(prefix)),/etc,$(prefix)/etc)
 datarootdir ?= $(prefix)/share
 mandir     ?= $(datarootdir)/man
+
+INSTALL    ?= install
 
 MAN := $(BUILD)/man/snirelay.8 $(BUILD)/man/snirelay.conf.5
 
@@ -97,6 +102,36 @@ $(MAN) &: $(BUILD)/tools/gen_man README.md
 man-lint: $(MAN)
 	mandoc -Tlint -Wstyle $(MAN)
 	@echo "man-lint: ok"
+
+# What `make install` puts in place (the config only when there is none:
+# an edited one is kept); `make uninstall` removes it (the config only when
+# unedited).
+INSTALLED_BIN  := $(DESTDIR)$(sbindir)/snirelay
+INSTALLED_MAN  := $(DESTDIR)$(mandir)/man8/snirelay.8 \
+                  $(DESTDIR)$(mandir)/man5/snirelay.conf.5
+INSTALLED_CONF := $(DESTDIR)$(sysconfdir)/snirelay/snirelay.conf
+
+install: $(BUILD)/snirelay $(MAN)
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(mandir)/man8 \
+	    $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(sysconfdir)/snirelay
+	$(INSTALL) -m 755 $(BUILD)/snirelay $(INSTALLED_BIN)
+	$(INSTALL) -m 644 $(BUILD)/man/snirelay.8 $(DESTDIR)$(mandir)/man8/
+	$(INSTALL) -m 644 $(BUILD)/man/snirelay.conf.5 $(DESTDIR)$(mandir)/man5/
+	@if [ -e $(INSTALLED_CONF) ]; then \
+	  echo "install: keeping the existing $(INSTALLED_CONF)"; \
+	else \
+	  echo "$(INSTALL) -m 644 conf/snirelay.conf $(INSTALLED_CONF)"; \
+	  $(INSTALL) -m 644 conf/snirelay.conf $(INSTALLED_CONF); \
+	fi
+
+uninstall:
+	rm -f $(INSTALLED_BIN) $(INSTALLED_MAN)
+	@if cmp -s conf/snirelay.conf $(INSTALLED_CONF); then \
+	  echo "rm -f $(INSTALLED_CONF)"; rm -f $(INSTALLED_CONF); \
+	  rmdir $(DESTDIR)$(sysconfdir)/snirelay 2>/dev/null || true; \
+	elif [ -e $(INSTALLED_CONF) ]; then \
+	  echo "uninstall: keeping the edited $(INSTALLED_CONF)"; \
+	fi
 
 run: deps all
 	@echo 'snirelay: forwarding 127.0.0.1:4443 to each SNI name on port 443; try:'
