@@ -4,6 +4,9 @@
 #   make install      binary, man pages and (if absent) the config, under
 #                     DESTDIR + PREFIX (/usr/local), sbindir, mandir,
 #                     sysconfdir (/etc when PREFIX is /usr); make uninstall
+#   make deb          the Debian package (dpkg-buildpackage) in build/deb/
+#   make test-package build it, lintian, install, run, reload, purge (root;
+#                     not in make test)
 #   make run          build and start on the embedded default config
 #   make test         deps, layer check, man-lint, unit tests (plain + ASan/UBSan),
 #                     integration tests (plain + ASan/UBSan binary), fuzz smoke
@@ -40,7 +43,8 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 
 .PHONY: all run test deps unit integration asan asan-build fuzz fuzz-build \
         fuzz-smoke check-layers format clean bench bench-deps bench-callgrind \
-        bench-syscalls nginx-tests soak man-lint install uninstall
+        bench-syscalls nginx-tests soak man-lint install uninstall deb \
+        test-package
 
 # Installation directories (GNU names); DESTDIR is prepended by install.
 PREFIX     ?= /usr/local
@@ -98,9 +102,14 @@ $(MAN) &: $(BUILD)/tools/gen_man README.md
 	$(BUILD)/tools/gen_man -f $(sysconfdir)/snirelay/snirelay.conf \
 	    README.md $(BUILD)/man
 
-# Both pages pass mandoc's strictest check (style level: any message fails).
+# Both pages pass mandoc's strictest check (style level: any message fails)
+# and groff's warnings as lintian runs them (man --warnings).
 man-lint: $(MAN)
 	mandoc -Tlint -Wstyle $(MAN)
+	@for f in $(MAN); do \
+	  out=$$(LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 \
+	    man --warnings -E UTF-8 -l -Tutf8 -Z $$f 2>&1 >/dev/null); \
+	  [ -z "$$out" ] || { echo "$$f: $$out"; exit 1; }; done
 	@echo "man-lint: ok"
 
 # What `make install` puts in place (the config only when there is none:
@@ -132,6 +141,31 @@ uninstall:
 	elif [ -e $(INSTALLED_CONF) ]; then \
 	  echo "uninstall: keeping the edited $(INSTALLED_CONF)"; \
 	fi
+
+# The Debian package, built by dpkg-buildpackage from a copy of the tree
+# (build dirs and .git left out) in $(BUILD)/deb/, where the .deb lands.
+VERSION := $(shell sed -n 's/.*SNIRELAY_VERSION "\(.*\)".*/\1/p' src/core/version.h)
+DEB_DIR := $(BUILD)/deb
+
+deb:
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/snirelay-$(VERSION)
+	tar --exclude-vcs --exclude='./build*' --exclude=./debian/build \
+	    --exclude='__pycache__' -cf - . | tar -xf - -C $(DEB_DIR)/snirelay-$(VERSION)
+	cd $(DEB_DIR)/snirelay-$(VERSION) && \
+	    DEB_BUILD_OPTIONS=parallel=2 dpkg-buildpackage -us -uc -b
+	@ls $(DEB_DIR)/*.deb
+
+# Not in `make test` (about 100 s, and it installs a package on this
+# machine, as root): builds the .deb, lintian must be clean, then it is
+# installed, started (under systemd when PID 1 is systemd, else with the
+# unit's command line), reloaded, checked serving and purged.
+test-package:
+	sh scripts/deps.sh package
+	$(MAKE) deb
+	lintian --fail-on error,warning --info $(DEB_DIR)/snirelay_$(VERSION)_*.changes
+	SNIRELAY_DEB=$$(ls $(abspath $(DEB_DIR))/snirelay_$(VERSION)_*.deb) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/package
 
 run: deps all
 	@echo 'snirelay: forwarding 127.0.0.1:4443 to each SNI name on port 443; try:'
