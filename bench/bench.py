@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""Run snirelay, nginx (stream + ssl_preread), HAProxy and sniproxy side by
-side on loopback and report each metric as snirelay / other.
+"""Run snirelay, nginx (stream + ssl_preread), HAProxy (with and without
+splice) and sniproxy side by side on loopback and report each metric as a
+ratio to the best peer.
 
-Started by bench/run.sh (which installs the packages and compiles
-bench/backend.c and bench/loadgen.c); see bench/README.md. Every proxy gets
+Started by bench/run.sh (bench/deps.sh installs the packages; run.sh
+compiles bench/backend.c and bench/loadgen.c); see bench/README.md. Also a
+library for bench/callgrind.py and bench/syscalls.py. Every proxy gets
 the same job: listen on a loopback port, read the SNI from the ClientHello
 without terminating TLS, forward to one of three backends chosen by name.
 Proxies run on core 0, the backend, the load generator and this script on
@@ -50,19 +52,47 @@ PEERS = ("nginx", "haproxy", "haproxy-splice", "sniproxy")
 NAMES = {"a": "a.bench.test", "b": "b.bench.test", "c": "c.bench.test"}
 
 # (key, label, unit, better, format)
+# (key, label, unit, better, format, headline). Labels may name the run's
+# settings ({idle}, {burst}, ...). better: "lower", "higher" or None (a
+# count shown for context, no ratio). The headline figures are the ones
+# the plot shows and the ratios to the best peer are about.
 METRICS = [
-    ("up_mib_s", "Throughput client->backend", "MiB/s", "higher", "%.0f"),
-    ("up_cpu_per_gib", "Proxy CPU per GiB client->backend", "CPU s/GiB", "lower", "%.3f"),
-    ("down_mib_s", "Throughput backend->client", "MiB/s", "higher", "%.0f"),
-    ("down_cpu_per_gib", "Proxy CPU per GiB backend->client", "CPU s/GiB", "lower", "%.3f"),
-    ("rate_per_s", "Session rate (hello+1 KiB, 1 KiB reply)", "sessions/s", "higher", "%.0f"),
-    ("rate_cpu_per_1000", "Proxy CPU per 1000 sessions", "CPU s/1000", "lower", "%.4f"),
-    ("idle_rss_kib", "RSS per idle session", "KiB/session", "lower", "%.2f"),
-    ("idle_pss_kib", "Pss per idle session", "KiB/session", "lower", "%.2f"),
-    ("start_rss_kib", "RSS at start (all processes)", "KiB", "lower", "%.0f"),
-    ("lat_p50_us", "Latency p50, connect to first reply byte", "us", "lower", "%.1f"),
-    ("lat_p99_us", "Latency p99, connect to first reply byte", "us", "lower", "%.1f"),
+    ("down_cpu_per_gib", "Bulk CPU per GiB, backend->client", "CPU s", "lower", "%.3f", True),
+    ("up_cpu_per_gib", "Bulk CPU per GiB, client->backend", "CPU s", "lower", "%.3f", True),
+    ("rate_cpu_ms", "CPU per 1,000 short sessions, {conc} in parallel", "CPU ms", "lower",
+     "%.1f", True),
+    ("serial_cpu_ms", "CPU per 1,000 short sessions, serial", "CPU ms", "lower", "%.1f", True),
+    ("idle_rss_kib", "RSS per idle session, {idle} idle", "KiB", "lower", "%.2f", True),
+    ("after_close_pct", "RSS {close_wait:g} s after {burst} sessions closed, % of start", "%",
+     "lower", "%.0f", True),
+    ("stall_small_kib", "RSS per stalled 60 KB ClientHello, {stall_small} clients", "KiB",
+     "lower", "%.1f", True),
+    ("stall_large_kib", "RSS per stalled 60 KB ClientHello, {stall_large} clients", "KiB",
+     "lower", "%.1f", True),
+    ("ping_p99_us", "1-byte ping-pong p99, one open session", "us", "lower", "%.1f", True),
+    ("ping_p50_us", "1-byte ping-pong p50", "us", "lower", "%.1f", False),
+    ("lat_p50_us", "Connect to first reply byte p50", "us", "lower", "%.1f", False),
+    ("lat_p99_us", "Connect to first reply byte p99", "us", "lower", "%.1f", False),
+    ("down_mib_s", "Throughput backend->client", "MiB/s", "higher", "%.0f", False),
+    ("up_mib_s", "Throughput client->backend", "MiB/s", "higher", "%.0f", False),
+    ("rate_per_s", "Session rate, {conc} in parallel", "sessions/s", "higher", "%.0f", False),
+    ("serial_per_s", "Session rate, serial", "sessions/s", "higher", "%.0f", False),
+    ("idle_pss_kib", "Pss per idle session", "KiB", "lower", "%.2f", False),
+    ("start_rss_kib", "RSS at start (all processes)", "KiB", "lower", "%.0f", False),
+    ("burst_peak_kib", "RSS with {burst} sessions open", "KiB", "lower", "%.0f", False),
+    ("after_close_kib", "RSS {close_wait:g} s after they closed", "KiB", "lower", "%.0f", False),
+    ("stall_small_open", "Stalled hellos still open, of {stall_small}", "sessions", None,
+     "%.0f", False),
+    ("stall_large_open", "Stalled hellos still open, of {stall_large}", "sessions", None,
+     "%.0f", False),
+    ("splice_per_mib", "splice() calls per MiB (strace check, 16 MiB each way)", "calls", None,
+     "%.1f", False),
 ]
+# Below this a value counts as this in ratios: a stalled hello that a
+# proxy refused costs it next to nothing, and a ratio to a few hundred
+# bytes per client (page-sized noise in RSS) would say nothing. One page
+# (4 KiB) per client is the floor; 0.1 KiB per idle session.
+RATIO_FLOOR = {"stall_small_kib": 4.0, "stall_large_kib": 4.0, "idle_rss_kib": 0.1}
 
 
 def log(msg):
@@ -163,28 +193,29 @@ def cpu_seconds(pids):
     return ticks / CLK_TCK
 
 
-def all_cpu_ticks():
-    """{pid: utime+stime ticks} of every process on the machine."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-            out[int(d)] = int(rest[11]) + int(rest[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return out
+def cpu_snapshot():
+    """(seconds, machine busy ticks, our ticks): busy from /proc/stat (all
+    CPUs, everything but idle and iowait, steal included), ours = this
+    harness, its live descendants and the ones it has reaped (whose times
+    the kernel adds to the reaper's)."""
+    with open("/proc/stat") as f:
+        w = [int(x) for x in f.readline().split()[1:]]
+    busy = sum(w) - w[3] - w[4]
+    if len(w) > 8:
+        busy -= sum(w[8:10])     # guest time is already in user/nice
+    t = os.times()
+    ours = (t.user + t.system + t.children_user + t.children_system) * CLK_TCK
+    ours += cpu_seconds([p for p in proc_tree(os.getpid()) if p != os.getpid()]) * CLK_TCK
+    return time.monotonic(), busy, ours
 
 
-def foreign_cpu_pct(before, after, seconds):
-    """CPU used between two all_cpu_ticks() snapshots by processes that are
-    not this harness or its children, in % of one core (a lower bound:
-    processes that came and went in between are not seen)."""
-    ours = set(proc_tree(os.getpid()))
-    ticks = sum(t - before[p] for p, t in after.items() if p in before and p not in ours)
-    return 100.0 * ticks / CLK_TCK / max(seconds, 1e-3)
+def foreign_cpu_pct(before, after):
+    """CPU used between two cpu_snapshot()s by everything but this harness
+    and what it started, in % of one core (kernel work for our sockets done
+    in interrupts may land in either)."""
+    dt = max(after[0] - before[0], 1e-3)
+    ticks = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, 100.0 * ticks / CLK_TCK / dt)
 
 
 def wait_quiet(limit_s, threshold_pct=10.0):
@@ -192,9 +223,9 @@ def wait_quiet(limit_s, threshold_pct=10.0):
     core over one second. Returns the last reading."""
     deadline = time.monotonic() + limit_s
     while True:
-        b = all_cpu_ticks()
+        b = cpu_snapshot()
         time.sleep(1.0)
-        pct = foreign_cpu_pct(b, all_cpu_ticks(), 1.0)
+        pct = foreign_cpu_pct(b, cpu_snapshot())
         if pct < threshold_pct or time.monotonic() >= deadline:
             return pct
 
@@ -357,15 +388,16 @@ def stop_process(proc, grace=5.0):
 
 
 class Proxy:
-    def __init__(self, name, tmp, backend, cpu, prefix=None, snirelay_main=""):
+    def __init__(self, name, tmp, backend, cpu, prefix=None, snirelay_main="", tag=""):
         """prefix: argv run in front of the proxy (valgrind, strace);
-        snirelay_main: directives put at the top of snirelay's config."""
+        snirelay_main: directives put at the top of snirelay's config;
+        tag: appended to its directory's name (one per instance)."""
         self.name = name
         self.prefix = list(prefix or [])
         self.snirelay_main = snirelay_main
         self.start_timeout = 10.0     # seconds until it must listen
         self.stop_grace = 5.0         # seconds from SIGTERM to SIGKILL
-        self.dir = os.path.join(tmp, name)
+        self.dir = os.path.join(tmp, name + tag)
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
         self.port = free_ports(1)[0]
@@ -572,6 +604,8 @@ class Runner:
                 argv[0], p.returncode, p.stderr.decode(errors="replace").strip()[-300:]))
         return json.loads(p.stdout)
 
+    # ------------------------------------------------ traffic (one proxy run)
+
     def throughput(self, port, proxy, direction):
         nbytes = int(self.a.gib * GIB)
         pids = proxy.pids() if proxy else []
@@ -583,17 +617,20 @@ class Runner:
             out["%s_cpu_per_gib" % direction] = (c1 - c0) / (nbytes / GIB)
         return out
 
-    def rate(self, port, proxy, seconds):
+    def rate(self, port, proxy, seconds, conc, prefix):
+        """Short sessions (hello + 1 KiB request, 1 KiB reply, the backend
+        closes), conc at a time: sessions per second and proxy CPU ms per
+        1,000 sessions."""
         pids = proxy.pids() if proxy else []
         hellos = ",".join(self.hellos[k] for k in ("a", "b", "c"))
         c0 = cpu_seconds(pids)
-        r = self.lg("rate", port, hellos, self.a.conc, seconds, self.a.rate_max,
+        r = self.lg("rate", port, hellos, conc, seconds, self.a.rate_max,
                     1024, 1024, timeout=seconds + 30)
         c1 = cpu_seconds(pids)
-        out = {"rate_per_s": r["sessions"] / r["seconds"],
-               "rate_errors": r["errors"], "rate_sessions": r["sessions"]}
+        out = {"%s_per_s" % prefix: r["sessions"] / r["seconds"],
+               "%s_errors" % prefix: r["errors"], "%s_sessions" % prefix: r["sessions"]}
         if proxy and r["sessions"]:
-            out["rate_cpu_per_1000"] = (c1 - c0) / r["sessions"] * 1000
+            out["%s_cpu_ms" % prefix] = (c1 - c0) * 1000 / r["sessions"] * 1000
         return out
 
     def latency(self, port):
@@ -602,70 +639,215 @@ class Runner:
         return {"lat_p50_us": r["p50_us"], "lat_p99_us": r["p99_us"],
                 "lat_n": r["n"], "lat_errors": r["errors"]}
 
-    def idle(self, proxy):
-        """Open N sessions that send a hello and stay idle; RSS/Pss delta."""
-        n = self.a.idle
-        data = self.hello_bytes(NAMES["a"])
-        base = self.backend.stats()
-        pids = proxy.pids()
-        rss0, pss0 = memory_kib(pids)
-        socks, out = [], {}
-        try:
-            deadline = time.monotonic() + 60
-            for i in range(n):
-                if time.monotonic() > deadline:
-                    break
+    def ping(self, port):
+        r = self.lg("ping", port, self.hellos["a"], self.a.ping_count, self.a.ping_seconds,
+                    timeout=self.a.ping_seconds + 30)
+        return {"ping_p50_us": r["p50_us"], "ping_p99_us": r["p99_us"], "ping_n": r["n"]}
+
+    def splice_check(self, proxy):
+        """splice() calls per MiB over 16 MiB each way, with strace attached
+        (after the timed runs): shows whether a proxy really splices."""
+        mib = 16
+        total = 0
+        for d in ("up", "down"):
+            path = os.path.join(self.tmp, "%s-splice-%s.strace" % (proxy.name, d))
+            counts, _ = strace_counts(proxy.pids(), lambda: self.lg(
+                d, proxy.port, self.hellos["a"], mib << 20, timeout=120), path,
+                trace="splice")
+            total += counts.get("splice", [0])[0]
+        return {"splice_per_mib": total / (2.0 * mib)}
+
+    def traffic(self, proxy):
+        """Everything timed, on one started proxy (or the backend directly
+        when proxy is None). Returns [(step, fn)]."""
+        port = proxy.port if proxy else self.backend.a
+        a = self.a
+        steps = [("ping", lambda: self.ping(port)),
+                 ("latency", lambda: self.latency(port)),
+                 ("up", lambda: self.throughput(port, proxy, "up"))]
+        if not a.no_download:
+            steps.append(("down", lambda: self.throughput(port, proxy, "down")))
+        secs = a.rate_seconds if proxy else a.direct_rate_seconds
+        steps.append(("rate", lambda: self.rate(port, proxy, secs, a.conc, "rate")))
+        steps.append(("serial", lambda: self.rate(port, proxy, a.serial_seconds or secs, 1,
+                                                  "serial")))
+        if proxy and a.splice_check and shutil.which("strace"):
+            steps.append(("splice-check", lambda: self.splice_check(proxy)))
+        return [st for st in steps if not a.only or st[0] in a.only]
+
+    # ------------------------------------------------ memory (fresh proxies)
+
+    def open_sessions(self, proxy, n, payload, deadline_s=90):
+        """n sessions to the proxy, each sent payload. Returns the sockets
+        (fewer than n when the time ran out or connect failed: noted)."""
+        socks, note = [], None
+        deadline = time.monotonic() + deadline_s
+        for i in range(n):
+            if time.monotonic() > deadline:
+                note = "opened %d of %d sessions in %d s" % (len(socks), n, deadline_s)
+                break
+            try:
                 s = connect_from(i, proxy.port)
-                socks.append(s)
-                s.sendall(data)
+                s.sendall(payload)
+            except OSError as e:
+                note = "opened %d of %d sessions: %s" % (len(socks), n, e)
+                break
+            socks.append(s)
+        return socks, note
+
+    def close_all(self, socks, base):
+        for s in socks:
+            s.close()
+        return self.backend.wait_conns(lambda st: st["conns"] <= base["conns"], 30)
+
+    def idle(self, proxy):
+        """N sessions that send a hello and stay idle: RSS/Pss delta per
+        session, from a freshly started proxy."""
+        n = self.a.idle
+        base = self.backend.stats()
+        rss0, pss0 = memory_kib(proxy.pids())
+        out = {"start_rss_kib": rss0}
+        socks, note = self.open_sessions(proxy, n, self.hello_bytes(NAMES["a"]))
+        try:
             st = self.backend.wait_conns(
                 lambda st: st["hellos"] >= base["hellos"] + len(socks), 30)
             reached = st["hellos"] - base["hellos"]
             time.sleep(0.5)
             rss1, pss1 = memory_kib(proxy.pids())
-            if reached < n:
-                out["idle_note"] = "only %d of %d sessions reached the backend" % (reached, n)
+            if note or reached < n:
+                out["idle_note"] = "%s%d of %d idle sessions reached the backend" % (
+                    note + "; " if note else "", reached, n)
             if reached > 0:
                 out["idle_rss_kib"] = (rss1 - rss0) / reached
                 if pss0 is not None and pss1 is not None:
                     out["idle_pss_kib"] = (pss1 - pss0) / reached
             out["idle_sessions"] = reached
         finally:
-            for s in socks:
-                s.close()
-            self.backend.wait_conns(lambda st: st["conns"] <= base["conns"], 15)
+            self.close_all(socks, base)
         return out
 
-    def measure(self, proxy):
-        """All metrics for one started proxy (or the backend directly when
-        proxy is None). Returns (values, errors)."""
-        port = proxy.port if proxy else self.backend.a
-        vals, errs = {}, []
-        steps = []
-        if proxy:
-            rss, _ = memory_kib(proxy.pids())
-            vals["start_rss_kib"] = rss
-            steps.append(("idle", lambda: self.idle(proxy)))
-        steps += [("latency", lambda: self.latency(port)),
-                  ("up", lambda: self.throughput(port, proxy, "up"))]
-        if not self.a.no_download:
-            steps.append(("down", lambda: self.throughput(port, proxy, "down")))
-        steps.append(("rate", lambda: self.rate(
-            port, proxy, self.a.rate_seconds if proxy else self.a.direct_rate_seconds)))
-        snap0, t0 = all_cpu_ticks(), time.monotonic()
-        for what, fn in steps:
-            if proxy and not proxy.alive():
-                errs.append("%s: proxy died: %s" % (what, proxy.tail()))
-                break
-            try:
-                vals.update(fn())
-            except Exception as e:  # one failed metric must not stop the run
-                errs.append("%s: %s" % (what, e))
+    def burst(self, proxy):
+        """N sessions that each move 1 KiB each way through the relay and
+        stay open; then all close. RSS at the peak, and close_wait seconds
+        after the last one closed, against the fresh proxy's RSS."""
+        n = self.a.burst
+        base = self.backend.stats()
+        rss0, _ = memory_kib(proxy.pids())
+        payload = self.hello_bytes(NAMES["a"]) + cmd("R", 1024, 1024) + bytes(1024)
+        socks, note = self.open_sessions(proxy, n, payload)
+        out = {}
+        try:
+            got = 0
+            for s in socks:
+                try:
+                    recv_exact(s, 1024)
+                    got += 1
+                except OSError:
+                    pass
+            rss1, _ = memory_kib(proxy.pids())
+            out["burst_peak_kib"] = rss1
+            if note or got < n:
+                out["burst_note"] = "%s%d of %d sessions got their reply" % (
+                    note + "; " if note else "", got, n)
+        finally:
+            st = self.close_all(socks, base)
+        if st["conns"] > base["conns"]:
+            out["burst_note"] = (out.get("burst_note", "") + " %d backend connections still "
+                                 "open 30 s after the clients closed"
+                                 % (st["conns"] - base["conns"])).strip()
+        time.sleep(self.a.close_wait)   # the figure is defined at this delay
+        rss2, _ = memory_kib(proxy.pids())
+        out["after_close_kib"] = rss2
+        out["after_close_pct"] = 100.0 * rss2 / rss0
+        return out
+
+    def stall(self, proxy, n, key):
+        """n clients each send the first 60,000 bytes of a ~62 KB ClientHello
+        (4 records) and stall: RSS delta per client once the proxy's RSS
+        settles, and how many of them it still holds open."""
+        hs = hello.build_client_hello(server_name=NAMES["a"], extra_padding=61000)
+        data = hello.records(hs)[:60000]
+        rss0, _ = memory_kib(proxy.pids())
+        socks, left = [], []
+        try:
+            for i in range(n):
+                try:
+                    s = connect_from(i, proxy.port)
+                except OSError:
+                    break
+                s.setblocking(False)
+                socks.append(s)
+                left.append(0)
+            # send round-robin without blocking on any one client
+            deadline = time.monotonic() + 15
+            pending = set(range(len(socks)))
+            while pending and time.monotonic() < deadline:
+                progress = False
+                for i in list(pending):
+                    try:
+                        k = socks[i].send(data[left[i]:])
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        pending.discard(i)      # refused / reset: the proxy closed it
+                        continue
+                    left[i] += k
+                    progress = True
+                    if left[i] >= len(data):
+                        pending.discard(i)
+                if not progress:
+                    time.sleep(0.05)
+            # settle: RSS unchanged over 3 readings 0.2 s apart (5 s at most)
+            last, same, t_end = None, 0, time.monotonic() + 5
+            while same < 3 and time.monotonic() < t_end:
+                time.sleep(0.2)
+                rss1, _ = memory_kib(proxy.pids())
+                same = same + 1 if rss1 == last else 0
+                last = rss1
+            open_n = 0
+            for s in socks:
+                try:
+                    open_n += s.recv(1) != b""
+                except BlockingIOError:
+                    open_n += 1
+                except OSError:
+                    pass
+            out = {"%s_kib" % key: (last - rss0) / max(len(socks), 1),
+                   "%s_open" % key: open_n,
+                   "%s_sent_kib" % key: sum(left) / 1024.0 / max(len(socks), 1)}
+            if len(socks) < n:
+                out["%s_note" % key] = "connected %d of %d stalled clients" % (len(socks), n)
+        finally:
+            base = self.backend.stats()
+            for s in socks:
+                s.close()
+            self.backend.wait_conns(lambda st: st["conns"] <= base["conns"], 10)
+        return out
+
+    def memory_phases(self):
+        """[(label, fn(proxy))]: each runs on a freshly started proxy, so
+        one phase's leftovers (a heap that did not shrink) do not hide the
+        next one's cost."""
+        a = self.a
+        return [("idle", self.idle), ("burst", self.burst),
+                ("stall-small", lambda p: self.stall(p, a.stall_small, "stall_small")),
+                ("stall-large", lambda p: self.stall(p, a.stall_large, "stall_large"))]
+
+
+def run_steps(proxy, steps):
+    """Runs each (what, fn); one failed step does not stop the others."""
+    vals, errs = {}, []
+    for what, fn in steps:
         if proxy and not proxy.alive():
-            errs.append("proxy exited during the run: %s" % proxy.tail())
-        vals["background_cpu_pct"] = foreign_cpu_pct(snap0, all_cpu_ticks(),
-                                                     time.monotonic() - t0)
-        return vals, errs
+            errs.append("%s: proxy died: %s" % (what, proxy.tail()))
+            break
+        try:
+            vals.update(fn())
+        except Exception as e:  # one failed metric must not stop the run
+            errs.append("%s: %s" % (what, e))
+    if proxy and not proxy.alive():
+        errs.append("proxy exited during the run: %s" % proxy.tail())
+    return vals, errs
 
 
 # ---------------------------------------------------------------- report
@@ -713,83 +895,202 @@ def fmt(v, f):
     return "-" if v is None else f % v
 
 
-def ratio(a, b):
-    if a is None or b is None or b == 0:
+def metric_label(label, args):
+    return label.format(**vars(args))
+
+
+def cost_ratio(key, better, v, ref):
+    """v against ref as a cost: below 1 means v is better, whichever way
+    the metric goes (higher-is-better metrics are inverted). None when
+    either is missing."""
+    if v is None or ref is None or better is None:
         return None
-    return a / b
+    floor = RATIO_FLOOR.get(key, 0.0)
+    v, ref = max(v, floor), max(ref, floor)
+    if better == "lower":
+        return v / ref if ref > 0 else None
+    return ref / v if v > 0 else None
+
+
+def best_peer(median, key, better):
+    """(name, value) of the best peer for a metric, or (None, None)."""
+    vals = [(median[p][key], p) for p in PEERS if key in median.get(p, {})]
+    if not vals or better is None:
+        return None, None
+    v, p = (min if better == "lower" else max)(vals)
+    return p, v
+
+
+def ratios_to_best(median):
+    """{metric: {"best": peer, proxy: cost ratio}} for every proxy."""
+    out = {}
+    for key, _, _, better, _, _ in METRICS:
+        peer, ref = best_peer(median, key, better)
+        if peer is None:
+            continue
+        out[key] = {"best": peer}
+        for p in PROXY_NAMES:
+            r = cost_ratio(key, better, median.get(p, {}).get(key), ref)
+            if r is not None:
+                out[key][p] = r
+    return out
+
+
+# Issue 9's targets, checked against this run's medians:
+# (text, metric keys, reference: "best", a peer's name or a number, factor)
+TARGETS = [
+    ("bulk CPU per GiB, both directions, <= 0.8 x HAProxy with splice",
+     ("down_cpu_per_gib", "up_cpu_per_gib"), "haproxy-splice", 0.8),
+    ("CPU per 1,000 short sessions <= 0.7 x the best peer (in parallel, serial)",
+     ("rate_cpu_ms", "serial_cpu_ms"), "best", 0.7),
+    ("RSS per idle session <= 0.5 x HAProxy", ("idle_rss_kib",), "haproxy", 0.5),
+    ("1-byte ping-pong p99 <= the best peer", ("ping_p99_us",), "best", 1.0),
+    ("RSS within 10% of its start 5 s after the sessions closed", ("after_close_pct",),
+     110.0, 1.0),
+    ("a stalled 60 KB hello costs <= 64 KiB (both client counts)",
+     ("stall_small_kib", "stall_large_kib"), 64.0, 1.0),
+]
+
+
+def target_lines(median):
+    lines = []
+    sr = median.get("snirelay", {})
+    for text, keys, ref, factor in TARGETS:
+        parts, ok = [], True
+        for key in keys:
+            v = sr.get(key)
+            if isinstance(ref, str):
+                if ref == "best":
+                    peer, r = best_peer(median, key, "lower")
+                else:
+                    peer, r = ref, median.get(ref, {}).get(key)
+                if v is None or r is None:
+                    parts.append("%s: not measured" % key)
+                    ok = False
+                    continue
+                lim = r * factor
+                parts.append("%.4g vs %.4g (%s %.4g x %g)" % (v, lim, peer, r, factor))
+            else:
+                if v is None:
+                    parts.append("%s: not measured" % key)
+                    ok = False
+                    continue
+                lim = ref
+                parts.append("%.4g vs %.4g" % (v, lim))
+            ok = ok and v <= lim
+        measured = not any("not measured" in x for x in parts)
+        lines.append("- %s %s: %s" % ("met" if ok else "**not met**" if measured
+                                      else "not measured:", text, "; ".join(parts)))
+    return lines
 
 
 def report(results, info, args, proxies_meta):
-    cols = [p for p in PROXY_NAMES if p in proxies_meta or p in results["median"]]
+    med = results["median"]
+    cols = [p for p in PROXY_NAMES if p in proxies_meta or p in med]
+    has_direct = "direct" in med
+    ratios = results["ratios_to_best"]
     lines = []
     lines.append("# snirelay benchmark: %s" % info["date"])
     lines.append("")
-    lines.append("Machine: %s cores (%s), %s, kernel %s, Debian %s. Proxies pinned to "
-                 "core %s; backend, load generator and harness on core %s. Loopback only. "
-                 "One worker/process/thread per proxy; all at nice %d. Each value is the "
-                 "median of %d runs."
-                 % (info["nproc"], info.get("cpu", "?"), info.get("memory", "?"),
-                    info["kernel"], info.get("debian", "?"), args.proxy_cpu_label,
-                    args.client_cpu_label, args.nice_applied, args.reps))
+    lines.append("Measured: snirelay built from main commit %s (%s). Machine: %s cores "
+                 "(%s), %s, kernel %s, Debian %s. Proxies pinned to core %s; backend, load "
+                 "generator and harness on core %s. Loopback only. One worker/process/thread "
+                 "per proxy; all at nice %d. Each value is the median of %d runs%s."
+                 % (info["commit"], info["snirelay"], info["nproc"], info.get("cpu", "?"),
+                    info.get("memory", "?"), info["kernel"], info.get("debian", "?"),
+                    args.proxy_cpu_label, args.client_cpu_label, args.nice_applied,
+                    args.reps, " (a QUICK smoke run: smaller counts, not comparable)"
+                    if args.quick else ""))
     lines.append("")
     vers = ["snirelay %s" % info["snirelay"]] + ["%s %s" % (k, v)
                                                   for k, v in info["packages"].items()]
-    lines.append("Versions: " + ", ".join(vers) + ".")
+    lines.append("Versions: " + ", ".join(vers) + ". Open files: soft limit raised to "
+                 "%d (the hard limit)." % args.nofile)
     lines.append("")
-    head = ["metric", "unit", "better"] + cols + (["direct"] if "direct" in results["median"]
-                                                  else [])
-    head += ["snirelay/%s" % o for o in OTHERS]
+    lines.append("**Ratios to the best peer** (nginx, HAProxy, HAProxy + splice, sniproxy), "
+                 "as costs: below 1 is better than the best peer, whichever way the metric "
+                 "goes. Plot: [latest.png](latest.png).")
+    lines.append("")
+    head = ["metric", "unit"] + cols + ["best peer", "snirelay / best",
+                                        "snirelay-copy / best"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
-    for key, label, unit, better, f in METRICS:
-        row = [label, unit, better]
-        vals = {p: results["median"].get(p, {}).get(key) for p in cols + ["direct"]}
-        row += ["skipped" if proxies_meta.get(p, {}).get("skip") and vals[p] is None
-                else fmt(vals[p], f) for p in cols]
-        if "direct" in results["median"]:
-            row.append(fmt(vals["direct"], f))
-        for o in OTHERS:
-            r = ratio(vals.get("snirelay"), vals.get(o))
+    for key, label, unit, better, f, headline in METRICS:
+        if not headline:
+            continue
+        row = [metric_label(label, args), unit]
+        row += ["skipped" if proxies_meta.get(p, {}).get("skip") and key not in med.get(p, {})
+                else fmt(med.get(p, {}).get(key), f) for p in cols]
+        r = ratios.get(key, {})
+        row.append(r.get("best", "-"))
+        for p in ("snirelay", "snirelay-copy"):
+            row.append("-" if p not in r else "**%.2f**" % r[p] if p == "snirelay"
+                       else "%.2f" % r[p])
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append("Issue 9's targets against these medians:")
+    lines.append("")
+    lines += target_lines(med)
+    lines.append("")
+    lines.append("More figures (`direct`: the same client straight to the backend, no proxy: "
+                 "the ceiling the load generator and backend reach on their one core):")
+    lines.append("")
+    head = ["metric", "unit", "better"] + cols + (["direct"] if has_direct else [])
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for key, label, unit, better, f, headline in METRICS:
+        if headline:
+            continue
+        row = [metric_label(label, args), unit, better or "(count)"]
+        row += [fmt(med.get(p, {}).get(key), f) for p in cols + (["direct"] if has_direct
+                                                                  else [])]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append("snirelay / each peer (cost ratios as above):")
+    lines.append("")
+    others = [p for p in OTHERS if p in cols]
+    head = ["metric"] + ["/ %s" % o for o in others]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for key, label, unit, better, f, headline in METRICS:
+        if not headline:
+            continue
+        row = [metric_label(label, args)]
+        for o in others:
+            r = cost_ratio(key, better, med.get("snirelay", {}).get(key), med.get(o, {}).get(key))
             row.append("-" if r is None else "%.2f" % r)
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     lines.append("Spread across the runs (min-max), to judge the medians above:")
     lines.append("")
-    head2 = ["metric"] + cols + (["direct"] if "direct" in results["median"] else [])
+    head2 = ["metric"] + cols + (["direct"] if has_direct else [])
     lines.append("| " + " | ".join(head2) + " |")
     lines.append("|" + "---|" * len(head2))
-    for key, label, unit, better, f in METRICS:
-        row = [label]
+    for key, label, unit, better, f, headline in METRICS:
+        row = [metric_label(label, args)]
         for p in head2[1:]:
             xs = [r[key] for r in results["runs"].get(p, []) if key in r]
             row.append("-" if not xs else (f % min(xs)) + "-" + (f % max(xs)))
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     noisy = [p for p in cols + ["direct"]
-             if results["median"].get(p, {}).get("background_cpu_pct", 0) >= 10]
+             if med.get(p, {}).get("background_cpu_pct", 0) >= 10]
     if noisy:
         lines.append("**Warning**: other processes kept the machine busy while %s "
                      "ran (see background CPU below): throughput, session rate and "
                      "above all p99 latency are not comparable in this run; CPU per "
-                     "GiB / per session and memory are." % ", ".join(noisy))
+                     "GiB / per session and memory are less affected." % ", ".join(noisy))
         lines.append("")
-    lines.append("How to read the ratios: snirelay / other. For a 'higher is better' "
-                 "metric a ratio above 1 means snirelay is better; for a 'lower is "
-                 "better' metric a ratio below 1 means snirelay is better. CPU per "
-                 "GiB and per 1000 sessions are the main figures: throughput and "
-                 "session rate on two cores are bounded by the load generator and "
-                 "backend sharing core 1 ('direct' = the same client straight to the "
-                 "backend, no proxy).")
-    lines.append("")
     for p, meta in proxies_meta.items():
         if meta.get("skip"):
             lines.append("- **%s skipped**: %s" % (p, meta["skip"]))
-    for p in cols + (["direct"] if "direct" in results["median"] else []):
-        m = results["median"].get(p, {})
+    for p in cols + (["direct"] if has_direct else []):
+        m = med.get(p, {})
         extra = []
-        if m.get("rate_errors"):
-            extra.append("session-rate errors (median) %d of %d sessions"
-                         % (m["rate_errors"], m.get("rate_sessions", 0)))
+        for k in ("rate", "serial"):
+            if m.get("%s_errors" % k):
+                extra.append("%s errors (median) %d of %d sessions"
+                             % (k, m["%s_errors" % k], m.get("%s_sessions" % k, 0)))
         if m.get("lat_errors"):
             extra.append("latency errors (median) %d" % m["lat_errors"])
         for e in results["errors"].get(p, []):
@@ -798,21 +1099,83 @@ def report(results, info, args, proxies_meta):
             extra.append(n)
         if extra:
             lines.append("- %s: %s" % (p, "; ".join(extra)))
-    bg = ["%s %.0f%%" % (p, results["median"][p]["background_cpu_pct"])
-          for p in cols + ["direct"]
-          if "background_cpu_pct" in results["median"].get(p, {})]
+    bg = ["%s %.0f%%" % (p, med[p]["background_cpu_pct"])
+          for p in cols + ["direct"] if "background_cpu_pct" in med.get(p, {})]
     if bg:
         lines.append("- background CPU used by other processes on the machine while "
                      "each was measured (median, %% of one core; above ~10%% the "
                      "figures are noisier): %s" % ", ".join(bg))
     lines.append("")
-    lines.append("Settings: %s GiB per throughput run; %d concurrent clients for %g s "
-                 "per session-rate run; %d idle sessions; up to %d sequential latency "
-                 "samples (%g s max); hello: Chrome-like ClientHello of %d bytes "
-                 "(tests/integration/hello.py pq_client_hello)."
-                 % (args.gib, args.conc, args.rate_seconds, args.idle, args.lat_count,
-                    args.lat_seconds, args.hello_len))
+    lines.append("Settings: %g GiB per throughput run; %d concurrent clients for %g s and "
+                 "one client for %g s per session-rate run; %d idle sessions; %d sessions "
+                 "for the RSS-after-close figure (each moves 1 KiB each way, then all "
+                 "close); %d and %d stalled clients that each send 60,000 bytes of a "
+                 "61 KB ClientHello; %d ping-pongs (%g s max); up to %d sequential connect "
+                 "latency samples (%g s max); hello: Chrome-like ClientHello of %d bytes "
+                 "(tests/integration/hello.py pq_client_hello). Memory figures each come "
+                 "from a freshly started proxy."
+                 % (args.gib, args.conc, args.rate_seconds, args.serial_seconds, args.idle,
+                    args.burst, args.stall_small, args.stall_large, args.ping_count,
+                    args.ping_seconds, args.lat_count, args.lat_seconds, args.hello_len))
     return "\n".join(lines) + "\n"
+
+
+def plot(results, args, out_png):
+    """A gnuplot bar chart of every proxy's cost ratio to the best peer, one
+    cluster per headline metric, on a log scale. Returns None or why not."""
+    if not shutil.which("gnuplot"):
+        return "gnuplot is not installed (sh bench/deps.sh)"
+    ratios = results["ratios_to_best"]
+    keys = [(k, l) for k, l, _, _, _, h in METRICS if h and k in ratios]
+    procs = [p for p in PROXY_NAMES if any(p in ratios[k] for k, _ in keys)]
+    if not keys or not procs:
+        return "nothing to plot"
+    short = {"down_cpu_per_gib": "CPU/GiB down", "up_cpu_per_gib": "CPU/GiB up",
+             "rate_cpu_ms": "CPU/session\\n%d parallel" % args.conc,
+             "serial_cpu_ms": "CPU/session\\nserial",
+             "idle_rss_kib": "RSS/idle session\\n(%d)" % args.idle,
+             "after_close_pct": "RSS %gs after\\n%d closed" % (args.close_wait, args.burst),
+             "stall_small_kib": "stalled hello\\n(%d)" % args.stall_small,
+             "stall_large_kib": "stalled hello\\n(%d)" % args.stall_large,
+             "ping_p99_us": "ping-pong p99"}
+    d = tempfile.mkdtemp(prefix="snirelay-plot-")
+    try:
+        data = os.path.join(d, "ratios.dat")
+        with open(data, "w") as f:
+            f.write("metric " + " ".join('"%s"' % p for p in procs) + "\n")
+            for k, l in keys:
+                vals = [ratios[k].get(p) for p in procs]
+                f.write('"%s" ' % short.get(k, k) + " ".join(
+                    "?" if v is None else "%.4f" % max(min(v, 50.0), 0.02)
+                    for v in vals) + "\n")
+        script = os.path.join(d, "plot.gp")
+        colors = {"snirelay": "#d62728", "snirelay-copy": "#ff9896", "nginx": "#2ca02c",
+                  "haproxy": "#1f77b4", "haproxy-splice": "#9edae5", "sniproxy": "#7f7f7f"}
+        with open(script, "w") as f:
+            f.write('set terminal pngcairo size 1400,680 font "DejaVu Sans,10"\n')
+            f.write('set output "%s"\n' % out_png)
+            f.write('set title "%s"\n' % (
+                "Cost relative to the best peer (nginx, HAProxy, HAProxy+splice, sniproxy): "
+                "below 1 is better; medians of %d, %s" % (args.reps, time.strftime("%Y-%m-%d"))))
+            f.write("set style data histograms\nset style histogram clustered gap 1\n"
+                    "set style fill solid 0.9 border -1\nset boxwidth 0.9\n"
+                    "set logscale y\nset yrange [0.02:50]\n"
+                    "set ytics (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)\n"
+                    "set grid ytics\nset key outside right top\n"
+                    "set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 "
+                    "lc rgb 'black'\n"
+                    "set xtics nomirror\nset datafile missing '?'\nset bmargin 5\n"
+                    "set ylabel 'value / best peer (lower-is-better terms)'\n")
+            f.write("plot " + ", \\\n     ".join(
+                "'%s' using %d:xtic(1) title columnheader(%d) lc rgb '%s'"
+                % (data, i + 2, i + 2, colors.get(p, "#000000"))
+                for i, p in enumerate(procs)) + "\n")
+        rc, out = run_text(["gnuplot", script], timeout=60)
+        if rc != 0:
+            return "gnuplot failed: %s" % out[-300:]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return None
 
 
 # ---------------------------------------------------------------- main
@@ -839,20 +1202,83 @@ def stop_on_signals():
         signal.signal(sig, on_term)
 
 
+MEMORY_STEPS = ("idle", "burst", "stall-small", "stall-large")
+TRAFFIC_STEPS = ("ping", "latency", "up", "down", "rate", "serial", "splice-check")
+QUICK = {"reps": 1, "gib": 0.25, "rate_seconds": 2.0, "serial_seconds": 2.0,
+         "direct_rate_seconds": 2.0, "idle": 2000, "burst": 2000, "stall_small": 100,
+         "stall_large": 400, "ping_count": 3000, "ping_seconds": 1.0, "lat_count": 1000,
+         "lat_seconds": 1.0, "quiet_wait": 0.0}
+
+
+def measure_proxy(name, rep, args, tmp, backend, runner, proxy_cpu):
+    """Every phase for one proxy in one repetition: the memory figures,
+    each on a freshly started instance, then the timed runs on another.
+    Returns (values, errors) or (None, why) when it cannot start."""
+    vals, errs = {}, []
+    phases = [(label, lambda p, fn=fn, label=label: run_steps(p, [(label, lambda: fn(p))]))
+              for label, fn in (runner.memory_phases() if not args.no_memory else [])
+              if not args.only or label in args.only]
+    if not args.only or set(args.only) & set(TRAFFIC_STEPS):
+        phases.append(("timed", lambda p: run_steps(p, runner.traffic(p))))
+    snap0 = cpu_snapshot()
+    for i, (label, fn) in enumerate(phases):
+        p = Proxy(name, tmp, backend, proxy_cpu, tag="-%d-%d" % (rep, i))
+        why = p.start()
+        if why:
+            p.stop()
+            if i == 0:
+                return None, why
+            errs.append("%s: did not start: %s" % (label, why))
+            continue
+        try:
+            v, e = fn(p)
+        finally:
+            p.stop()
+        vals.update(v)
+        errs += e
+        elog = p.error_log_text()
+        if elog:
+            vals.setdefault("error_log_note", "")
+            vals["error_log_note"] += "%s: %s " % (label, elog)
+        log("%s %s: %s" % (name, label, ", ".join(
+            "%s=%.4g" % (k, x) for k, x in sorted(v.items()) if isinstance(x, (int, float)))))
+    vals["background_cpu_pct"] = foreign_cpu_pct(snap0, cpu_snapshot())
+    return vals, errs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run of a few minutes: " + ", ".join(
+                        "%s=%s" % kv for kv in QUICK.items()) + " (unless given)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--gib", type=float, default=1.0, help="GiB per throughput run")
     ap.add_argument("--no-download", action="store_true",
                     help="skip the backend->client throughput run")
     ap.add_argument("--conc", type=int, default=50)
     ap.add_argument("--rate-seconds", type=float, default=10.0)
+    ap.add_argument("--serial-seconds", type=float, default=5.0)
     ap.add_argument("--direct-rate-seconds", type=float, default=5.0)
     ap.add_argument("--rate-max", type=int, default=2000000,
                     help="at most this many sessions per rate run")
-    ap.add_argument("--idle", type=int, default=2000)
+    ap.add_argument("--idle", type=int, default=9500,
+                    help="idle sessions (each takes 2 of the proxy's descriptors)")
+    ap.add_argument("--burst", type=int, default=8000,
+                    help="sessions opened, then closed, for the RSS-after-close figure")
+    ap.add_argument("--close-wait", type=float, default=5.0,
+                    help="seconds after they closed that RSS is read")
+    ap.add_argument("--stall-small", type=int, default=500)
+    ap.add_argument("--stall-large", type=int, default=2000)
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory phases")
+    ap.add_argument("--only", default="",
+                    help="run only these steps (comma-separated): one of %s"
+                         % ", ".join(MEMORY_STEPS + TRAFFIC_STEPS))
+    ap.add_argument("--ping-count", type=int, default=20000)
+    ap.add_argument("--ping-seconds", type=float, default=3.0)
     ap.add_argument("--lat-count", type=int, default=3000)
-    ap.add_argument("--lat-seconds", type=float, default=5.0)
+    ap.add_argument("--lat-seconds", type=float, default=3.0)
+    ap.add_argument("--no-splice-check", dest="splice_check", action="store_false",
+                    help="do not count splice() calls with strace")
     ap.add_argument("--proxies", default=",".join(PROXY_NAMES))
     ap.add_argument("--no-direct", action="store_true")
     ap.add_argument("--nice", type=int, default=-10,
@@ -863,11 +1289,27 @@ def main():
     ap.add_argument("--bin-dir", default=os.path.join(ROOT, "build", "bench"),
                     help="where run.sh put backend and loadgen")
     ap.add_argument("--out", default=os.path.join(BENCH, "results"))
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    args = ap.parse_args(argv)
+    if args.quick:
+        given = set(a.split("=")[0].lstrip("-").replace("-", "_") for a in argv
+                    if a.startswith("--"))
+        for k, v in QUICK.items():
+            if k not in given:
+                setattr(args, k, v)
+        if "out" not in given:   # keep the committed results
+            args.out = os.path.join(ROOT, "build", "bench", "results-quick")
 
+    args.only = [x.strip() for x in args.only.split(",") if x.strip()]
+    for x in args.only:
+        if x not in MEMORY_STEPS + TRAFFIC_STEPS:
+            sys.exit("bench: unknown step %r (one of %s)"
+                     % (x, ", ".join(MEMORY_STEPS + TRAFFIC_STEPS)))
     stop_on_signals()
-
-    raise_nofile()
+    args.nofile = raise_nofile()[0]
+    if args.idle * 2 + 100 > args.nofile or args.idle + 100 > args.nofile:
+        log("open files limit %d: fewer than %d idle sessions will fit"
+            % (args.nofile, args.idle))
 
     # Run everything (inherited by the children) ahead of other work on a
     # shared machine; the same for every proxy. Needs root: else unchanged.
@@ -893,10 +1335,12 @@ def main():
             sys.exit("bench: %s missing: run bench/run.sh (it compiles it)" % b)
 
     wanted = [p.strip() for p in args.proxies.split(",") if p.strip()]
+    for name in wanted:
+        if name not in PROXY_NAMES:
+            sys.exit("bench: unknown proxy %r (one of %s)" % (name, ", ".join(PROXY_NAMES)))
     tmp = tempfile.mkdtemp(prefix="snirelay-bench-")
     os.chmod(tmp, 0o755)
     backend = None
-    proxies = {}
     t_start = time.monotonic()
     per_rep = {}       # name -> list of value dicts
     errors = {}        # name -> list of strings
@@ -907,52 +1351,37 @@ def main():
         runner = Runner(args, tmp, loadgen_bin, backend, client_cpu)
         args.hello_len = len(runner.hello_bytes(NAMES["a"]))
         for name in wanted:
-            if name not in PROXY_NAMES:
-                sys.exit("bench: unknown proxy %r" % name)
-            proxies[name] = Proxy(name, tmp, backend, proxy_cpu)
-            meta[name] = {"version": proxies[name].version, "skip": proxies[name].skip}
-            if proxies[name].skip:
-                log("%s: skipped: %s" % (name, proxies[name].skip))
+            p = Proxy(name, tmp, backend, proxy_cpu, tag="-setup")
+            meta[name] = {"version": p.version, "skip": p.skip}
+            if p.skip:
+                log("%s: skipped: %s" % (name, p.skip))
 
-        order = [n for n in wanted if not proxies[n].skip]
+        order = [n for n in wanted if not meta[n]["skip"]]
         for rep in range(args.reps):
             # rotate the order each repetition so no proxy always runs first
             rot = order[rep % len(order):] + order[:rep % len(order)] if order else []
-            if not args.no_direct:
+            if not args.no_direct and runner.traffic(None):
                 log("rep %d/%d: direct (no proxy)" % (rep + 1, args.reps))
-                vals, errs = runner.measure(None)
+                vals, errs = run_steps(None, runner.traffic(None))
                 per_rep.setdefault("direct", []).append(vals)
                 errors.setdefault("direct", []).extend(errs)
             for name in rot:
-                p = proxies[name]
-                if p.skip:
+                if meta[name]["skip"]:
                     continue
                 if args.quiet_wait > 0:
                     pct = wait_quiet(args.quiet_wait)
                     if pct >= 10.0:
                         log("other processes use %.0f%% of a core; measuring anyway" % pct)
                 log("rep %d/%d: %s" % (rep + 1, args.reps, name))
-                why = p.start()
-                if why:
-                    p.stop()
-                    p.skip = why
-                    meta[name]["skip"] = why
-                    log("%s: skipped: %s" % (name, why))
+                vals, errs = measure_proxy(name, rep, args, tmp, backend, runner, proxy_cpu)
+                if vals is None:
+                    meta[name]["skip"] = errs
+                    log("%s: skipped: %s" % (name, errs))
                     continue
-                try:
-                    vals, errs = runner.measure(p)
-                finally:
-                    p.stop()
-                elog = p.error_log_text()
-                if elog:
-                    vals["error_log_note"] = elog
                 per_rep.setdefault(name, []).append(vals)
                 for e in errs:
                     errors.setdefault(name, []).append("rep %d: %s" % (rep + 1, e))
                     log("%s: %s" % (name, e))
-                log("%s: %s" % (name, ", ".join("%s=%.4g" % (k, v)
-                                                  for k, v in sorted(vals.items())
-                                                  if isinstance(v, (int, float)))))
                 for k, v in vals.items():
                     if k.endswith("_note"):
                         notes.setdefault(name, []).append("rep %d: %s" % (rep + 1, v))
@@ -960,8 +1389,6 @@ def main():
         log("interrupted: stopping everything")
         raise
     finally:
-        for p in proxies.values():
-            p.stop()
         if backend:
             backend.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -973,24 +1400,37 @@ def main():
     # keep the proxies' order fixed in the report
     median = {k: median[k] for k in list(PROXY_NAMES) + ["direct"] if k in median}
     results = {"median": median, "runs": per_rep, "errors": errors, "notes": notes}
+    results["ratios_to_best"] = ratios_to_best(median)
+    hs = results["median"].get("haproxy-splice", {})
+    if "splice_per_mib" in hs and hs["splice_per_mib"] < 1:
+        notes.setdefault("haproxy-splice", []).append(
+            "its splice check counted %.2f splice() calls per MiB: it did not splice"
+            % hs["splice_per_mib"])
     info = machine_info(meta.get("snirelay", {}).get("version"))
+    info["commit"] = source_commit()
     info["proxy_versions"] = {k: v.get("version") for k, v in meta.items()}
     md = report(results, info, args, meta)
     md += "\nWall time of the whole run: %.0f s.\n" % (time.monotonic() - t_start)
 
     os.makedirs(args.out, exist_ok=True)
+    png = os.path.join(args.out, "latest.png")
+    why = plot(results, args, png)
+    if why:
+        log("no plot: %s" % why)
+        md += "\nNo plot: %s.\n" % why
     with open(os.path.join(args.out, "latest.md"), "w") as f:
         f.write(md)
     with open(os.path.join(args.out, "latest.json"), "w") as f:
         json.dump({"machine": info, "settings": {k: v for k, v in vars(args).items()},
                    "proxies": meta, "results": results,
-                   "metrics": [{"key": k, "label": l, "unit": u, "better": b}
-                               for k, l, u, b, _ in METRICS]},
+                   "metrics": [{"key": k, "label": metric_label(l, args), "unit": u,
+                                "better": b, "headline": h}
+                               for k, l, u, b, _, h in METRICS]},
                   f, indent=2, sort_keys=False)
         f.write("\n")
     print()
     print(md)
-    print("written: %s/latest.md, %s/latest.json" % (args.out, args.out))
+    print("written: %s/latest.md, latest.json%s" % (args.out, "" if why else ", latest.png"))
     return 0
 
 
