@@ -21,10 +21,14 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 def _make(snirelay_bin, target, destdir, *args):
     build = os.path.dirname(os.path.abspath(snirelay_bin))
+    # Not the variables of a make that runs these tests (make asan passes
+    # CC, CFLAGS and BUILD down through MAKEFLAGS).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     p = subprocess.run(["make", "-s", "-C", ROOT, target, "BUILD=" + build,
                         "DESTDIR=" + destdir, *args],
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=120)
+                       stderr=subprocess.STDOUT, timeout=120, env=env)
     assert p.returncode == 0, p.stdout.decode()
     return p.stdout.decode()
 
