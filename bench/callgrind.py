@@ -173,6 +173,24 @@ def main():
         "%s base %d, sessions %d, up %d, down %d" % (n, r["base_ir"], r["sessions_ir"],
                                                    r["up_ir"], r["down_ir"])
         for n, r in res.items()), ""]
+    # the history: earlier runs' rows kept from the file, this one added
+    hist = []
+    try:
+        with open(args.out) as f:
+            text = f.read()
+        if "## History" in text:
+            hist = [x for x in text.split("## History", 1)[1].splitlines()
+                    if x.startswith("| ") and not x.startswith("| date")]
+    except OSError:
+        pass
+    hist.append("| %s | %s | %d sessions, %d MiB, %d B chunks | %.0f | %.1f | %.1f |" % (
+        time.strftime("%Y-%m-%d %H:%M", time.gmtime()), commit, args.sessions, args.mib,
+        args.chunk, res["snirelay"]["per_session"],
+        (res["snirelay"]["up_per_kib"] + res["snirelay"]["down_per_kib"]) / 2,
+        (res["snirelay-copy"]["up_per_kib"] + res["snirelay-copy"]["down_per_kib"]) / 2))
+    lines += ["## History", "",
+              "| date (UTC) | commit | work | per session (splice) | per KiB splice "
+              "| per KiB copy |", "|---|---|---|---|---|---|"] + hist + [""]
     md = "\n".join(lines)
     print(md)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
