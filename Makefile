@@ -210,6 +210,7 @@ $(FUZZ_LIB): $(FUZZ_OBJS)
 
 FUZZ_DEPS_fuzz_tls_hello := src/proto/tls_hello.c
 FUZZ_DEPS_fuzz_http_head := src/proto/http_head.c
+FUZZ_DEPS_fuzz_http_req := src/proto/http_req.c
 FUZZ_DEPS_fuzz_hostname := src/proto/hostname.c
 FUZZ_DEPS_fuzz_proxy_proto := src/proto/proxy_proto.c
 FUZZ_DEPS_fuzz_dns_cname := src/dns/cname.c src/dns/wire.c

@@ -5,7 +5,8 @@
 # (make deb, make test-package) instead.
 set -e
 PKGS="build-essential clang xxd pkg-config libpcre2-dev libcmocka-dev \
-libc-ares-dev libseccomp-dev zlib1g-dev python3-pytest openssl curl dnsmasq-base iproute2 procps mandoc man-db"
+libc-ares-dev libseccomp-dev zlib1g-dev python3-pytest openssl curl dnsmasq-base iproute2 procps mandoc man-db \
+prometheus chromium"
 if [ "${1:-}" = "package" ]; then
     PKGS="build-essential dpkg-dev debhelper lintian fakeroot xxd pkgconf \
 libpcre2-dev libc-ares-dev libseccomp-dev zlib1g-dev adduser systemd \

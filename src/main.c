@@ -21,6 +21,7 @@
 #include "process/cycle.h"
 #include "process/master.h"
 #include "stream/core.h"
+#include "stream/stats.h"
 #include "stream/stream.h"
 
 
@@ -81,6 +82,11 @@ main(int argc, char **argv)
     int rc;
     char *pid_path;
 
+    /* The metric families as a man(7)/mdoc section, for the man pages. */
+    if (argc == 2 && strcmp(argv[1], "--metrics-man") == 0) {
+        stats_man(stdout);
+        return 0;
+    }
     rc = main_parse_args(argc, argv, &a);
     if (rc != -1) {
         return rc;
@@ -293,7 +299,9 @@ main_usage(FILE *out)
             "  -c filename   : set configuration file (default: the "
             "embedded default config)\n"
             "  -g directives : set global directives out of configuration "
-            "file\n");
+            "file\n"
+            "  --metrics-man : print the metric families as a man page "
+            "section and exit\n");
 }
 
 

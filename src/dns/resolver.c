@@ -18,6 +18,7 @@
 
 #include "core/bug.h"
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "dns/cname.h"
 #include "dns/resolver.h"
 #include "dns/srv.h"
@@ -458,6 +459,8 @@ resolver_finish(struct resolver_entry *e, enum resolver_status st,
     loop_timer_cancel(r->loop, &e->deadline);
     e->pending = false;
     e->result.status = st;
+    /* The rcode label's values follow enum resolver_status. */
+    metrics_add(METRICS_GLOBAL, METRIC_RESOLVER_ANSWERS, (size_t)st, 1);
     if (e->cname_ttl_ms >= 0 && (ttl_ms < 0 || e->cname_ttl_ms < ttl_ms)) {
         ttl_ms = e->cname_ttl_ms;
     }
@@ -635,6 +638,7 @@ resolver_lookup(struct resolver *r, const char *name, size_t len,
     }
     if (e != NULL && !e->pending) {
         if (clock_now_ms() < e->expires_ms) {
+            metrics_add(METRICS_GLOBAL, METRIC_RESOLVER_HITS, 0, 1);
             *res = &e->result;
             return RESOLVER_LOOKUP_ANSWERED;
         }
@@ -716,6 +720,7 @@ resolver_query(struct resolver_entry *e, const char *name)
     if (name != e->qname) {
         memcpy(e->qname, name, strlen(name) + 1);
     }
+    metrics_add(METRICS_GLOBAL, METRIC_RESOLVER_QUERIES, 0, 1);
     ares_getaddrinfo(r->channel, e->qname, NULL, &hints, resolver_answer, e);
     resolver_rearm(r);
 }

@@ -34,6 +34,7 @@
 
 #include "conf/conf.h"
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "log/errlog.h"
 #include "net/notify.h"
 #include "process/cycle.h"
@@ -42,6 +43,7 @@
 #include "process/worker.h"
 #include "stream/core.h"
 #include "stream/limit_conn.h"
+#include "stream/stats.h"
 #include "stream/upstream_zone.h"
 #include "stream/log.h"
 #include "stream/stream.h"
@@ -159,6 +161,7 @@ master_spawn(struct master *m, struct master_worker *w,
         if (m->conf != conf) {
             stream_conf_close_fds(m->conf);
         }
+        metrics_bind((unsigned)(w - m->workers), (int)getpid());
         _exit(worker_run(conf, slot, master_pid, report));
     }
     w->pid = pid;
@@ -280,10 +283,12 @@ master_reap(struct master *m)
             }
             w->pid = 0;
             master_reap_shared(m, pid);
+            metrics_fold((unsigned)i);
             master_log_exit(m, w, pid, status);
             if (!w->retiring && !m->stopping && w->conf == m->conf) {
                 /* Unasked: replace it (later if it died young). */
                 const int64_t now = clock_now_ms();
+                metrics_master_add(METRIC_RESTARTS, 0, 1);
                 if (now - w->started_ms < MASTER_RESPAWN_DELAY_MS) {
                     w->respawn_at_ms = now + MASTER_RESPAWN_DELAY_MS;
                 } else if (master_spawn(m, w, m->conf, w->slot) == -1) {
@@ -363,6 +368,7 @@ master_reload_generation(struct master *m)
         errlog_write(NULL, ERRLOG_ALERT, 0,
                      "reload failed: the old "
                      "configuration keeps serving");
+        metrics_master_add(METRIC_RELOADS, 1, 1);
         return -1;
     }
     if (stream_conf_take_listeners(conf, m->conf, &err) == -1) {
@@ -370,6 +376,7 @@ master_reload_generation(struct master *m)
         errlog_write(NULL, ERRLOG_ALERT, 0,
                      "reload failed: the old "
                      "configuration keeps serving");
+        metrics_master_add(METRIC_RELOADS, 1, 1);
         stream_conf_free(conf);
         return -1;
     }
@@ -377,6 +384,7 @@ master_reload_generation(struct master *m)
         errlog_write(NULL, ERRLOG_ALERT, 0,
                      "too many generations draining; "
                      "reload refused");
+        metrics_master_add(METRIC_RELOADS, 1, 1);
         stream_conf_give_back_listeners(conf, m->conf);
         stream_conf_free(conf);
         return -1;
@@ -396,6 +404,9 @@ master_reload_generation(struct master *m)
     m->conf = conf;
     errlog_set_default(&conf->errlog);
     sandbox_check_kernel(conf);
+    stats_conf_register(conf);
+    metrics_master_add(METRIC_RELOADS, 0, 1);
+    metrics_master_add(METRIC_GENERATION, 0, 1);
     master_start_workers(m);
     for (size_t i = 0; i < MASTER_MAX_WORKERS; i++) {
         struct master_worker *w = &m->workers[i];
@@ -464,6 +475,13 @@ master_run(const struct cycle_opts *opts, struct stream_conf *conf)
         return 1;
     }
     sandbox_check_kernel(conf);
+    if (metrics_open() == -1) {
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "mmap() failed (%d: %s): no metrics are counted", errno,
+                     strerror(errno));
+    }
+    stats_conf_register(conf);
+    metrics_master_set(METRIC_GENERATION, 1);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);

@@ -16,6 +16,7 @@
 #include "stream/session.h"
 #include "stream/stream.h"
 #include "stream/vars.h"
+#include "stream/stats.h"
 
 
 const char *
@@ -61,6 +62,7 @@ access_deny_if_phase(struct session *s)
         return PHASE_NEXT;
     }
     session_log(s, ERRLOG_INFO, "access forbidden by \"deny_if\"");
+    stats_guard(STATS_GUARD_ALLOW_LIST);
     session_finalize(s, 403);
     return PHASE_DONE;
 }

@@ -41,6 +41,7 @@
 #include "stream/realip.h"
 #include "stream/resolve.h"
 #include "stream/return.h"
+#include "stream/status.h"
 #include "stream/set.h"
 #include "stream/split_clients.h"
 #include "stream/stream.h"
@@ -156,6 +157,7 @@ static const struct conf_cmd core_stream_cmds[] = {
      CORE_SETTING(preread_buffer_size)},
     {"proxy_pass", CONF_SERVER, CONF_TAKE1, proxy_pass_set, 0},
     {"return", CONF_SERVER, CONF_TAKE1, return_directive, 0},
+    {"status", CONF_SERVER, CONF_NOARGS, status_directive, 0},
     {"set", CONF_SERVER, CONF_TAKE2, set_directive, 0},
     {"proxy_connect_timeout", SS, CONF_TAKE1, conf_set_msec,
      CORE_SETTING(proxy_connect_timeout_ms)},
@@ -1089,7 +1091,15 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
                             srv->file, srv->line);
         }
         return_finish(srv);
-        if (srv->pass_kind == PASS_NONE && srv->return_value == NULL) {
+        if (srv->status &&
+            (srv->pass_kind != PASS_NONE || srv->return_value != NULL)) {
+            return conf_msg(cf,
+                            "\"status\" cannot be combined with "
+                            "\"proxy_pass\" or \"return\" in %s:%u",
+                            srv->file, srv->line);
+        }
+        if (srv->pass_kind == PASS_NONE && srv->return_value == NULL &&
+            !srv->status) {
             return conf_msg(cf, "no handler for server in %s:%u", srv->file,
                             srv->line);
         }

@@ -176,6 +176,7 @@ map_compile(struct conf_ctx *cf, struct stream_conf *conf, struct stream_map *m)
         if (mv == NULL) {
             return "out of memory";
         }
+        mv->key = key;
         mv->next = m->values;
         m->values = mv;
         value = &mv->t;

@@ -7,6 +7,7 @@
 #define SNIRELAY_STREAM_MAP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "stream/tmpl.h"
 
@@ -20,7 +21,9 @@ struct stream_set_var;
 
 /* A key's value; listed so the whole map can be inspected. */
 struct stream_map_value {
-    struct tmpl t;
+    struct tmpl t;    /* first: the hostmatch value points here */
+    const char *key;  /* as written in the map */
+    uint32_t metrics; /* its route series (stream/stats.c) */
     struct stream_map_value *next;
 };
 
@@ -30,6 +33,7 @@ struct stream_map {
     struct tmpl source;              /* the value looked up */
     struct hostmatch *keys;          /* key -> struct tmpl * value */
     struct tmpl default_value;       /* empty unless `default` */
+    uint32_t default_metrics;        /* the route series of `default` */
     struct stream_map_value *values; /* every key's value */
     bool hostnames;
     bool is_volatile;             /* accepted; values are never cached anyway */

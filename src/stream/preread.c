@@ -23,6 +23,7 @@
 #include "stream/hostmatch.h"
 #include "stream/session.h"
 #include "stream/stream.h"
+#include "stream/stats.h"
 
 
 #define PREREAD_FIRST_SIZE 4096
@@ -278,6 +279,7 @@ preread_done(struct session *s)
      * add it back.
      */
     loop_timer_cancel(s->loop, &s->timer);
+    stats_preread(s);
     if (s->preread == PREREAD_OK) {
         name = s->hello.server_name;
         len = s->hello.server_name_len;

@@ -24,6 +24,7 @@
 #include "core/arena.h"
 #include "core/clock.h"
 #include "core/units.h"
+#include "core/metrics.h"
 #include "log/errlog.h"
 #include "net/sock.h"
 #include "proto/hostname.h"
@@ -37,6 +38,7 @@
 #include "stream/upstream.h"
 #include "stream/upstream_zone.h"
 #include "stream/vars.h"
+#include "stream/stats.h"
 
 
 static void proxy_connect_next(struct session *s);
@@ -143,10 +145,13 @@ proxy_choose(struct session *s)
     if (srv->pass_kind == PASS_UPSTREAM) {
         s->up = srv->pass_upstream;
         s->bal = &s->up->bal;
+        stats_route(s);
         return 0;
     }
     vars_reset();
+    s->m_map_route = METRICS_NO_SERIES;
     value = vars_eval_client(s, &srv->pass_value, &len, &client_colon);
+    stats_route(s);
     if (value == NULL || len == 0) {
         session_log(s, ERRLOG_ERR, "empty proxy_pass value \"%s\"",
                     srv->pass_text);
@@ -179,6 +184,7 @@ proxy_choose(struct session *s)
                         &s->single_peer.addrlen) == 0) {
         if (srv->pass_is_client) {
             /* A client could name any address: only names are taken. */
+            stats_guard(STATS_GUARD_IP_LITERAL);
             proxy_refuse(s, 403,
                          "the client-supplied value \"%s\" is an "
                          "address, not a name",
@@ -308,6 +314,9 @@ proxy_name(struct session *s, const char *value, size_t len)
     case HOSTNAME_OK:
         break;
     case HOSTNAME_IP_LITERAL:
+        if (is_client) {
+            stats_guard(STATS_GUARD_IP_LITERAL);
+        }
         proxy_refuse(s, is_client ? 403 : 500,
                      "\"%s\" is an address in a form that is never "
                      "resolved",
@@ -378,6 +387,7 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
         n++;
     }
     if (n == 0) {
+        stats_guard(loops > 0 ? STATS_GUARD_LOOP : STATS_GUARD_SSRF);
         session_finalize(s, loops > 0 ? 502 : 403);
         return;
     }
@@ -569,6 +579,7 @@ proxy_connect_next(struct session *s)
         s->peer_held = true;
         s->tries++;
         s->connect_start_ms = now;
+        stats_try(s);
         proxy_note(s->upstream_addrs, sizeof(s->upstream_addrs), p->name);
         if (guard_client_unix(s->server->pass_is_client && s->up == NULL,
                               (struct sockaddr *)&p->addr)) {
@@ -584,6 +595,7 @@ proxy_connect_next(struct session *s)
             proxy_is_loop(s, (struct sockaddr *)&p->addr)) {
             session_log(s, ERRLOG_ERR, "forwarding loop: %s is this proxy",
                         p->name);
+            stats_guard(STATS_GUARD_LOOP);
             proxy_note(s->connect_times, sizeof(s->connect_times), "-");
             proxy_release(s);
             s->peer = NULL;
@@ -598,7 +610,9 @@ proxy_connect_next(struct session *s)
             continue;
         }
         loop_io_init(&s->upstream, fd, proxy_connect_io, s);
+        stats_fds(1);
         if (loop_io_set(s->loop, &s->upstream, LOOP_WRITE) == -1) {
+            stats_fds(-1);
             close(fd);
             s->upstream.fd = -1;
             proxy_failed(s, errno, "epoll_ctl()");
@@ -671,8 +685,12 @@ proxy_failed(struct session *s, int err, const char *what)
     proxy_note(s->connect_times, sizeof(s->connect_times), "-");
     upstream_peer_failed(s->up, s->bal, s->peer, clock_now_ms(),
                          s->peer_shared);
+    stats_failed(s, err);
     s->peer_held = false;
     s->peer = NULL;
+    if (s->upstream.fd >= 0) {
+        stats_fds(-1);
+    }
     loop_io_close(&s->upstream);
 }
 
@@ -712,6 +730,7 @@ proxy_connect_io(struct loop_io *io, uint32_t events)
              (long long)((s->connected_ms - s->connect_start_ms) % 1000));
     proxy_note(s->connect_times, sizeof(s->connect_times), took);
     upstream_peer_connected(s->up, s->bal, s->peer);
+    stats_connected(s);
     /*
      * tcp_nodelay as nginx's proxy module, on both sockets, with the
      * server that preread picked (proxy_open() set the upstream's): the
@@ -729,6 +748,7 @@ proxy_connect_io(struct loop_io *io, uint32_t events)
 void
 proxy_release(struct session *s)
 {
+    stats_released(s);
     if (s->peer != NULL && s->peer_held) {
         upstream_peer_release(s->up, s->bal, s->peer, s->peer_shared);
         s->peer_held = false;

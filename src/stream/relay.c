@@ -59,6 +59,7 @@
 #include "stream/realip.h"
 #include "stream/session.h"
 #include "stream/stream.h"
+#include "stream/stats.h"
 
 
 #define RELAY_BUFFER_SIZE (16 * 1024)
@@ -610,6 +611,7 @@ relay_got(struct session *s, struct relay_dir *d, size_t n)
 {
     if (n > 0 && d == &s->u2c && s->first_byte_ms == 0) {
         s->first_byte_ms = clock_now_ms();
+        stats_first_byte(s);
     }
 }
 
@@ -715,9 +717,15 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
                 : relay_move(s, &s->upstream, &s->client, &s->u2c, upstream_ev,
                              &s->upstream_bytes_received, &s->bytes_sent);
 
+    stats_bytes(s);
     if (b == -1) {
+        s->m_end = STATS_END_RELAY_ERROR;
         session_finalize(s, 200);
         return;
+    }
+    if (s->m_end == STATS_END_UNSET && (s->c2u.eof || s->u2c.eof)) {
+        s->m_end = s->c2u.eof ? STATS_END_CLIENT_CLOSED
+                              : STATS_END_UPSTREAM_CLOSED;
     }
     if (a | b) {
         s->last_active_ms = clock_now_ms();
@@ -820,6 +828,7 @@ relay_timer(struct loop_timer *t)
         session_log(s, ERRLOG_INFO,
                     "closing a session whose upstream has closed, "
                     "on shutdown");
+        s->m_end = STATS_END_SHUTDOWN;
         session_finalize(s, 200);
         return;
     }
@@ -836,6 +845,7 @@ relay_timer(struct loop_timer *t)
     session_log(s, ERRLOG_INFO,
                 "timed out (110: Connection timed "
                 "out)");
+    s->m_end = STATS_END_IDLE_TIMEOUT;
     session_finalize(s, 200);
 }
 

@@ -93,14 +93,21 @@ return_phase(struct session *s)
         session_fail(s, "malloc()");
         return PHASE_DONE;
     }
+    return_reply(s);
+    return PHASE_DONE;
+}
+
+
+void
+return_reply(struct session *s)
+{
     if (s->ret_len == 0) {
         session_finalize(s, 200);
-        return PHASE_DONE;
+        return;
     }
     s->client.fn = return_write_io;
     s->timer.fn = return_timer;
     return_send(s);
-    return PHASE_DONE;
 }
 
 

@@ -11,6 +11,7 @@
 struct conf_cmd;
 struct conf_ctx;
 struct conf_node;
+struct session;
 struct stream_server;
 
 /* The `return` directive. */
@@ -22,5 +23,12 @@ const char *return_directive(struct conf_ctx *cf, const struct conf_node *n,
  * line is the server's content handler, as in nginx (a warning names both).
  */
 void return_finish(struct stream_server *srv);
+
+/*
+ * Sends s->ret_buf (s->ret_len bytes, malloc'd, freed with s) to the
+ * client and finalizes s with 200 once it is sent, the client is gone, or
+ * a write stays blocked for 5 seconds. An empty reply closes at once.
+ */
+void return_reply(struct session *s);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "core/bug.h"
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "event/loop.h"
 #include "log/errlog.h"
 #include "net/sock.h"
@@ -33,6 +34,7 @@
 #include "stream/realip.h"
 #include "stream/session.h"
 #include "stream/set.h"
+#include "stream/stats.h"
 #include "stream/stream.h"
 
 
@@ -73,6 +75,7 @@ static const struct session_phase_handler session_phases[] = {
     {SESSION_PHASE_ACCESS, "initializing session", access_phase},
     {SESSION_PHASE_PREREAD, "prereading client data", preread_phase},
     {SESSION_PHASE_PREREAD, "prereading client data", access_deny_if_phase},
+    {SESSION_PHASE_CONTENT, "serving status", status_phase},
     {SESSION_PHASE_CONTENT, "returning text", return_phase},
     {SESSION_PHASE_CONTENT, "connecting to upstream", proxy_phase},
     {SESSION_PHASE_CONTENT, "connecting to upstream", proxy_connect_phase},
@@ -311,6 +314,8 @@ session_accept(struct loop_io *io, uint32_t events)
         loop_io_init(&s->upstream, -1, NULL, s);
         loop_timer_init(&s->timer, NULL, s);
         s->action = "initializing session";
+        stats_session_start(s);
+        metrics_set(METRIC_WORKER_SESSIONS, session_alive);
         /*
          * $server_addr and the PROXY header we send need it. A listener
          * on one address (or a unix path) tells it: getsockname() only
@@ -394,8 +399,9 @@ session_finalize(struct session *s, int status)
                     (unsigned long long)s->upstream_bytes_received,
                     (unsigned long long)s->upstream_bytes_sent);
     }
-    s->phase = SESSION_PHASE_CLOSED;
     s->status = status;
+    stats_session_end(s);
+    s->phase = SESSION_PHASE_CLOSED;
     proxy_release(s);
     s->peer = NULL;
     log_session(s);
@@ -416,9 +422,12 @@ session_finalize(struct session *s, int status)
     s->pp = NULL;
     free(s->ret_buf);
     s->ret_buf = NULL;
+    free(s->req);
+    s->req = NULL;
     set_release(s);
     relay_release(s);
     session_alive--;
+    metrics_set(METRIC_WORKER_SESSIONS, session_alive);
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -479,6 +488,9 @@ session_close_all(void)
 {
     /* Each finalize unlinks the head, so this ends. */
     while (session_list != NULL) {
+        if (session_list->m_end == STATS_END_UNSET) {
+            session_list->m_end = STATS_END_SHUTDOWN;
+        }
         session_finalize(session_list, session_list->status);
     }
 }

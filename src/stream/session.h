@@ -22,6 +22,7 @@
 #include "net/pipe_pool.h"
 #include "net/sock.h"
 #include "proto/http_head.h"
+#include "proto/http_req.h"
 #include "proto/proxy_proto.h"
 #include "proto/tls_hello.h"
 #include "stream/upstream/balance.h"
@@ -170,9 +171,24 @@ struct session {
     char *ret_buf;            /* `return` text being sent, malloc'd */
     size_t ret_len;
     size_t ret_pos; /* bytes of ret_buf already sent */
+    struct http_req *req; /* a status request being read, malloc'd */
     struct limit_conn_held limits[LIMIT_CONN_MAX_RULES]; /* counted */
     size_t nlimits;
     uint8_t limit_conn_status; /* enum limit_conn_status */
+
+    /* metrics (stream/stats.c): series ids, METRICS_NO_SERIES for none */
+    uint32_t m_listen;    /* the listener's */
+    uint32_t m_route;     /* the route's, once routed */
+    uint32_t m_map_route; /* the last map entry a lookup matched */
+    uint32_t m_peer;      /* the upstream server's being tried or used */
+    uint8_t m_end;        /* enum stats_end; UNSET: told by $status */
+    bool m_preread_counted;
+    bool m_peer_active;   /* counted in its server's active sessions */
+    bool m_first_byte;    /* first byte observed */
+    uint64_t m_rx;        /* bytes_received already counted */
+    uint64_t m_tx;        /* bytes_sent already counted */
+    uint64_t m_urx;       /* upstream_bytes_received already counted */
+    uint64_t m_utx;       /* upstream_bytes_sent already counted */
 };
 
 /*
@@ -241,6 +257,7 @@ enum phase_rc limit_conn_phase(struct session *s);
 enum phase_rc access_phase(struct session *s);
 enum phase_rc preread_phase(struct session *s);
 enum phase_rc access_deny_if_phase(struct session *s);
+enum phase_rc status_phase(struct session *s);
 enum phase_rc return_phase(struct session *s);
 enum phase_rc proxy_phase(struct session *s);
 enum phase_rc proxy_connect_phase(struct session *s);

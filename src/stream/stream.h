@@ -52,6 +52,7 @@ struct stream_listen {
     int fd;                   /* the one this worker accepts on */
     struct loop_io io;        /* accept events */
     struct stream_conf *conf; /* generation it belongs to */
+    uint32_t metrics;         /* its series (stream/stats.c) */
     struct stream_listen *next;
 };
 
@@ -124,6 +125,8 @@ struct stream_upstream {
     struct upstream_resolve *resolves; /* `resolve` servers */
     const char *file;                  /* where defined or first used */
     unsigned line;
+    uint32_t *metrics; /* per peer: its series (stream/stats.c), arena;
+                          NULL until registered */
     struct stream_upstream *next;
 };
 
@@ -275,6 +278,11 @@ struct stream_server {
     bool pass_is_client;         /* the value can carry a name the
                                     client chose (SNI, Host) */
     unsigned pass_line;
+    bool status;              /* `status`: the content handler is the
+                                 status page (stream/status.c) */
+    uint32_t metrics_route;   /* its server_name route series */
+    uint32_t metrics_dynamic; /* PASS_VALUE: the series of the upstream
+                                 servers its value names at run time */
     const char *file;
     unsigned line;
     struct stream_server *next;

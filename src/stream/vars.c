@@ -434,6 +434,13 @@ vars_map_value(struct vars_ctx *ctx, const struct stream_map *m,
             value = split_clients_find(m->split, key, key_len);
         } else {
             value = hostmatch_find(m->keys, key, key_len, &caps);
+            /* The route of snirelay_route_*: this entry, a config word. */
+            if (ctx->s != NULL) {
+                ctx->s->m_map_route =
+                    value != NULL
+                        ? ((const struct stream_map_value *)value)->metrics
+                        : m->default_metrics;
+            }
         }
     }
     if (value == NULL) {

@@ -1,0 +1,452 @@
+"""Metrics in shared memory and the `status` handler (issue 10, items 1-2).
+
+A server with `status;` answers /metrics (Prometheus text), /status.json,
+/healthz and / (the HTML page) over HTTP/1.x. These tests read it with
+real clients (raw sockets, promtool, headless Chromium) while real
+sessions run through the proxy, and check that the counters match the
+traffic exactly, survive reloads and a killed worker without going back,
+and that no byte a client sends becomes a label."""
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+
+import pytest
+
+import dns
+import hello
+import util
+
+STATUS = r"""
+    server {
+        listen 127.0.0.1:@S@;
+        status;
+    }
+"""
+
+PLAIN = STATUS + r"""
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_pass 127.0.0.1:@B@;
+    }
+"""
+
+PROMTOOL = shutil.which("promtool")
+CHROMIUM = shutil.which("chromium")
+
+SAMPLE_RX = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+LABEL_RX = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def http(port, path="/", method="GET", raw=None, host="127.0.0.1"):
+    """One request to the status listener; (code, headers dict, body bytes).
+    code is None when the proxy closed without answering."""
+    s = util.connect(port)
+    s.sendall(raw if raw is not None else
+              ("%s %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (method, path, host)).encode())
+    data = util.recv_all(s)
+    s.close()
+    if not data:
+        return None, {}, b""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    code = int(lines[0].split()[1])
+    headers = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return code, headers, body
+
+
+def scrape(port):
+    code, headers, body = http(port, "/metrics")
+    assert code == 200, (code, body[:200])
+    assert headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert int(headers["content-length"]) == len(body)
+    return body.decode()
+
+
+def parse(text):
+    """{(name, frozenset(labels.items())): float}"""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE_RX.match(line)
+        assert m, "unparsable sample line %r" % line
+        labels = frozenset(LABEL_RX.findall(m.group(3) or ""))
+        key = (m.group(1), labels)
+        assert key not in out, "duplicate sample %r" % line
+        out[key] = float(m.group(4).replace("+Inf", "inf"))
+    return out
+
+
+def val(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), None)
+
+
+def metric(port, name, **labels):
+    return val(parse(scrape(port)), name, **labels)
+
+
+def wait_metric(port, name, want, **labels):
+    """Wait until the sample equals `want`; return the samples."""
+    got = []
+
+    def ok():
+        s = parse(scrape(port))
+        got[:] = [val(s, name, **labels)]
+        return s if got[0] == want else None
+    try:
+        return util.wait_for(ok, "%s%s == %s" % (name, labels, want))
+    except util.WaitTimeout:
+        raise AssertionError("%s%s is %s, want %s" % (name, labels, got, want))
+
+
+def promtool_check(text):
+    p = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == b"" and p.stderr == b"", \
+        (p.returncode, p.stdout.decode()[-2000:], p.stderr.decode()[-2000:])
+
+
+def families_from_man(snirelay_bin):
+    out = subprocess.run([snirelay_bin, "--metrics-man"], capture_output=True,
+                         text=True, check=True).stdout
+    return re.findall(r"^\.It Sy (snirelay_\w+) Pq (\w+)", out, re.M)
+
+
+def echo_session(port, payload=b"ping\n"):
+    s = util.connect(port)
+    s.sendall(payload)
+    got = util.recv_exact(s, len(payload))
+    s.close()
+    assert got == payload
+
+
+def echo_backend(backend):
+    def handler(conn, info):
+        while True:
+            b = conn.recv(65536)
+            if not b:
+                return
+            conn.sendall(b)
+    return backend(handler, name="echo")
+
+
+def assert_monotonic(before, after, what):
+    """Every counter sample (and histogram part) of `before` is in `after`
+    and not smaller."""
+    for key, v in before.items():
+        name = key[0]
+        if not (name.endswith("_total") or name.endswith("_bucket")
+                or name.endswith("_count") or name.endswith("_sum")):
+            continue
+        assert key in after, "%s: series %s%s went away" % (what, name, dict(key[1]))
+        assert after[key] >= v, "%s: %s%s went back from %s to %s" % (
+            what, name, dict(key[1]), v, after[key])
+
+
+# --------------------------------------------------------------------------
+# /metrics
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package prometheus)")
+def test_exposition_is_promtool_clean_and_lists_every_family(relay, port, backend,
+                                                               snirelay_bin):
+    b = echo_backend(backend)
+    r = relay(PLAIN, S=port(), L=port(), B=b.port)
+    S, L = r.listen_ports
+    for i in range(3):
+        echo_session(L, b"s%d\n" % i)
+    wait_metric(S, "snirelay_listener_sessions_total", 3, listen="127.0.0.1:%d" % L)
+    text = scrape(S)
+    promtool_check(text)
+    # The exposition and the man page section come from one table.
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    fams = families_from_man(snirelay_bin)
+    assert len(fams) >= 30
+    assert [f for f, _ in fams] == list(types)
+    for name, t in fams:
+        assert types[name] == t, name
+        assert name.startswith("snirelay_")
+        if t == "counter":
+            assert name.endswith("_total"), name
+    s = parse(text)
+    L_ = "127.0.0.1:%d" % L
+    assert val(s, "snirelay_listener_received_bytes_total", listen=L_) == 9
+    assert val(s, "snirelay_listener_sent_bytes_total", listen=L_) == 9
+    server = {"upstream": "127.0.0.1:%d" % b.port, "server": "127.0.0.1:%d" % b.port}
+    assert val(s, "snirelay_upstream_tries_total", **server) == 3
+    assert val(s, "snirelay_upstream_connect_seconds_count", **server) == 3
+    assert val(s, "snirelay_upstream_first_byte_seconds_count", **server) == 3
+    assert val(s, "snirelay_upstream_sent_bytes_total", **server) == 9
+    assert val(s, "snirelay_upstream_received_bytes_total", **server) == 9
+    assert val(s, "snirelay_upstream_state", state="up", **server) == 1
+    assert val(s, "snirelay_upstream_sessions_active", **server) == 0
+    assert val(s, "snirelay_config_generation") == 1
+    # Histograms: cumulative buckets ending in +Inf == _count.
+    assert val(s, "snirelay_upstream_connect_seconds_bucket", le="+Inf",
+               **server) == 3
+
+
+def test_counters_survive_reloads_and_a_killed_worker(master, backend, port):
+    b = echo_backend(backend)
+    m = master(PLAIN, main_extra="worker_processes 1;", S=port(), L=port(), B=b.port,
+               allow_log=[r"\[alert\] .*worker process \d+ exited on signal 9",
+                          r"\[emerg\] .*\"status\" directive is duplicate",
+                          r"\[alert\] .*reload failed"])
+    S, L = m.listen_ports
+    ws = m.wait_workers(1)
+    n = 0
+    prev = None
+    steps = ["start"] + ["reload %d" % i for i in range(1, 6)] + ["kill -9"]
+    for step in steps:
+        if step.startswith("reload"):
+            ws = m.reload()
+        elif step == "kill -9":
+            util.wait_for(lambda: util.start_age(ws[0]) > 1.2, "worker older than 1 s")
+            os.kill(ws[0], signal.SIGKILL)
+            m.wait_error(r"worker process %d exited on signal 9" % ws[0])
+            ws = m.wait_workers(1, exclude=ws)
+        for i in range(4):
+            echo_session(L, b"%s %d\n" % (step.encode(), i))
+            n += 1
+        s = wait_metric(S, "snirelay_listener_sessions_total", n,
+                        listen="127.0.0.1:%d" % L)
+        if prev is not None:
+            assert_monotonic(prev, s, step)
+        prev = s
+    server = {"upstream": "127.0.0.1:%d" % b.port, "server": "127.0.0.1:%d" % b.port}
+    assert val(prev, "snirelay_upstream_tries_total", **server) == n
+    assert val(prev, "snirelay_reloads_total", result="ok") == 5
+    assert val(prev, "snirelay_reloads_total", result="failed") == 0
+    assert val(prev, "snirelay_config_generation") == 6
+    assert val(prev, "snirelay_worker_restarts_total") == 1
+    # A failed reload is counted as such and changes nothing else.
+    m.write_conf(m.text.replace("status;", "status; status;"))
+    m.send_signal(signal.SIGHUP)
+    m.wait_error(r"reload failed")
+    s = wait_metric(S, "snirelay_reloads_total", 1, result="failed")
+    assert val(s, "snirelay_config_generation") == 6
+    assert_monotonic(prev, s, "failed reload")
+
+
+def test_random_server_names_add_no_series(relay, port):
+    N = 100000
+    conf = STATUS + r"""
+    upstream dead { server 127.0.0.1:1; }
+    map $ssl_preread_server_name $b {
+        hostnames;
+        example.test dead;
+        default dead;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        ssl_preread on;
+        proxy_pass $b;
+    }
+"""
+    r = relay(conf, S=port(), L=port())
+    S, L = r.listen_ports
+    before = parse(scrape(S))
+    rng = random.Random(10)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-"
+    names = ["".join(rng.choice(alphabet) for _ in range(rng.randint(3, 20)))
+             + "." + rng.choice(["test", "example", "com", "internal"])
+             for _ in range(N)]
+    errors = []
+
+    def client(part):
+        try:
+            for name in part:
+                s = socket.create_connection(("127.0.0.1", L), timeout=util.DEADLINE)
+                s.sendall(hello.records(hello.build_client_hello(server_name=name)))
+                s.recv(16)
+                s.close()
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+    threads = [threading.Thread(target=client, args=(names[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    after = wait_metric(S, "snirelay_route_sessions_total", N, source="map $b",
+                        route="default")
+    assert set(after) == set(before), set(after) ^ set(before)
+    assert val(after, "snirelay_preread_verdicts_total", status="ok") == N
+    assert val(after, "snirelay_route_overflow_total") == 0
+    assert val(after, "snirelay_series_overflow_total") == 0
+    text = scrape(S)
+    for name in names[:1000]:
+        assert name not in text
+
+
+def test_byte_counters_advance_while_a_download_runs(relay, port, backend):
+    CHUNK = 256 * 1024
+    go = [threading.Event(), threading.Event(), threading.Event()]
+
+    def handler(conn, info):
+        for e in go:
+            assert e.wait(util.DEADLINE * 3)
+            if e is go[-1]:
+                return
+            conn.sendall(b"x" * CHUNK)
+    b = backend(handler, name="download")
+    r = relay(PLAIN, S=port(), L=port(), B=b.port)
+    S, L = r.listen_ports
+    c = util.connect(L)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(util.recv_all(c)))
+    reader.start()
+    server = {"upstream": "127.0.0.1:%d" % b.port, "server": "127.0.0.1:%d" % b.port}
+    Ls = "127.0.0.1:%d" % L
+    wait_metric(S, "snirelay_upstream_sessions_active", 1, **server)
+    for k in (1, 2):
+        go[k - 1].set()
+        s = wait_metric(S, "snirelay_upstream_received_bytes_total", k * CHUNK, **server)
+        util.wait_for(lambda: metric(S, "snirelay_listener_sent_bytes_total",
+                                     listen=Ls) == k * CHUNK,
+                      "the client side to count chunk %d" % k)
+        # The session is still open: counted as it moves, not at its end.
+        assert val(s, "snirelay_listener_sessions_active", listen=Ls) == 1
+        assert val(s, "snirelay_sessions_ended_total", how="upstream_closed") == 0
+    go[2].set()
+    reader.join(util.DEADLINE)
+    c.close()
+    assert len(got[0]) == 2 * CHUNK
+    s = wait_metric(S, "snirelay_sessions_ended_total", 1, how="upstream_closed")
+    assert val(s, "snirelay_upstream_sessions_active", **server) == 0
+    assert val(s, "snirelay_listener_sent_bytes_total", listen=Ls) == 2 * CHUNK
+
+
+GUARDS = STATUS + r"""
+    resolver @DNS@ ipv6=off;
+    proxy_target_allow 127.0.0.0/8;
+    proxy_connect_timeout 2s;
+    map $ssl_preread_server_name $denied {
+        hostnames;
+        ok.test 0;
+        refused.test 0;
+        ssrf.test 0;
+        127.0.0.1 0;
+        default 1;
+    }
+    server {
+        listen 127.0.0.1:@V@;
+        ssl_preread on;
+        return "";
+    }
+    server {
+        listen 127.0.0.1:@G@;
+        ssl_preread on;
+        deny_if $denied;
+        proxy_pass $ssl_preread_server_name:@P@;
+    }
+    server {
+        listen 127.0.0.1:@LL@;
+        ssl_preread on;
+        proxy_pass $ssl_preread_server_name:@LL@;
+    }
+"""
+
+
+def test_verdicts_guards_and_connect_failures_match_the_traffic(relay, port, backend,
+                                                                 dnsmasq):
+    b = backend(util.record_to_eof(), name="ok")
+    d = dnsmasq({"ok.test": "127.0.0.1", "refused.test": "127.0.0.3",
+                 "ssrf.test": "169.254.169.254", "loop.test": "127.0.0.1"}, ttl=60)
+    LL = port()
+    r = relay(GUARDS, DNS=d.addr, S=port(), V=port(), G=port(), LL=LL, P=b.port)
+    S, V, G = r.listen_ports[:3]
+
+    def closed(p, data):
+        s = util.connect(p)
+        s.sendall(data)
+        assert util.recv_all(s) == b""
+        s.close()
+
+    def hello_for(name):
+        return hello.records(hello.build_client_hello(server_name=name))
+
+    # Verdicts, on a server that only prereads.
+    for _ in range(3):
+        closed(V, hello_for("v.test"))
+    for _ in range(2):
+        closed(V, hello.records(hello.build_client_hello(server_name=None)))
+    closed(V, b"GET / HTTP/1.0\r\n\r\n")
+    hs = hello.build_client_hello(server_name="bad.test")
+    closed(V, hello.records(util.corrupt_sni_list_length(hs, "bad.test")))
+    # Guards and connect failures, each a session of its own.
+    for _ in range(2):
+        s, _ = dns.send_hello(G, "ok.test")
+        s.close()
+    b.wait_conns(2)
+    for _ in range(2):
+        closed(G, hello_for("notlisted.test"))
+    closed(G, hello_for("127.0.0.1"))
+    closed(G, hello_for("ssrf.test"))
+    for _ in range(2):
+        closed(G, hello_for("refused.test"))
+    closed(LL, hello_for("loop.test"))
+
+    total_ok = 3 + 2 + 2 + 1 + 1 + 2 + 1
+    s = wait_metric(S, "snirelay_preread_verdicts_total", total_ok, status="ok")
+    s = wait_metric(S, "snirelay_sessions_total", 3, status="502")
+    assert val(s, "snirelay_preread_verdicts_total", status="no_sni") == 2
+    assert val(s, "snirelay_preread_verdicts_total", status="not_tls") == 1
+    assert val(s, "snirelay_preread_verdicts_total", status="malformed") == 1
+    assert val(s, "snirelay_guard_refusals_total", reason="allow_list") == 2
+    assert val(s, "snirelay_guard_refusals_total", reason="ip_literal") == 1
+    assert val(s, "snirelay_guard_refusals_total", reason="ssrf") == 1
+    assert val(s, "snirelay_guard_refusals_total", reason="loop") == 1
+    dyn = {"upstream": "$ssl_preread_server_name:%d" % b.port, "server": "*"}
+    assert val(s, "snirelay_upstream_tries_total", **dyn) == 4
+    assert val(s, "snirelay_upstream_failures_total", reason="refused", **dyn) == 2
+    for reason in ("timeout", "reset", "unreachable", "error"):
+        assert val(s, "snirelay_upstream_failures_total", reason=reason, **dyn) == 0
+    # 403: allow-list x2, IP literal, SSRF; 502: both refused connects, the loop.
+    assert val(s, "snirelay_sessions_total", status="403") == 4
+    assert val(s, "snirelay_resolver_queries_total") == 4
+    assert val(s, "snirelay_resolver_cache_hits_total") == 2
+    assert val(s, "snirelay_resolver_answers_total", rcode="noerror") == 4
+    if PROMTOOL:
+        promtool_check(scrape(S))
+
+
+# --------------------------------------------------------------------------
+# the HTTP side of `status`
+
+
+def test_status_http_codes(relay, port):
+    r = relay(STATUS, S=port())
+    S = r.listen_ports[0]
+    assert http(S, "/healthz")[0:3:2] == (200, b"ok\n")
+    code, h, body = http(S, "/healthz", method="HEAD")
+    assert (code, body) == (200, b"")
+    assert h["content-length"] == "3"
+    code, h, _ = http(S, "/metrics", method="POST")
+    assert code == 405 and h["allow"] == "GET, HEAD"
+    assert http(S, "/", method="DELETE")[0] == 405
+    assert http(S, "/nope")[0] == 404
+    assert http(S, "/metrics/")[0] == 404
+    assert http(S, raw=b"GET / HTTP/9.9\r\n\r\n")[0] == 400
+    assert http(S, raw=b"GET /\x01 HTTP/1.1\r\n\r\n")[0] == 400
+    assert http(S, raw=b"\x16\x03\x01\x00\x05hello")[0] == 400
+    assert http(S, "/metrics?x=1")[0] == 200
+    code, h, body = http(S, "/status.json")
+    assert code == 200 and h["content-type"] == "application/json"
+    doc = json.loads(body)
+    names = [f["name"] for f in doc["families"]]
+    assert "snirelay_sessions_total" in names
