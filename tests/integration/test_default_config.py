@@ -92,8 +92,8 @@ def _refused_at_once(port, sni):
 
 def test_embedded_default_config_serves_as_make_run_starts_it(snirelay_bin,
                                                               workdir):
-    if not _free(4443):
-        pytest.skip("port 4443 is taken on this machine")
+    if not _free(4443) or not _free(8080):
+        pytest.skip("port 4443 or 8080 is taken on this machine")
     r = _Run([snirelay_bin], workdir)
     try:
         r.wait_listening(4443)
@@ -107,6 +107,14 @@ def test_embedded_default_config_serves_as_make_run_starts_it(snirelay_bin,
         assert ('the client-supplied value "127.0.0.1:443" is an address, '
                 'not a name') in err
         assert "could not be resolved" not in err
+        # The status listener answers too (what `make run` prints).
+        r.wait_listening(8080)
+        s = util.connect(8080)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        reply = util.recv_all(s)
+        s.close()
+        assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert reply.endswith(b"\r\n\r\nok\n")
     finally:
         r.stop()
 

@@ -368,7 +368,9 @@ def test_verdicts_guards_and_connect_failures_match_the_traffic(relay, port, bac
     d = dnsmasq({"ok.test": "127.0.0.1", "refused.test": "127.0.0.3",
                  "ssrf.test": "169.254.169.254", "loop.test": "127.0.0.1"}, ttl=60)
     LL = port()
-    r = relay(GUARDS, DNS=d.addr, S=port(), V=port(), G=port(), LL=LL, P=b.port)
+    # One worker: one resolver cache, so the hits are exact.
+    r = relay(GUARDS, main_extra="worker_processes 1;", DNS=d.addr, S=port(),
+              V=port(), G=port(), LL=LL, P=b.port)
     S, V, G = r.listen_ports[:3]
 
     def closed(p, data):
@@ -389,10 +391,10 @@ def test_verdicts_guards_and_connect_failures_match_the_traffic(relay, port, bac
     hs = hello.build_client_hello(server_name="bad.test")
     closed(V, hello.records(util.corrupt_sni_list_length(hs, "bad.test")))
     # Guards and connect failures, each a session of its own.
-    for _ in range(2):
+    for i in (1, 2):
         s, _ = dns.send_hello(G, "ok.test")
+        b.wait_conns(i)  # resolved: the second lookup is a cache hit
         s.close()
-    b.wait_conns(2)
     for _ in range(2):
         closed(G, hello_for("notlisted.test"))
     closed(G, hello_for("127.0.0.1"))
