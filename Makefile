@@ -97,10 +97,13 @@ $(BUILD)/tools/gen_man: tools/gen_man.c $(BUILD)/libsnirelay.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(MAN) &: $(BUILD)/tools/gen_man README.md
+# snirelay(8) gets the METRICS section the binary writes from the table
+# the exposition uses (snirelay --metrics-man).
+$(MAN) &: $(BUILD)/tools/gen_man README.md $(BUILD)/snirelay
 	@mkdir -p $(BUILD)/man
-	$(BUILD)/tools/gen_man -f $(sysconfdir)/snirelay/snirelay.conf \
-	    README.md $(BUILD)/man
+	$(BUILD)/snirelay --metrics-man > $(BUILD)/man/metrics.roff
+	$(BUILD)/tools/gen_man -x $(BUILD)/man/metrics.roff \
+	    -f $(sysconfdir)/snirelay/snirelay.conf README.md $(BUILD)/man
 
 # Both pages pass mandoc's strictest check (style level: any message fails)
 # and groff's warnings as lintian runs them (man --warnings).

@@ -82,7 +82,7 @@ main(int argc, char **argv)
     int rc;
     char *pid_path;
 
-    /* The metric families as a man(7)/mdoc section, for the man pages. */
+    /* The metric families as a man(7) section, for snirelay(8). */
     if (argc == 2 && strcmp(argv[1], "--metrics-man") == 0) {
         stats_man(stdout);
         return 0;

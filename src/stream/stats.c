@@ -1098,42 +1098,91 @@ stats_html(const struct stats_view *v)
 }
 
 
+/*
+ * Writes text as man(7) lines of at most 78 bytes, broken at spaces; a
+ * line that would start with '.' or '\'' gets "\&" first.
+ */
+static void
+stats_man_text(FILE *out, const char *text)
+{
+    const char *p = text;
+
+    /* Bounded by text: each round writes at least one word. */
+    while (*p != '\0') {
+        size_t n = strlen(p);
+
+        if (n > 78) {
+            n = 78;
+            while (n > 0 && p[n] != ' ') {
+                n--;
+            }
+            if (n == 0) {
+                n = strcspn(p, " ");
+            }
+        }
+        fprintf(out, "%s%.*s\n", *p == '.' || *p == '\'' ? "\\&" : "",
+                (int)n, p);
+        p += n;
+        while (*p == ' ') {
+            p++;
+        }
+    }
+}
+
+
 void
 stats_man(FILE *out)
 {
-    fprintf(out, ".Ss Metric families\n"
-                 "Served by a server with the\n.Cm status\n"
-                 "directive at\n.Pa /metrics\n(Prometheus text) and\n"
-                 ".Pa /status.json .\n"
-                 "Every name starts with\n.Sy snirelay_ .\n"
-                 "Histograms have the buckets 0.001, 0.005, 0.01, 0.025, "
-                 "0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300 and 1800 "
-                 "seconds.\n.Bl -tag -width Ds\n");
+    char line[1024];
+
+    fputs(".SH METRICS\n", out);
+    stats_man_text(out,
+                   "A server with the status directive serves these at "
+                   "/metrics (Prometheus text, version 0.0.4) and "
+                   "/status.json, and shows them on the HTML page at /. "
+                   "They are counted in shared memory: a reload or a killed "
+                   "worker does not reset them, and counters never go "
+                   "back. Every label value comes from the configuration "
+                   "(listen addresses, upstream and server names, the map "
+                   "key or server_name that routed a session), never from "
+                   "a client. Histograms have the buckets 0.001, 0.005, "
+                   "0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, "
+                   "60, 300 and 1800 seconds.");
     for (size_t f = 0; f < METRICS_NFAMILIES; f++) {
         const struct metrics_family_info *fi = metrics_family(f);
+        size_t n;
 
-        fprintf(out, ".It Sy snirelay_%s Pq %s, %s\n", fi->name,
-                stats_type_names[fi->type], fi->unit);
-        fprintf(out, "%s\n", fi->help);
-        if (fi->group != METRICS_G_GLOBAL && fi->group != METRICS_G_MASTER) {
-            fprintf(out, "Labels:");
-            for (size_t l = 0; l < 2; l++) {
-                const char *name =
-                    metrics_group_label((enum metrics_group)fi->group, l);
-                if (name != NULL) {
-                    fprintf(out, " %s", name);
-                }
+        fprintf(out, ".TP\n.B snirelay_%s\n", fi->name);
+        n = (size_t)snprintf(line, sizeof(line), "%s, in %s",
+                             stats_type_names[fi->type], fi->unit);
+        for (size_t l = 0; l < 2 && n < sizeof(line); l++) {
+            const char *name =
+                metrics_group_label((enum metrics_group)fi->group, l);
+
+            if (name != NULL) {
+                n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
+                                      l == 0 ? "; labels: " : ", ", name);
             }
-            fprintf(out, "%s%s.\n", fi->label != NULL ? " " : "",
-                    fi->label != NULL ? fi->label : "");
         }
-        if (fi->label != NULL) {
-            fprintf(out, "Values of %s:", fi->label);
-            for (size_t i = 0; i < fi->nlabel_values; i++) {
-                fprintf(out, "%s %s", i > 0 ? "," : "", fi->label_values[i]);
+        if (fi->label != NULL && n < sizeof(line)) {
+            const bool has_group_label =
+                metrics_group_label((enum metrics_group)fi->group, 0) != NULL;
+
+            n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s (",
+                                  has_group_label ? ", " : "; labels: ",
+                                  fi->label);
+            for (size_t i = 0; i < fi->nlabel_values && n < sizeof(line);
+                 i++) {
+                n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
+                                      i > 0 ? ", " : "", fi->label_values[i]);
             }
-            fprintf(out, ".\n");
+            if (n < sizeof(line)) {
+                n += (size_t)snprintf(line + n, sizeof(line) - n, ")");
+            }
         }
+        if (n < sizeof(line)) {
+            snprintf(line + n, sizeof(line) - n, ". %s", fi->help);
+        }
+        stats_man_text(out, line);
     }
-    fprintf(out, ".El\n");
 }

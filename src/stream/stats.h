@@ -88,7 +88,10 @@ void stats_buf_printf(struct stats_buf *b, const char *fmt, ...)
 /* Frees b's data. */
 void stats_buf_free(struct stats_buf *b);
 
-/* Writes the man page section listing the families (man(7) text). */
+/*
+ * Writes the METRICS section of snirelay(8), listing the families (man(7)
+ * text, lines of at most 78 bytes).
+ */
 void stats_man(FILE *out);
 
 #endif

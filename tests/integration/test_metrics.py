@@ -123,7 +123,7 @@ def promtool_check(text):
 def families_from_man(snirelay_bin):
     out = subprocess.run([snirelay_bin, "--metrics-man"], capture_output=True,
                          text=True, check=True).stdout
-    return re.findall(r"^\.It Sy (snirelay_\w+) Pq (\w+)", out, re.M)
+    return re.findall(r"^\.B (snirelay_\w+)\n(\w+), in ", out, re.M)
 
 
 def echo_session(port, payload=b"ping\n"):
@@ -176,6 +176,13 @@ def test_exposition_is_promtool_clean_and_lists_every_family(relay, port, backen
     types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
     fams = families_from_man(snirelay_bin)
     assert len(fams) >= 30
+    # ... and the built snirelay(8) carries that section.
+    page = os.path.join(os.path.dirname(snirelay_bin), "man", "snirelay.8")
+    with open(page) as f:
+        man8 = f.read()
+    assert "\n.SH METRICS\n" in man8
+    for name, _ in fams:
+        assert "\n.B %s\n" % name in man8, name
     assert [f for f, _ in fams] == list(types)
     for name, t in fams:
         assert types[name] == t, name
