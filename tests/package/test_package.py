@@ -8,7 +8,8 @@ with the unit's own command lines (ExecStartPre, ExecStart, ExecReload),
 as the unit's user, its RuntimeDirectory made as systemd would and
 $NOTIFY_SOCKET set, so Type=notify's READY=1 is checked either way. It
 must serve (a session on 127.0.0.1:4443 whose SNI is an IP literal: refused
-before any lookup, so no query goes to this machine's resolver), reload,
+before any lookup, so no query goes to this machine's resolver; /healthz
+and /metrics on the status server, 127.0.0.1:8080), reload,
 reopen its log after logrotate (USR1), and stop on SIGQUIT. Then the
 package is purged and nothing of it is left; the user is removed so the
 machine is as it was."""
@@ -69,6 +70,16 @@ def port_free(port):
         return False
     finally:
         s.close()
+
+
+def status_get(path):
+    """(status code, body) of GET path on the shipped status server."""
+    s = util.connect(8080)
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = util.recv_all(s)
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
 
 
 def ip_literal_session():
@@ -172,8 +183,9 @@ def _as_user(argv, user):
 
 
 def test_service_starts_serves_reloads_rotates_and_stops(installed):
-    if not port_free(PORT):
-        pytest.skip("port %d is taken on this machine" % PORT)
+    for p in (PORT, 8080):
+        if not port_free(p):
+            pytest.skip("port %d is taken on this machine" % p)
     if systemd_is_pid1():
         _under_systemd()
     else:
@@ -187,6 +199,7 @@ def _under_systemd():
         ip_literal_session()
         util.wait_for(lambda: any('sni="127.0.0.1"' in l for l in access_lines()),
                       "the access-log line")
+        assert status_get("/healthz")[0] == 200
         pid = run("systemctl", "show", "-p", "MainPID", "--value", "snirelay")
         run("systemctl", "reload", "snirelay")
         assert run("systemctl", "show", "-p", "MainPID", "--value",
@@ -228,6 +241,9 @@ def _with_the_units_command_lines():
         ip_literal_session()
         util.wait_for(lambda: any('sni="127.0.0.1"' in l and " 403 " in l
                                   for l in access_lines()), "the access-log line")
+        assert status_get("/healthz")[0] == 200
+        code, metrics = status_get("/metrics")
+        assert code == 200 and b"snirelay_" in metrics
 
         # ExecReload, line by line: the test, then the signal.
         for line in unit_values("ExecReload"):
