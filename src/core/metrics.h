@@ -131,6 +131,9 @@ enum metrics_type {
       NULL, NULL, "Bytes received from clients, counted as they move.")        \
     X(LISTEN_TX, LISTEN, COUNTER, "listener_sent_bytes_total", "bytes", NULL,  \
       NULL, "Bytes sent to clients, counted as they move.")                    \
+    X(LISTEN_ERRORS, LISTEN, COUNTER, "listener_errors_total", "sessions",     \
+      NULL, NULL, "Sessions on the listener that ended with $status 400 or "   \
+                  "more.")                                                     \
     X(UP_TRIES, SERVER, COUNTER, "upstream_tries_total", "connects", NULL,     \
       NULL, "Connection attempts to the upstream server.")                     \
     X(UP_FAILURES, SERVER, COUNTER, "upstream_failures_total", "connects",     \

@@ -415,6 +415,7 @@ stats_session_end(struct session *s)
     metrics_gauge(s->m_listen, METRIC_LISTEN_ACTIVE, -1);
     stats_fds(-(1 + (s->upstream.fd >= 0)));
     if (s->status >= 400) {
+        metrics_add(s->m_listen, METRIC_LISTEN_ERRORS, 0, 1);
         stats_note(s);
     }
 }
@@ -950,8 +951,8 @@ stats_html(const struct stats_view *v)
 
     stats_buf_printf(b, "<h2>Listeners</h2><div class=\"wrap\"><table><tr>"
                         "<th class=\"l\">Listen</th><th>Active</th>"
-                        "<th>Sessions</th><th>Received</th><th>Sent</th>"
-                        "</tr>\n");
+                        "<th>Sessions</th><th>Errors</th><th>Received</th>"
+                        "<th>Sent</th></tr>\n");
     for (const struct stream_listen *ls = v->conf->listens; ls != NULL;
          ls = ls->next) {
         const uint32_t id = ls->metrics;
@@ -964,9 +965,12 @@ stats_html(const struct stats_view *v)
         stats_buf_printf(b, "<tr><td class=\"l\">");
         stats_html_str(b, ls->text);
         stats_buf_printf(
-            b, "</td><td>%llu</td><td>%llu</td><td>%s</td><td>%s</td></tr>\n",
+            b,
+            "</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%s</td>"
+            "<td>%s</td></tr>\n",
             (unsigned long long)metrics_get(snap, id, METRIC_LISTEN_ACTIVE, 0),
             (unsigned long long)metrics_get(snap, id, METRIC_LISTEN_SESSIONS, 0),
+            (unsigned long long)metrics_get(snap, id, METRIC_LISTEN_ERRORS, 0),
             t1, t2);
     }
     stats_buf_printf(b, "</table></div>\n");

@@ -222,10 +222,28 @@ def test_counters_survive_reloads_and_a_killed_worker(master, backend, port):
         if step.startswith("reload"):
             ws = m.reload()
         elif step == "kill -9":
+            # The worker dies holding a session: its counts stay, its
+            # gauges (open sessions) go with it.
+            held = util.connect(L)
+            echo_roundtrip = held.sendall(b"held\n") or util.recv_exact(held, 5)
+            assert echo_roundtrip == b"held\n"
+            n += 1
+            s = wait_metric(S, "snirelay_listener_sessions_active", 1,
+                            listen="127.0.0.1:%d" % L)
+            assert val(s, "snirelay_upstream_sessions_active",
+                       upstream="127.0.0.1:%d" % b.port,
+                       server="127.0.0.1:%d" % b.port) == 1
             util.wait_for(lambda: util.start_age(ws[0]) > 1.2, "worker older than 1 s")
             os.kill(ws[0], signal.SIGKILL)
             m.wait_error(r"worker process %d exited on signal 9" % ws[0])
             ws = m.wait_workers(1, exclude=ws)
+            held.close()
+            s = wait_metric(S, "snirelay_listener_sessions_active", 0,
+                            listen="127.0.0.1:%d" % L)
+            assert val(s, "snirelay_upstream_sessions_active",
+                       upstream="127.0.0.1:%d" % b.port,
+                       server="127.0.0.1:%d" % b.port) == 0
+            assert 'pid="%d"' % ws[0] in scrape(S)
         for i in range(4):
             echo_session(L, b"%s %d\n" % (step.encode(), i))
             n += 1
@@ -459,3 +477,122 @@ def test_status_http_codes(relay, port):
     doc = json.loads(body)
     names = [f["name"] for f in doc["families"]]
     assert "snirelay_sessions_total" in names
+
+
+# --------------------------------------------------------------------------
+# the HTML page
+
+
+PAGE = r"""
+    upstream backend {
+        server 127.0.0.1:@B@;
+        server 127.0.0.1:@D1@ max_fails=1 fail_timeout=60s;
+        server 127.0.0.1:@D2@ backup;
+        server 127.0.0.1:@D3@ down;
+    }
+    map $ssl_preread_server_name $b {
+        hostnames;
+        app.example.test backend;
+        default backend;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        ssl_preread on;
+        proxy_pass $b;
+    }
+    server {
+        listen 127.0.0.1:@N@;
+        ssl_preread on;
+        proxy_pass $ssl_preread_server_name:443;
+    }
+    server {
+        listen 127.0.0.1:@S@;
+        allow 127.0.0.1;
+        deny all;
+        status;
+    }
+"""
+
+XSS = "<script>alert(1)</script>"
+
+
+def chromium(*args):
+    p = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--hide-scrollbars", *args], capture_output=True,
+                       timeout=180)
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    return p.stdout.decode()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package chromium)")
+def test_status_page_renders_in_chromium_with_client_names_escaped(
+        relay, port, backend, snirelay_bin):
+    def app(conn, info):
+        conn.recv(65536)
+        conn.sendall(b"app\n")
+        util.recv_all(conn)
+    b = backend(app, name="app")
+    dead = [util.free_port() for _ in range(3)]
+    r = relay(PAGE, B=b.port, D1=dead[0], D2=dead[1], D3=dead[2], L=port(),
+              N=port(), S=port())
+    L, N, S = r.listen_ports
+    for i in range(4):
+        s, _ = dns.send_hello(L, "app.example.test")
+        assert util.recv_exact(s, 4) == b"app\n"
+        s.close()
+    # A name no DNS name can be, refused (403) before any lookup.
+    s = util.connect(N)
+    s.sendall(hello.records(hello.build_client_hello(server_name=XSS)))
+    assert util.recv_all(s) == b""
+    s.close()
+    wait_metric(S, "snirelay_listener_errors_total", 1, listen="127.0.0.1:%d" % N)
+
+    code, h, body = http(S, "/")
+    assert code == 200 and h["content-type"] == "text/html; charset=utf-8"
+    assert "script-src" not in h["content-security-policy"]
+    assert h["content-security-policy"].startswith("default-src 'none'")
+    page = body.decode()
+    assert '<meta http-equiv="refresh"' in page
+    assert '<meta name="viewport"' in page
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+    url = "http://127.0.0.1:%d/" % S
+    dom = chromium("--dump-dom", url)
+    assert "<script" not in dom.lower()          # no element came of it
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom   # shown as text
+    for state in ("up", "failed", "backup", "down"):
+        assert 'class="l %s">%s<' % (state, state) in dom, state
+    assert "127.0.0.1:%d" % L in dom and "127.0.0.1:%d" % b.port in dom
+    assert "refused, " in dom                    # the dead server's last failure
+
+    # The screenshot the README shows (docs/status.png is a copy of it).
+    shot = os.path.join(os.path.dirname(snirelay_bin), "status.png")
+    chromium("--window-size=900,1100", "--screenshot=%s" % shot, url)
+    with open(shot, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_status_client_outside_allow_is_refused(relay, port):
+    r = relay(r"""
+    server {
+        listen 127.0.0.1:@S@;
+        allow 127.0.0.2;
+        deny all;
+        status;
+    }
+""", S=port())
+    S = r.listen_ports[0]
+    assert http(S, "/healthz") == (None, {}, b"")     # from 127.0.0.1
+    s = socket.socket()
+    s.settimeout(util.DEADLINE)
+    s.bind(("127.0.0.2", 0))
+    s.connect(("127.0.0.1", S))
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    reply = util.recv_all(s)
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    s = parse(reply.partition(b"\r\n\r\n")[2].decode())
+    assert val(s, "snirelay_sessions_total", status="403") == 1
+    assert val(s, "snirelay_sessions_ended_total", how="refused") == 1
+    r.wait_error(r"access forbidden by rule")
