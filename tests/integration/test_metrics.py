@@ -596,3 +596,27 @@ def test_status_client_outside_allow_is_refused(relay, port):
     assert val(s, "snirelay_sessions_total", status="403") == 1
     assert val(s, "snirelay_sessions_ended_total", how="refused") == 1
     r.wait_error(r"access forbidden by rule")
+
+
+@pytest.mark.parametrize("body,err", [
+    ("listen 127.0.0.1:1; status; status;",
+     r'"status" directive is duplicate in %s:\d+'),
+    ("listen 127.0.0.1:1; status on;",
+     r'invalid number of arguments in "status" directive in %s:\d+'),
+    ("listen 127.0.0.1:1; status; proxy_pass 127.0.0.1:2;",
+     r'"status" cannot be combined with "proxy_pass" or "return" in %s:\d+'),
+    ("listen 127.0.0.1:1; return x; status;",
+     r'"status" cannot be combined with "proxy_pass" or "return" in %s:\d+'),
+], ids=["duplicate", "argument", "with-proxy_pass", "with-return"])
+def test_status_directive_errors_name_the_line(snirelay_bin, workdir, body, err):
+    rc, stderr, path = util.config_test(
+        snirelay_bin, workdir, "events {}\nstream {\n    server { %s }\n}\n" % body)
+    assert rc == 1
+    assert re.search(r"\[emerg\] " + err % re.escape(path), stderr), stderr
+
+
+def test_status_directive_outside_server_is_refused(snirelay_bin, workdir):
+    rc, stderr, path = util.config_test(
+        snirelay_bin, workdir, "events {}\nstream {\n    status;\n}\n")
+    assert rc == 1
+    assert '"status" directive is not allowed here in %s:3' % path in stderr
