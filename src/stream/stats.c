@@ -20,6 +20,7 @@
 #include "core/metrics.h"
 #include "core/str.h"
 #include "core/version.h"
+#include "log/errlog.h"
 #include "stream/map.h"
 #include "stream/session.h"
 #include "stream/stats.h"
@@ -108,6 +109,8 @@ static const char *const stats_type_names[] = {
 void
 stats_conf_register(struct stream_conf *conf)
 {
+    size_t shared = 0;
+
     if (!metrics_is_open()) {
         return;
     }
@@ -161,6 +164,33 @@ stats_conf_register(struct stream_conf *conf)
                                          mv->key != NULL ? mv->key : "");
         }
         m->default_metrics = metrics_series(METRICS_G_ROUTE, source, "default");
+        shared += metrics_is_other(m->default_metrics);
+        for (const struct stream_map_value *mv = m->values; mv != NULL;
+             mv = mv->next) {
+            shared += metrics_is_other(mv->metrics);
+        }
+    }
+    for (const struct stream_listen *ls = conf->listens; ls != NULL;
+         ls = ls->next) {
+        shared += metrics_is_other(ls->metrics);
+    }
+    for (const struct stream_upstream *u = conf->upstreams; u != NULL;
+         u = u->next) {
+        for (size_t i = 0; u->metrics != NULL && i < u->bal.npeers; i++) {
+            shared += metrics_is_other(u->metrics[i]);
+        }
+    }
+    for (const struct stream_server *srv = conf->servers; srv != NULL;
+         srv = srv->next) {
+        shared += metrics_is_other(srv->metrics_route) +
+                  metrics_is_other(srv->metrics_dynamic);
+    }
+    if (shared > 0) {
+        errlog_write(NULL, ERRLOG_WARN, 0,
+                     "%zu listener(s), server(s) or route(s) have no metric "
+                     "series of their own (more than %d routes, or the "
+                     "registry is full): they count under \"other\"",
+                     shared, METRICS_MAX_ROUTES);
     }
 }
 
@@ -827,14 +857,19 @@ stats_json(const struct stats_view *v)
                                                             i));
                     }
                     stats_buf_printf(b, "}}");
-                } else {
+                } else if (fi->type == METRICS_LATEST) {
+                    char num[48];
                     uint64_t val = metrics_get(v->snap, id, f, 0);
 
                     if (f == METRIC_UP_LAST_FAILURE) {
-                        val /= 8;
+                        val /= 8; /* the low bits hold the reason */
                     }
-                    stats_buf_printf(b, ",\"value\":%llu}",
-                                     (unsigned long long)val);
+                    stats_fmt_seconds(num, sizeof(num), val);
+                    stats_buf_printf(b, ",\"value\":%s}", num);
+                } else {
+                    stats_buf_printf(
+                        b, ",\"value\":%llu}",
+                        (unsigned long long)metrics_get(v->snap, id, f, 0));
                 }
             }
         }

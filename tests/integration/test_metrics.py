@@ -620,3 +620,39 @@ def test_status_directive_outside_server_is_refused(snirelay_bin, workdir):
         snirelay_bin, workdir, "events {}\nstream {\n    status;\n}\n")
     assert rc == 1
     assert '"status" directive is not allowed here in %s:3' % path in stderr
+
+
+def test_routes_past_the_cap_count_under_other(relay, port):
+    K = 300
+    keys = "\n".join("        k%d.test dead;" % i for i in range(K))
+    conf = STATUS + r"""
+    upstream dead { server 127.0.0.1:1; }
+    map $ssl_preread_server_name $b {
+        hostnames;
+@KEYS@
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        ssl_preread on;
+        proxy_pass $b;
+    }
+""".replace("@KEYS@", keys)
+    r = relay(conf, main_extra="worker_processes 1;", S=port(), L=port())
+    S, L = r.listen_ports
+    r.wait_error(r"\[warn\] .*have no metric series of their own \(more than "
+                 r"256 routes")
+    for i in range(K):
+        s = util.connect(L)
+        s.sendall(hello.records(hello.build_client_hello(server_name="k%d.test" % i)))
+        assert util.recv_all(s) == b""
+        s.close()
+    s = wait_metric(S, "snirelay_sessions_total", K, status="502")
+    own = {dict(k[1])["route"]: v for k, v in s.items()
+           if k[0] == "snirelay_route_sessions_total"
+           and dict(k[1])["source"] == "map $b"}
+    other = val(s, "snirelay_route_sessions_total", source="other", route="other")
+    assert len(own) <= 256 and other > 0
+    assert set(own.values()) <= {1.0}
+    assert sum(own.values()) + other == K
+    assert val(s, "snirelay_route_overflow_total") == other
+    assert val(s, "snirelay_series_overflow_total") >= other
