@@ -152,6 +152,7 @@ static const struct sandbox_call sandbox_calls[] = {
     {SCMP_SYS(mmap), SANDBOX_NO_EXEC},
     {SCMP_SYS(munmap), SANDBOX_ANY},
     {SCMP_SYS(mremap), SANDBOX_ANY},
+    {SCMP_SYS(madvise), SANDBOX_ANY}, /* malloc_trim() after a burst */
     /* shared zones: robust process-shared mutexes */
     {SCMP_SYS(futex), SANDBOX_ANY},
     /* the clock where the vDSO falls back to the kernel: unseen here */
@@ -166,7 +167,6 @@ static const struct sandbox_call sandbox_calls[] = {
 #if SANDBOX_SANITIZED
     /* the ASan/UBSan run-time (make asan); none in a release build */
     {SCMP_SYS(sigaltstack), SANDBOX_ANY}, /* at exit */
-    {SCMP_SYS(madvise), SANDBOX_ANY},     /* freeing big blocks */
     {SCMP_SYS(ioctl), SANDBOX_ANY},       /* a report: isatty(2) */
     {SCMP_SYS(open), SANDBOX_REFUSED},    /* a report: the symbolizer's */
     {SCMP_SYS(stat), SANDBOX_REFUSED},    /* files, so it does not start */

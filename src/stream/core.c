@@ -108,6 +108,10 @@ static const char *core_group_listeners(struct conf_ctx *cf,
                                         struct stream_conf *conf,
                                         struct stream_server *srv);
 static void core_defer_listeners(struct stream_conf *conf);
+static const char *core_preread_budget(struct conf_ctx *cf,
+                                       const struct conf_node *n,
+                                       const struct conf_cmd *cmd,
+                                       void *conf);
 
 
 static const struct conf_cmd core_main_cmds[] = {
@@ -155,6 +159,7 @@ static const struct conf_cmd core_stream_cmds[] = {
      CORE_SETTING(preread_timeout_ms)},
     {"preread_buffer_size", SS, CONF_TAKE1, conf_set_size,
      CORE_SETTING(preread_buffer_size)},
+    {"preread_budget", CONF_STREAM, CONF_TAKE1, core_preread_budget, 0},
     {"proxy_pass", CONF_SERVER, CONF_TAKE1, proxy_pass_set, 0},
     {"return", CONF_SERVER, CONF_TAKE1, return_directive, 0},
     {"status", CONF_SERVER, CONF_NOARGS, status_directive, 0},
@@ -1083,6 +1088,7 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
     CONF_MERGE(conf->worker_connections, CONF_UNSET, 512);
     CONF_MERGE(conf->worker_shutdown_timeout_ms, CONF_UNSET, 0);
     CONF_MERGE(conf->sandbox, CONF_UNSET, 1);
+    CONF_MERGE(conf->preread_budget, CONF_UNSET, 32 * 1024 * 1024);
     for (struct stream_server *srv = conf->servers; srv != NULL;
          srv = srv->next) {
         core_settings_merge(&srv->set, &conf->set);
@@ -1139,6 +1145,32 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
 
 
 /*
+ * preread_budget SIZE (stream{}, ours): the preread bytes one worker holds
+ * at once, all sessions together; past it the largest stalled hellos are
+ * closed (preread.c). At least 1.
+ */
+static const char *
+core_preread_budget(struct conf_ctx *cf, const struct conf_node *n,
+                    const struct conf_cmd *cmd, void *conf)
+{
+    struct core_state *st = cf->data;
+    int64_t value;
+
+    (void)cmd;
+    (void)conf;
+    if (st->conf->preread_budget != CONF_UNSET) {
+        return conf_msg(cf, "\"%s\" directive is duplicate", n->args[0]);
+    }
+    if (units_parse_size(n->args[1], strlen(n->args[1]), &value) == -1 ||
+        value < 1) {
+        return conf_msg(cf, "\"%s\" directive invalid value", n->args[0]);
+    }
+    st->conf->preread_budget = value;
+    return NULL;
+}
+
+
+/*
  * Where the client speaks first (its default server prereads, or it must
  * send a PROXY header), a connection is of no use before its first bytes:
  * TCP_DEFER_ACCEPT keeps it in the kernel until they come, so the worker
@@ -1182,6 +1214,7 @@ stream_conf_build(struct conf_tree *tree, const char *path,
     conf->worker_connections = CONF_UNSET;
     conf->worker_shutdown_timeout_ms = CONF_UNSET;
     conf->sandbox = CONF_UNSET;
+    conf->preread_budget = CONF_UNSET;
     conf->errlog.fd = 2;
     conf->errlog.level = ERRLOG_ERR;
     conf->errlog.path = "stderr";

@@ -285,6 +285,12 @@ limit_conn_acquire(struct session *s)
     }
     const uint32_t self = (uint32_t)getpid();
 
+    s->limits = malloc(LIMIT_CONN_MAX_RULES * sizeof(*s->limits));
+    if (s->limits == NULL) {
+        session_fail(s, "malloc()");
+        return false;
+    }
+
     for (const struct limit_conn_rule *r = s->server->set.limit_conns;
          r != NULL; r = r->next) {
         struct limit_conn_zone *const zone = r->zone;
@@ -350,6 +356,8 @@ void
 limit_conn_release(struct session *s)
 {
     if (s->nlimits == 0) {
+        free(s->limits);
+        s->limits = NULL;
         return;
     }
     const uint32_t self = (uint32_t)getpid();
@@ -364,4 +372,6 @@ limit_conn_release(struct session *s)
         shm_unlock(z);
     }
     s->nlimits = 0;
+    free(s->limits);
+    s->limits = NULL;
 }

@@ -41,11 +41,18 @@
 #include "stream/stats.h"
 
 
+/* Longest $upstream_addr and $upstream_connect_time texts kept, NUL
+ * included. */
+#define PROXY_ADDRS_MAX 160
+#define PROXY_TIMES_MAX 64
+
+
 static void proxy_connect_next(struct session *s);
 static void proxy_connect_io(struct loop_io *io, uint32_t events);
 static void proxy_connect_timer(struct loop_timer *t);
 static void proxy_failed(struct session *s, int err, const char *what);
-static void proxy_note(char *dst, size_t cap, const char *text);
+static void proxy_note(struct session *s, char **dst, size_t cap,
+                       const char *text);
 static int proxy_choose(struct session *s);
 static int proxy_use_peers(struct session *s, struct balance_peer *peers,
                            size_t n);
@@ -120,13 +127,34 @@ proxy_finish(struct conf_ctx *cf, struct stream_conf *conf,
 }
 
 
-/* Appends ", text" (or text) to a log list such as $upstream_addr. */
+/*
+ * Appends ", text" (or text) to a log list such as $upstream_addr, a
+ * malloc'd string (*dst, NULL when empty) of at most cap - 1 bytes: the
+ * common one-try session holds just its one entry.
+ */
 static void
-proxy_note(char *dst, size_t cap, const char *text)
+proxy_note(struct session *s, char **dst, size_t cap, const char *text)
 {
-    const size_t len = strlen(dst);
+    const size_t len = *dst != NULL ? strlen(*dst) : 0;
+    size_t want = len + (len ? 2 : 0) + strlen(text) + 1;
+    char *p;
 
-    snprintf(dst + len, cap - len, "%s%s", len ? ", " : "", text);
+    if (len + 1 >= cap) {
+        return; /* full: cut, as the fixed buffers were */
+    }
+    if (want > cap) {
+        want = cap;
+    }
+    p = realloc(*dst, want);
+    if (p == NULL) {
+        session_log(s, ERRLOG_ALERT,
+                    "realloc() failed (%d: %s): \"%s\" is left out of the "
+                    "log",
+                    errno, strerror(errno), text);
+        return;
+    }
+    snprintf(p + len, want - len, "%s%s", len ? ", " : "", text);
+    *dst = p;
 }
 
 
@@ -172,6 +200,11 @@ proxy_choose(struct session *s)
         return 0;
     }
     s->up = NULL;
+    s->target = calloc(1, sizeof(*s->target));
+    if (s->target == NULL) {
+        session_fail(s, "calloc()");
+        return -1;
+    }
     if (value[0] == ':') {
         proxy_refuse(s, srv->pass_is_client ? 403 : 500,
                      "no host in upstream \"%s\"", value, len);
@@ -180,8 +213,8 @@ proxy_choose(struct session *s)
     if (sock_is_unix(value, len)) {
         return proxy_unix(s, value, len);
     }
-    if (sock_parse_peer(value, len, &s->single_peer.addr,
-                        &s->single_peer.addrlen) == 0) {
+    if (sock_parse_peer(value, len, &s->target->single_peer.addr,
+                        &s->target->single_peer.addrlen) == 0) {
         if (srv->pass_is_client) {
             /* A client could name any address: only names are taken. */
             stats_guard(STATS_GUARD_IP_LITERAL);
@@ -191,11 +224,11 @@ proxy_choose(struct session *s)
                          value, len);
             return -1;
         }
-        balance_peer_defaults(&s->single_peer);
-        sock_addr_text((struct sockaddr *)&s->single_peer.addr, s->single_name,
-                       sizeof(s->single_name));
-        s->single_peer.name = s->single_name;
-        return proxy_use_peers(s, &s->single_peer, 1);
+        balance_peer_defaults(&s->target->single_peer);
+        sock_addr_text((struct sockaddr *)&s->target->single_peer.addr, s->target->single_name,
+                       sizeof(s->target->single_name));
+        s->target->single_peer.name = s->target->single_name;
+        return proxy_use_peers(s, &s->target->single_peer, 1);
     }
     /*
      * A ':' from the client would give it the port: the text after the
@@ -230,8 +263,8 @@ proxy_unix(struct session *s, const char *value, size_t len)
                      value, len);
         return -1;
     }
-    if (sock_parse_unix(value, len, &s->single_peer.addr,
-                        &s->single_peer.addrlen, &why) == -1) {
+    if (sock_parse_unix(value, len, &s->target->single_peer.addr,
+                        &s->target->single_peer.addrlen, &why) == -1) {
         proxy_refuse(s, 500,
                      len == 5 ? "no path in the unix domain socket in "
                                 "upstream \"%s\""
@@ -240,11 +273,11 @@ proxy_unix(struct session *s, const char *value, size_t len)
                      value, len);
         return -1;
     }
-    balance_peer_defaults(&s->single_peer);
-    sock_addr_text((struct sockaddr *)&s->single_peer.addr, s->single_name,
-                   sizeof(s->single_name));
-    s->single_peer.name = s->single_name;
-    return proxy_use_peers(s, &s->single_peer, 1);
+    balance_peer_defaults(&s->target->single_peer);
+    sock_addr_text((struct sockaddr *)&s->target->single_peer.addr, s->target->single_name,
+                   sizeof(s->target->single_name));
+    s->target->single_peer.name = s->target->single_name;
+    return proxy_use_peers(s, &s->target->single_peer, 1);
 }
 
 
@@ -270,17 +303,17 @@ proxy_refuse(struct session *s, int status, const char *fmt, const char *value,
 static int
 proxy_use_peers(struct session *s, struct balance_peer *peers, size_t n)
 {
-    s->single_bal.method = BALANCE_RR;
-    s->single_bal.peers = peers;
-    s->single_bal.npeers = n;
-    const char *const err = balance_init(&s->single_bal);
+    s->target->single_bal.method = BALANCE_RR;
+    s->target->single_bal.peers = peers;
+    s->target->single_bal.npeers = n;
+    const char *const err = balance_init(&s->target->single_bal);
 
     if (err != NULL) {
         session_log(s, ERRLOG_ALERT, "balancer set-up failed: %s", err);
         session_finalize(s, 500);
         return -1;
     }
-    s->bal = &s->single_bal;
+    s->bal = &s->target->single_bal;
     return 0;
 }
 
@@ -309,8 +342,8 @@ proxy_name(struct session *s, const char *value, size_t len)
         proxy_refuse(s, 500, "invalid port in upstream \"%s\"", value, len);
         return -1;
     }
-    switch (hostname_normalize(value, (size_t)(colon - value), s->target,
-                               sizeof(s->target), &name_len, &reason)) {
+    switch (hostname_normalize(value, (size_t)(colon - value), s->target->name,
+                               sizeof(s->target->name), &name_len, &reason)) {
     case HOSTNAME_OK:
         break;
     case HOSTNAME_IP_LITERAL:
@@ -327,7 +360,7 @@ proxy_name(struct session *s, const char *value, size_t len)
                      value, len);
         return -1;
     }
-    s->target_port = port;
+    s->target->port = port;
     resolve_start(s);
     return 1;
 }
@@ -357,10 +390,10 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
         p->addrlen = res->addrlens[i];
         if (sa->sa_family == AF_INET) {
             ((struct sockaddr_in *)sa)->sin_port =
-                htons((uint16_t)s->target_port);
+                htons((uint16_t)s->target->port);
         } else {
             ((struct sockaddr_in6 *)sa)->sin6_port =
-                htons((uint16_t)s->target_port);
+                htons((uint16_t)s->target->port);
         }
         sock_addr_text(sa, names[n], SOCK_ADDR_TEXT_MAX);
         p->name = names[n];
@@ -370,7 +403,7 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
             session_log(s, ERRLOG_ERR,
                         "forwarding loop: %s resolved to "
                         "%s, which is this proxy",
-                        s->target, p->name);
+                        s->target->name, p->name);
             loops++;
             continue;
         }
@@ -381,7 +414,7 @@ proxy_resolved(struct session *s, const struct resolver_result *res)
             session_log(s, ERRLOG_ERR,
                         "%s resolved to %s, a %s address: "
                         "denied",
-                        s->target, p->name, why);
+                        s->target->name, p->name, why);
             continue;
         }
         n++;
@@ -535,7 +568,12 @@ proxy_connect_phase(struct session *s)
         key_len = vars_render(s, &s->up->hash_key, false, STR_ESCAPE_NONE, key,
                               sizeof(key));
     }
-    balance_try_init(s->bal, &s->try, key, key_len);
+    s->try = malloc(sizeof(*s->try));
+    if (s->try == NULL) {
+        session_fail(s, "malloc()");
+        return PHASE_DONE;
+    }
+    balance_try_init(s->bal, s->try, key, key_len);
     s->upstream_start_ms = clock_now_ms();
     proxy_connect_next(s);
     return PHASE_AGAIN; /* or finalized: the engine stops either way */
@@ -562,14 +600,13 @@ proxy_connect_next(struct session *s)
             session_finalize(s, 502);
             return;
         }
-        p = upstream_peer_pick(s->up, s->bal, &s->try, now, &s->peer_shared);
+        p = upstream_peer_pick(s->up, s->bal, s->try, now, &s->peer_shared);
         if (p == NULL) {
             if (s->tries == 0) {
                 session_log(s, ERRLOG_ERR, "no live upstreams");
                 /* nginx: $upstream_addr then names the upstream. */
                 if (s->up != NULL && s->bal == &s->up->bal) {
-                    proxy_note(s->upstream_addrs, sizeof(s->upstream_addrs),
-                               s->up->name);
+                    proxy_note(s, &s->upstream_addrs, PROXY_ADDRS_MAX, s->up->name);
                 }
             }
             session_finalize(s, 502);
@@ -580,7 +617,7 @@ proxy_connect_next(struct session *s)
         s->tries++;
         s->connect_start_ms = now;
         stats_try(s);
-        proxy_note(s->upstream_addrs, sizeof(s->upstream_addrs), p->name);
+        proxy_note(s, &s->upstream_addrs, PROXY_ADDRS_MAX, p->name);
         if (guard_client_unix(s->server->pass_is_client && s->up == NULL,
                               (struct sockaddr *)&p->addr)) {
             /* proxy_unix() refused it already: never reached. */
@@ -596,7 +633,7 @@ proxy_connect_next(struct session *s)
             session_log(s, ERRLOG_ERR, "forwarding loop: %s is this proxy",
                         p->name);
             stats_guard(STATS_GUARD_LOOP);
-            proxy_note(s->connect_times, sizeof(s->connect_times), "-");
+            proxy_note(s, &s->connect_times, PROXY_TIMES_MAX, "-");
             proxy_release(s);
             s->peer = NULL;
             continue;
@@ -661,7 +698,8 @@ proxy_is_loop(struct session *s, const struct sockaddr *sa)
 static bool
 proxy_peer_is_resolved(const struct session *s, const struct balance_peer *p)
 {
-    if (s->bal == &s->single_bal && s->bal->peers == s->dyn_peers) {
+    if (s->target != NULL && s->bal == &s->target->single_bal &&
+        s->bal->peers == s->dyn_peers) {
         return s->server->pass_is_client;
     }
     return s->up != NULL && upstream_peer_is_resolved(s->up, p);
@@ -682,7 +720,7 @@ proxy_failed(struct session *s, int err, const char *what)
         session_log(s, ERRLOG_ERR, "%s failed (%d: %s)", what, err,
                     strerror(err));
     }
-    proxy_note(s->connect_times, sizeof(s->connect_times), "-");
+    proxy_note(s, &s->connect_times, PROXY_TIMES_MAX, "-");
     upstream_peer_failed(s->up, s->bal, s->peer, clock_now_ms(),
                          s->peer_shared);
     stats_failed(s, err);
@@ -724,11 +762,13 @@ proxy_connect_io(struct loop_io *io, uint32_t events)
         return;
     }
     loop_timer_cancel(s->loop, &s->timer);
+    free(s->try); /* no next upstream from here on */
+    s->try = NULL;
     s->connected_ms = clock_now_ms();
     snprintf(took, sizeof(took), "%lld.%03lld",
              (long long)((s->connected_ms - s->connect_start_ms) / 1000),
              (long long)((s->connected_ms - s->connect_start_ms) % 1000));
-    proxy_note(s->connect_times, sizeof(s->connect_times), took);
+    proxy_note(s, &s->connect_times, PROXY_TIMES_MAX, took);
     upstream_peer_connected(s->up, s->bal, s->peer);
     stats_connected(s);
     /*
@@ -976,7 +1016,7 @@ proxy_open(struct session *s, const struct balance_peer *p)
             session_log(s, ERRLOG_ALERT, "%s failed (%d: %s)", failed, err,
                         strerror(err));
         }
-        proxy_note(s->connect_times, sizeof(s->connect_times), "-");
+        proxy_note(s, &s->connect_times, PROXY_TIMES_MAX, "-");
         session_finalize(s, 500);
         return -2;
     }

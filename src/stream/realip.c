@@ -263,8 +263,12 @@ realip_done(struct session *s)
     if (!s->pp->is_local) {
         for (size_t i = 0; i < set->nreal_ip_from; i++) {
             if (cidr_match(&set->real_ip_from[i], peer)) {
-                s->realip_addr = s->client_addr;
-                s->has_realip = true;
+                s->realip_addr = malloc(sizeof(*s->realip_addr));
+                if (s->realip_addr == NULL) {
+                    session_fail(s, "malloc()");
+                    return;
+                }
+                *s->realip_addr = s->client_addr;
                 memcpy(&s->client_addr, &s->pp->src, sizeof(s->pp->src));
                 break;
             }
@@ -333,11 +337,9 @@ realip_upstream_header(struct session *s, uint8_t *buf, size_t cap, size_t *len)
     }
     /* Only v2 carries the name (an AUTHORITY TLV); v1 has no place for it. */
     if (version == 2 && s->preread == PREREAD_OK) {
-        name = s->hello.server_name;
-        name_len = s->hello.server_name_len;
+        name = preread_sni(s, &name_len);
     } else if (version == 2 && s->http_preread == PREREAD_OK) {
-        name = s->http.host;
-        name_len = s->http.host_len;
+        name = preread_host(s, &name_len);
     }
     has_addrs = realip_header_addrs(s, &src, &dst);
     if (!has_addrs) {

@@ -192,6 +192,16 @@ relay_buf_put(struct relay_dir *d)
 }
 
 
+void
+relay_pool_trim(void)
+{
+    while (relay_pool_len > 0) {
+        free(relay_pool[--relay_pool_len]);
+        relay_pool[relay_pool_len] = NULL;
+    }
+}
+
+
 /* An empty pipe goes back to the pool; one with bytes in it is closed. */
 static void
 relay_pipe_release(struct relay_dir *d)

@@ -315,17 +315,17 @@ resolve_start(struct session *s)
 {
     struct stream_resolver *sr = s->server->set.resolver;
     const struct resolver_result *res = NULL;
-    const size_t len = strlen(s->target);
+    const size_t len = strlen(s->target->name);
 
     if (sr == NULL || sr->r == NULL) {
         session_log(s, ERRLOG_ERR, "no resolver defined to resolve %s",
-                    s->target);
+                    s->target->name);
         session_finalize(s, 500);
         return;
     }
     s->action = "resolving";
-    s->resolver = sr;
-    switch (resolver_lookup(sr->r, s->target, len, &s->rwait, resolve_done, s,
+    s->target->resolver = sr;
+    switch (resolver_lookup(sr->r, s->target->name, len, &s->target->rwait, resolve_done, s,
                             &res)) {
     case RESOLVER_LOOKUP_ANSWERED:
         resolve_done(s, res);
@@ -336,7 +336,7 @@ resolve_start(struct session *s)
         session_log(s, ERRLOG_ERR,
                     "%s could not be resolved: the lookup was refused "
                     "(%d: %s)",
-                    s->target, errno, strerror(errno));
+                    s->target->name, errno, strerror(errno));
         session_finalize(s, 500);
         break;
     }
@@ -350,7 +350,7 @@ resolve_done(void *data, const struct resolver_result *res)
 
     if (res->status != RESOLVER_OK) {
         session_log(s, ERRLOG_ERR, "%s could not be resolved (%d: %s)",
-                    s->target, (int)res->status,
+                    s->target->name, (int)res->status,
                     resolver_status_text(res->status));
         session_finalize(s, 500);
         return;

@@ -15,6 +15,7 @@
  */
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,18 @@
 #define SESSION_ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE */
 #define SESSION_EMFILE_LOG_MS 1000  /* at most one such line a second */
 
+/*
+ * Giving memory back after a burst: once at most a quarter of the peak
+ * number of sessions (at least SESSION_TRIM_MIN) is left, the idle relay
+ * buffers are freed and malloc_trim() returns the free pages, a second
+ * later (the sessions ending together are freed first, in one go).
+ * Blocks of SESSION_MMAP_THRESHOLD bytes and more (grown preread buffers,
+ * large proxy_buffer_size) come from mmap(), so they go back when freed.
+ */
+#define SESSION_TRIM_MIN 256
+#define SESSION_TRIM_DELAY_MS 1000
+#define SESSION_MMAP_THRESHOLD (32 * 1024)
+
 
 /* One row of the phase table. */
 struct session_phase_handler {
@@ -57,6 +70,7 @@ static void session_resume_timer(struct loop_timer *t);
 static void session_pause(void);
 static void session_resume(void);
 static void session_resume_later(void);
+static void session_trim_timer(struct loop_timer *t);
 
 
 /*
@@ -97,6 +111,8 @@ static bool session_accepting;           /* false once draining */
 static bool session_draining;            /* stopped accepting for good */
 static struct loop_timer session_resume_t;
 static int64_t session_emfile_logged_ms;
+static uint64_t session_peak; /* most sessions alive since the last trim */
+static struct loop_timer session_trim_t;
 static void (*session_idle_fn)(void *);
 static void *session_idle_data;
 
@@ -118,6 +134,13 @@ session_serve(struct loop *l, struct stream_conf *conf, uint64_t max)
     session_accepting = true;
     session_draining = false;
     loop_timer_init(&session_resume_t, session_resume_timer, NULL);
+    loop_timer_init(&session_trim_t, session_trim_timer, NULL);
+    session_peak = 0;
+    if (mallopt(M_MMAP_THRESHOLD, SESSION_MMAP_THRESHOLD) != 1) {
+        errlog_write(NULL, ERRLOG_NOTICE, 0,
+                     "mallopt(M_MMAP_THRESHOLD) failed: large buffers stay "
+                     "in the heap");
+    }
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
         loop_io_init(&ls->io, ls->fd, session_accept, ls);
         /* Shared sockets wake one worker; reuseport ones are ours alone. */
@@ -298,6 +321,9 @@ session_accept(struct loop_io *io, uint32_t events)
         }
         s->id = session_next_id++;
         session_alive++;
+        if (session_alive > session_peak) {
+            session_peak = session_alive;
+        }
         s->next = session_list;
         if (session_list != NULL) {
             session_list->prev = s;
@@ -410,12 +436,27 @@ session_finalize(struct session *s, int status)
     /* close() takes each socket out of epoll: no epoll_ctl() needed. */
     loop_io_close(&s->client);
     loop_io_close(&s->upstream);
-    resolver_cancel(&s->rwait);
-    if (s->bal == &s->single_bal) {
-        balance_free(&s->single_bal);
+    if (s->target != NULL) {
+        resolver_cancel(&s->target->rwait);
+        if (s->bal == &s->target->single_bal) {
+            balance_free(&s->target->single_bal);
+        }
     }
     free(s->dyn_peers);
     s->dyn_peers = NULL;
+    free(s->target);
+    s->target = NULL;
+    free(s->try);
+    s->try = NULL;
+    free(s->names);
+    s->names = NULL;
+    free(s->realip_addr);
+    s->realip_addr = NULL;
+    free(s->upstream_addrs);
+    s->upstream_addrs = NULL;
+    free(s->connect_times);
+    s->connect_times = NULL;
+    preread_release(s);
     free(s->pre_buf);
     s->pre_buf = NULL;
     free(s->pp);
@@ -438,6 +479,16 @@ session_finalize(struct session *s, int status)
     }
     if (session_paused) {
         session_resume();
+    }
+    if (session_peak >= SESSION_TRIM_MIN &&
+        session_alive <= session_peak / 4 &&
+        !loop_timer_armed(&session_trim_t) &&
+        loop_timer_set(s->loop, &session_trim_t, SESSION_TRIM_DELAY_MS) ==
+            -1) {
+        errlog_write(NULL, ERRLOG_ALERT, 0,
+                     "adding a timer failed (%d: %s): memory is given back "
+                     "after the next burst",
+                     errno, strerror(errno));
     }
     if (session_alive == 0 && session_idle_fn != NULL) {
         session_idle_fn(session_idle_data);
@@ -500,6 +551,25 @@ static void
 session_free(void *data)
 {
     free(data);
+}
+
+
+/*
+ * A burst is over: frees the idle relay buffers and gives the heap's free
+ * pages back to the kernel (malloc_trim(0) also releases pages in the
+ * middle of the heap, with madvise()). A new burst that started meanwhile
+ * trims when it ends instead.
+ */
+static void
+session_trim_timer(struct loop_timer *t)
+{
+    (void)t;
+    if (session_alive > session_peak / 4) {
+        return;
+    }
+    relay_pool_trim();
+    malloc_trim(0);
+    session_peak = session_alive;
 }
 
 

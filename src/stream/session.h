@@ -97,6 +97,46 @@ struct relay_dir {
     struct loop_timer delay; /* set up by relay_start(); fn NULL before */
 };
 
+/*
+ * The parsers' state while preread runs (about 1.8 KiB): malloc'd by
+ * preread_phase(), freed as soon as preread is over, when only the
+ * results below are kept.
+ */
+struct preread_parse {
+    struct tls_hello hello;
+    struct http_head http;
+};
+
+/*
+ * What preread found, for variables and the PROXY header we send: one
+ * malloc'd block sized to its strings, made when preread ends (NULL if
+ * preread did not run). Each string is NUL-terminated in `text`.
+ */
+struct preread_names {
+    size_t sni_len;        /* TLS server name as sent; "" unless
+                              $ssl_preread_status is ok */
+    size_t alpn_len;       /* "h2,http/1.1" */
+    size_t host_len;       /* HTTP Host; "" unless the HTTP preread ok */
+    uint16_t version;      /* tls_hello's version (0: none) */
+    bool has_ech;          /* encrypted_client_hello was present */
+    char text[];           /* sni NUL alpn NUL host NUL */
+};
+
+/*
+ * A proxy_pass value that names an address or a host name: the one-off
+ * balancer over it, and the lookup of the name. malloc'd by proxy.c only
+ * for such sessions.
+ */
+struct session_target {
+    struct balancer single_bal;  /* for a literal address from a value */
+    struct balance_peer single_peer;
+    char single_name[SOCK_ADDR_TEXT_MAX]; /* single_peer's name */
+    struct resolver_wait rwait;       /* while the name is being resolved */
+    struct stream_resolver *resolver; /* the one rwait waits on */
+    char name[RESOLVER_NAME_MAX + 8]; /* the name being resolved */
+    int port;
+};
+
 struct session {
     uint64_t id;          /* $connection */
     struct session *prev; /* live sessions of this process */
@@ -118,34 +158,35 @@ struct session {
     struct sockaddr_storage local_addr;
     struct proxy_proto *pp; /* malloc'd on proxy_protocol listens */
     bool has_pp;            /* a PROXY header was read */
-    bool has_realip;        /* client_addr came from it */
-    struct sockaddr_storage realip_addr; /* the peer, when has_realip */
+    struct sockaddr_storage *realip_addr; /* malloc'd: the peer, when
+                                             client_addr came from the
+                                             PROXY header; else NULL */
 
     /* preread */
-    struct tls_hello hello;
+    struct preread_parse *parse; /* while preread runs: the worker's
+                                    scratch, or malloc'd once it waits */
+    struct preread_names *names; /* malloc'd when preread ends */
     enum preread_status preread; /* TLS preread: $ssl_preread_status */
-    struct http_head http;
     enum preread_status http_preread; /* HTTP preread (PREREAD_OK: a Host) */
     unsigned char *pre_buf;           /* client bytes read during preread */
     size_t pre_len;
     size_t pre_cap;
+    struct session *pre_prev; /* sessions counted in the preread budget */
+    struct session *pre_next; /* (preread.c) */
+    size_t pre_counted;       /* bytes of pre_len counted there */
+    bool pre_listed;          /* on that list */
 
     /* upstream */
     struct stream_upstream *up; /* upstream being tried, or NULL */
-    struct balancer *bal;       /* up->bal, or single_bal */
-    struct balancer single_bal; /* for a literal address from a value */
-    struct balance_peer single_peer;
-    char single_name[SOCK_ADDR_TEXT_MAX]; /* single_peer's name */
-    struct balance_peer *peer;            /* peer being connected/used */
+    struct balancer *bal;       /* up->bal, or target->single_bal */
+    struct session_target *target; /* malloc'd for a proxy_pass value
+                                      naming an address or a name */
+    struct balance_peer *peer;     /* peer being connected/used */
     bool peer_held; /* peer still counted in its conns (proxy_release) */
     bool peer_shared; /* and counted in its upstream's shared zone */
     bool lingering; /* draining: ends when the timer fires (relay_drain) */
-    struct resolver_wait rwait;       /* while a name is being resolved */
-    struct stream_resolver *resolver; /* the one rwait waits on */
     struct balance_peer *dyn_peers; /* malloc'd: a resolved name's addresses */
-    char target[RESOLVER_NAME_MAX + 8]; /* the name being resolved, ":port" */
-    int target_port;
-    struct balance_try try;
+    struct balance_try *try;   /* malloc'd while connecting, else NULL */
     unsigned tries;            /* connect attempts made */
     int64_t start_ms;          /* accept time */
     int64_t upstream_start_ms; /* first connect attempt */
@@ -153,8 +194,8 @@ struct session {
     int64_t connected_ms;      /* current upstream connected */
     int64_t first_byte_ms;     /* first byte from upstream, or 0 */
     int64_t last_active_ms;    /* last read or write (proxy_timeout) */
-    char upstream_addrs[160];  /* "a:1, b:2" ($upstream_addr) */
-    char connect_times[64];    /* "0.001, -" */
+    char *upstream_addrs; /* malloc'd "a:1, b:2" ($upstream_addr), or NULL */
+    char *connect_times;  /* malloc'd "0.001, -", or NULL */
 
     /* relay */
     struct relay_dir c2u; /* client -> upstream */
@@ -172,7 +213,8 @@ struct session {
     size_t ret_len;
     size_t ret_pos; /* bytes of ret_buf already sent */
     struct http_req *req; /* a status request being read, malloc'd */
-    struct limit_conn_held limits[LIMIT_CONN_MAX_RULES]; /* counted */
+    struct limit_conn_held *limits; /* counted: LIMIT_CONN_MAX_RULES
+                                       malloc'd by the first, or NULL */
     size_t nlimits;
     uint8_t limit_conn_status; /* enum limit_conn_status */
 
@@ -263,8 +305,27 @@ enum phase_rc proxy_phase(struct session *s);
 enum phase_rc proxy_connect_phase(struct session *s);
 enum phase_rc relay_phase(struct session *s);
 
+/*
+ * What preread found (preread.c), each a NUL-terminated string valid until
+ * s is freed, with its length in *len: the TLS server name (empty unless
+ * $ssl_preread_status is ok), the ALPN list, the HTTP Host (empty unless
+ * that preread found one). "" before preread ended or when it did not run.
+ */
+const char *preread_sni(const struct session *s, size_t *len);
+const char *preread_alpn(const struct session *s, size_t *len);
+const char *preread_host(const struct session *s, size_t *len);
+
+/*
+ * Takes s's bytes out of the worker's preread budget and frees its parser
+ * state (s ends: session_finalize()). A no-op when it has neither.
+ */
+void preread_release(struct session *s);
+
 /* Gives s's relay buffers back (session_finalize()). */
 void relay_release(struct session *s);
+
+/* Frees the relay's idle pooled buffers (after a burst of sessions). */
+void relay_pool_trim(void);
 
 /*
  * On a graceful stop: a relaying session whose upstream has closed (its

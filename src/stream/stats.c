@@ -462,11 +462,9 @@ stats_note(struct session *s)
     size_t n;
 
     if (s->preread == PREREAD_OK) {
-        raw = s->hello.server_name;
-        len = s->hello.server_name_len;
+        raw = preread_sni(s, &len);
     } else if (s->http_preread == PREREAD_OK) {
-        raw = s->http.host;
-        len = s->http.host_len;
+        raw = preread_host(s, &len);
     }
     /* Client bytes: \xHH-escaped here, HTML-escaped when shown. */
     n = str_escape(name, sizeof(name) - 1, raw, len > 64 ? 64 : len,

@@ -305,6 +305,7 @@ struct stream_conf {
     int worker_connections;
     int64_t worker_shutdown_timeout_ms; /* 0: wait for every session */
     int sandbox;                        /* CONF_UNSET, 0, 1 (default) */
+    int64_t preread_budget; /* preread bytes a worker holds at once */
     struct errlog errlog;               /* main error_log */
     bool has_errlog;
     bool has_stream;

@@ -604,7 +604,7 @@ vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
         *len = strlen(vars_hostname);
         return 0;
     case VAR_UPSTREAM_ADDR:
-        if (s->upstream_addrs[0] == '\0') {
+        if (s->upstream_addrs == NULL) {
             return -1;
         }
         *val = s->upstream_addrs;
@@ -623,7 +623,7 @@ vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
         *val = vars_upstream_bytes(s->tries, s->upstream_bytes_received, len);
         return 0;
     case VAR_UPSTREAM_CONNECT_TIME:
-        if (s->connect_times[0] == '\0') {
+        if (s->connect_times == NULL) {
             return -1;
         }
         *val = s->connect_times;
@@ -645,15 +645,13 @@ vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
         if (s->preread == PREREAD_NONE) {
             return -1;
         }
-        *val = s->preread == PREREAD_OK ? s->hello.server_name : "";
-        *len = s->preread == PREREAD_OK ? s->hello.server_name_len : 0;
+        *val = preread_sni(s, len);
         return 0;
     case VAR_SSL_PREREAD_ALPN_PROTOCOLS:
         if (s->preread == PREREAD_NONE) {
             return -1;
         }
-        *val = s->hello.alpn;
-        *len = s->hello.alpn_len;
+        *val = preread_alpn(s, len);
         return 0;
     case VAR_SSL_PREREAD_PROTOCOL: {
         const char *name = NULL;
@@ -661,7 +659,8 @@ vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
             return -1;
         }
         if (s->preread == PREREAD_OK || s->preread == PREREAD_NO_SNI) {
-            name = tls_hello_protocol_name(s->hello.version);
+            name = tls_hello_protocol_name(
+                s->names != NULL ? s->names->version : 0);
         }
         *val = name != NULL ? name : "";
         *len = strlen(*val);
@@ -678,15 +677,14 @@ vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
         if (s->preread == PREREAD_NONE) {
             return -1;
         }
-        *val = s->hello.has_ech ? "1" : "";
-        *len = s->hello.has_ech ? 1 : 0;
+        *val = s->names != NULL && s->names->has_ech ? "1" : "";
+        *len = strlen(*val);
         return 0;
     case VAR_HTTP_PREREAD_HOST:
         if (s->http_preread == PREREAD_NONE) {
             return -1;
         }
-        *val = s->http_preread == PREREAD_OK ? s->http.host : "";
-        *len = s->http_preread == PREREAD_OK ? s->http.host_len : 0;
+        *val = preread_host(s, len);
         return 0;
     case VAR_PROXY_PROTOCOL_ADDR:
     case VAR_PROXY_PROTOCOL_SERVER_ADDR:
@@ -711,14 +709,17 @@ vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
                                                    : &s->pp->dst)));
         return 0;
     case VAR_REALIP_REMOTE_ADDR:
-        sock_addr_host((struct sockaddr *)(s->has_realip ? &s->realip_addr
-                                                         : &s->client_addr),
+        sock_addr_host((struct sockaddr *)(s->realip_addr != NULL
+                                               ? s->realip_addr
+                                               : &s->client_addr),
                        host, sizeof(host));
         *val = vars_scratch_printf(len, "%s", host);
         return 0;
     case VAR_REALIP_REMOTE_PORT:
         *val =
-            vars_port(s->has_realip ? &s->realip_addr : &s->client_addr, len);
+            vars_port(s->realip_addr != NULL ? s->realip_addr
+                                             : &s->client_addr,
+                      len);
         return 0;
     case VAR_BINARY_REMOTE_ADDR:
         if (s->client_addr.ss_family == AF_UNIX) {

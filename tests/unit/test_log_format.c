@@ -74,12 +74,21 @@ session_fill(struct session *s, struct stream_conf *conf, const char *sni,
     s->bytes_received = 517;
     s->bytes_sent = 4096;
     s->preread = PREREAD_OK;
-    memcpy(s->hello.server_name, sni, sni_len);
-    s->hello.server_name_len = sni_len;
-    s->hello.has_sni = true;
-    s->hello.version = 0x0304;
-    strcpy(s->hello.alpn, "h2,http/1.1");
-    s->hello.alpn_len = strlen(s->hello.alpn);
+    /* What preread keeps: "sni" NUL "alpn" NUL "host" NUL. */
+    static _Alignas(max_align_t) unsigned char names_buf[512];
+    struct preread_names *n = (struct preread_names *)names_buf;
+    static const char alpn[] = "h2,http/1.1";
+
+    n->sni_len = sni_len;
+    n->alpn_len = strlen(alpn);
+    n->host_len = 0;
+    n->version = 0x0304;
+    n->has_ech = false;
+    memcpy(n->text, sni, sni_len);
+    n->text[sni_len] = '\0';
+    memcpy(n->text + sni_len + 1, alpn, n->alpn_len + 1);
+    n->text[sni_len + n->alpn_len + 2] = '\0';
+    s->names = n;
 }
 
 
