@@ -214,9 +214,14 @@ def test_a_sanitizer_report_in_a_sandboxed_worker_is_printed(
     m, L = _start(master, backend, port, shim="asan-report", helpers=helpers)
     (w,) = _sandboxed(m, *m.wait_workers(1))
     os.kill(w, signal.SIGUSR2)
-    if _shim_says_or_exit(m, w, "asan-report") == "errno %d" % errno.ENOSYS:
+    got = _shim_says_or_exit(m, w, "asan-report")
+    if got == "errno %d" % errno.ENOSYS:
         pytest.skip("not an ASan build")
-    m.wait_error(r"(?m)worker process %d exited with code 1$" % w)
+    assert got is None, "the shim said %r; error log:\n%s" % (
+        got, m.error_text()[-3000:])
+    assert re.search(r"(?m)worker process %d exited with code 1$" % w,
+                     m.wait_error(r"worker process %d exited" % w).string), \
+        m.error_text()[-3000:]
     err = m.stderr()
     assert "ERROR: AddressSanitizer" in err, err[-3000:]
     assert re.search(r"SUMMARY: AddressSanitizer: \S+", err), err[-3000:]
