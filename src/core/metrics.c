@@ -24,11 +24,11 @@ struct metrics_slot {
 };
 
 struct metrics_store {
-    uint64_t seq;          /* odd while the master folds a slot */
-    uint32_t nseries;      /* published after the entry is written */
-    uint32_t nvalues;      /* values handed out */
-    uint32_t nroutes;      /* route series registered */
-    uint32_t other[METRICS_NGROUPS]; /* each group's `other` series */
+    uint64_t seq;                     /* odd while the master folds a slot */
+    uint32_t nseries;                 /* published after the entry is written */
+    uint32_t nvalues;                 /* values handed out */
+    uint32_t nroutes;                 /* route series registered */
+    uint32_t other[METRICS_NGROUPS];  /* each group's `other` series */
     uint8_t kind[METRICS_MAX_VALUES]; /* enum metrics_type of each value */
     struct metrics_entry series[METRICS_MAX_SERIES];
     uint64_t retired[METRICS_MAX_VALUES]; /* dead workers', and the master's */
@@ -39,8 +39,7 @@ struct metrics_store {
 static void metrics_init_table(void);
 static uint32_t metrics_register(enum metrics_group g, const char *l0,
                                  const char *l1);
-static uint64_t *metrics_value(uint32_t id, enum metrics_family f,
-                               size_t idx);
+static uint64_t *metrics_value(uint32_t id, enum metrics_family f, size_t idx);
 static uint64_t metrics_load(const uint64_t *p);
 static void metrics_store_u64(uint64_t *p, uint64_t v);
 static void metrics_note_copy(struct metrics_note *dst,
@@ -431,9 +430,8 @@ metrics_master_set(enum metrics_family f, uint64_t v)
         return;
     }
     metrics_store_u64(
-        &metrics_shm
-             ->retired[metrics_shm->series[metrics_master_series].base +
-                       fi->offset],
+        &metrics_shm->retired[metrics_shm->series[metrics_master_series].base +
+                              fi->offset],
         v);
 }
 
@@ -442,7 +440,8 @@ int
 metrics_snapshot(struct metrics_snapshot *snap)
 {
     struct metrics_store *const st = metrics_shm;
-    const struct metrics_family_info *ws = &metrics_table[METRIC_WORKER_SESSIONS];
+    const struct metrics_family_info *ws =
+        &metrics_table[METRIC_WORKER_SESSIONS];
     const struct metrics_family_info *wf = &metrics_table[METRIC_WORKER_FDS];
 
     memset(snap, 0, sizeof(*snap));

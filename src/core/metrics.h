@@ -44,18 +44,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_MAX_SLOTS 256    /* workers counted at once (the master's
+#define METRICS_MAX_SLOTS                                                      \
+    256                          /* workers counted at once (the master's      \
                                     worker table) */
 #define METRICS_MAX_SERIES 1024  /* label sets of every group */
 #define METRICS_MAX_VALUES 16384 /* values of every series */
 #define METRICS_MAX_ROUTES 256   /* route series; the rest count in other */
-#define METRICS_LABEL_MAX 96     /* bytes of a label value, NUL included;
-                                    longer ones are cut */
+#define METRICS_LABEL_MAX                                                      \
+    96 /* bytes of a label value, NUL included;                                \
+          longer ones are cut */
 #define METRICS_NO_SERIES UINT32_MAX
 
 /* Histogram bucket upper bounds in milliseconds, then +Inf. */
-#define METRICS_BUCKETS_MS                                                 \
-    1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, \
+#define METRICS_BUCKETS_MS                                                     \
+    1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,    \
         300000, 1800000
 #define METRICS_NBUCKETS 17 /* the bounds above and +Inf */
 
@@ -110,8 +112,8 @@ enum metrics_type {
     X(RESOLVER_HITS, GLOBAL, COUNTER, "resolver_cache_hits_total", "lookups",  \
       NULL, NULL, "Name lookups answered from the resolver cache.")            \
     X(RESOLVER_ANSWERS, GLOBAL, COUNTER, "resolver_answers_total", "answers",  \
-      "rcode", METRICS_L("noerror", "nxdomain", "servfail", "timeout",        \
-                         "error"),                                             \
+      "rcode",                                                                 \
+      METRICS_L("noerror", "nxdomain", "servfail", "timeout", "error"),        \
       "Resolver answers by outcome: NOERROR with addresses, NXDOMAIN or no "   \
       "address, SERVFAIL or REFUSED, no answer in time, anything else.")       \
     X(GUARD, GLOBAL, COUNTER, "guard_refusals_total", "sessions", "reason",    \
@@ -123,8 +125,8 @@ enum metrics_type {
       NULL, NULL,                                                              \
       "Sessions counted under route=\"other\": their route has no series "     \
       "of its own (more routes than the cap).")                                \
-    X(LISTEN_SESSIONS, LISTEN, COUNTER, "listener_sessions_total",             \
-      "sessions", NULL, NULL, "Sessions accepted on the listener.")            \
+    X(LISTEN_SESSIONS, LISTEN, COUNTER, "listener_sessions_total", "sessions", \
+      NULL, NULL, "Sessions accepted on the listener.")                        \
     X(LISTEN_ACTIVE, LISTEN, GAUGE, "listener_sessions_active", "sessions",    \
       NULL, NULL, "Sessions open on the listener.")                            \
     X(LISTEN_RX, LISTEN, COUNTER, "listener_received_bytes_total", "bytes",    \
@@ -132,8 +134,9 @@ enum metrics_type {
     X(LISTEN_TX, LISTEN, COUNTER, "listener_sent_bytes_total", "bytes", NULL,  \
       NULL, "Bytes sent to clients, counted as they move.")                    \
     X(LISTEN_ERRORS, LISTEN, COUNTER, "listener_errors_total", "sessions",     \
-      NULL, NULL, "Sessions on the listener that ended with $status 400 or "   \
-                  "more.")                                                     \
+      NULL, NULL,                                                              \
+      "Sessions on the listener that ended with $status 400 or "               \
+      "more.")                                                                 \
     X(UP_TRIES, SERVER, COUNTER, "upstream_tries_total", "connects", NULL,     \
       NULL, "Connection attempts to the upstream server.")                     \
     X(UP_FAILURES, SERVER, COUNTER, "upstream_failures_total", "connects",     \
@@ -159,8 +162,8 @@ enum metrics_type {
     X(UP_LAST_FAILURE, SERVER, LATEST,                                         \
       "upstream_last_failure_timestamp_seconds", "seconds", NULL, NULL,        \
       "Wall-clock time of the server's last failed connection attempt.")       \
-    X(UP_FAILED_UNTIL, SERVER, LATEST, "upstream_failed_until_timestamp_seconds",     \
-      "seconds", NULL, NULL,                                                   \
+    X(UP_FAILED_UNTIL, SERVER, LATEST,                                         \
+      "upstream_failed_until_timestamp_seconds", "seconds", NULL, NULL,        \
       "Wall-clock time until which the server counts as failed.")              \
     X(ROUTE_SESSIONS, ROUTE, COUNTER, "route_sessions_total", "sessions",      \
       NULL, NULL, "Sessions routed by the configuration entry.")               \
@@ -173,8 +176,9 @@ enum metrics_type {
     X(WORKER_FDS, WORKER, GAUGE, "worker_descriptors", "descriptors", NULL,    \
       NULL, "Sockets the worker's sessions hold open.")                        \
     X(GENERATION, MASTER, GAUGE, "config_generation", "generation", NULL,      \
-      NULL, "Configuration generation serving: 1 at start, one more per "      \
-            "successful reload.")                                              \
+      NULL,                                                                    \
+      "Configuration generation serving: 1 at start, one more per "            \
+      "successful reload.")                                                    \
     X(RELOADS, MASTER, COUNTER, "reloads_total", "reloads", "result",          \
       METRICS_L("ok", "failed"), "Reloads, by result.")                        \
     X(RESTARTS, MASTER, COUNTER, "worker_restarts_total", "workers", NULL,     \
@@ -193,23 +197,23 @@ enum metrics_family {
 
 /* One family of the table, with its place in its group's values. */
 struct metrics_family_info {
-    const char *name;  /* without the snirelay_ prefix */
+    const char *name; /* without the snirelay_ prefix */
     const char *unit;
     const char *help;
     enum metrics_group group;
     enum metrics_type type;
-    const char *label;                /* the fixed label, or NULL */
-    const char *const *label_values;  /* its values, NULL-terminated */
-    uint32_t nlabel_values;           /* 1 when label is NULL */
-    uint32_t width;                   /* values stored per series */
-    uint32_t offset;                  /* of the first, in the series */
+    const char *label;               /* the fixed label, or NULL */
+    const char *const *label_values; /* its values, NULL-terminated */
+    uint32_t nlabel_values;          /* 1 when label is NULL */
+    uint32_t width;                  /* values stored per series */
+    uint32_t offset;                 /* of the first, in the series */
 };
 
 /* One registered series. */
 struct metrics_entry {
-    uint32_t group;                         /* enum metrics_group */
-    uint32_t base;                          /* its first value */
-    char label[2][METRICS_LABEL_MAX];       /* the group's label values */
+    uint32_t group;                   /* enum metrics_group */
+    uint32_t base;                    /* its first value */
+    char label[2][METRICS_LABEL_MAX]; /* the group's label values */
 };
 
 /* The families, in table order (filled on first use). */
@@ -277,7 +281,7 @@ void metrics_latest(uint32_t id, enum metrics_family f, uint64_t v);
  */
 #define METRICS_NOTE_MAX 224
 struct metrics_note {
-    uint64_t seq;   /* odd while its worker writes it */
+    uint64_t seq;    /* odd while its worker writes it */
     int64_t wall_ms; /* 0: none */
     char text[METRICS_NOTE_MAX];
 };
@@ -295,8 +299,8 @@ void metrics_master_set(enum metrics_family f, uint64_t v);
  */
 struct metrics_snapshot {
     uint32_t nseries;
-    uint64_t *values;  /* METRICS_MAX_VALUES, summed */
-    uint32_t nslots;   /* live worker slots below */
+    uint64_t *values; /* METRICS_MAX_VALUES, summed */
+    uint32_t nslots;  /* live worker slots below */
     int32_t slot_pid[METRICS_MAX_SLOTS];
     unsigned slot_index[METRICS_MAX_SLOTS];
     uint64_t (*slot_worker)[2]; /* per live slot: WORKER values */

@@ -10,15 +10,15 @@
 
 
 enum http_req_state {
-    REQ_METHOD,    /* method token */
-    REQ_TARGET,    /* request-target */
-    REQ_VERSION,   /* HTTP-version */
-    REQ_LINE_LF,   /* CR seen at the end of the request line */
-    REQ_FIELD,     /* start of a field line, or the empty line */
-    REQ_NAME,      /* field-name */
-    REQ_VALUE,     /* field-value */
-    REQ_VALUE_LF,  /* CR seen at the end of a field line */
-    REQ_END_LF,    /* CR seen on the empty line */
+    REQ_METHOD,   /* method token */
+    REQ_TARGET,   /* request-target */
+    REQ_VERSION,  /* HTTP-version */
+    REQ_LINE_LF,  /* CR seen at the end of the request line */
+    REQ_FIELD,    /* start of a field line, or the empty line */
+    REQ_NAME,     /* field-name */
+    REQ_VALUE,    /* field-value */
+    REQ_VALUE_LF, /* CR seen at the end of a field line */
+    REQ_END_LF,   /* CR seen on the empty line */
 };
 
 

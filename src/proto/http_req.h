@@ -46,17 +46,17 @@ struct http_req {
     size_t method_len;
     char target[HTTP_REQ_TARGET_MAX + 1]; /* NUL-terminated, as sent */
     size_t target_len;
-    unsigned version;  /* 10 or 11, once the request line is read */
-    size_t head_len;   /* bytes consumed so far (the whole head at DONE;
-                          the deciding byte included at MALFORMED) */
+    unsigned version; /* 10 or 11, once the request line is read */
+    size_t head_len;  /* bytes consumed so far (the whole head at DONE;
+                         the deciding byte included at MALFORMED) */
     enum http_req_rc rc;
     const char *reason; /* static: "ok", or why MALFORMED */
 
     /* scanner state */
-    unsigned state;   /* private */
-    char vers[9];     /* the HTTP-version being read */
+    unsigned state; /* private */
+    char vers[9];   /* the HTTP-version being read */
     size_t vers_len;
-    size_t fields;    /* field lines seen */
+    size_t fields; /* field lines seen */
 };
 
 /* Readies r for a new request head. */

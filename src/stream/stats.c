@@ -78,9 +78,9 @@ static enum stats_state stats_peer_state(const struct stats_view *v,
                                          uint32_t id);
 static void stats_prom_family(const struct stats_view *v,
                               enum metrics_family f);
-static void stats_prom_labels(struct stats_buf *b, const struct metrics_entry *e,
-                              const char *extra, const char *extra_value,
-                              const char *le);
+static void stats_prom_labels(struct stats_buf *b,
+                              const struct metrics_entry *e, const char *extra,
+                              const char *extra_value, const char *le);
 static void stats_prom_series(const struct stats_view *v, enum metrics_family f,
                               uint32_t id);
 static void stats_prom_state(const struct stats_view *v);
@@ -100,7 +100,7 @@ static const char *const stats_state_names[] = {"up", "failed", "down",
                                                 "backup"};
 
 static const char *const stats_type_names[] = {
-    [METRICS_COUNTER] = "counter", [METRICS_GAUGE] = "gauge",
+    [METRICS_COUNTER] = "counter",     [METRICS_GAUGE] = "gauge",
     [METRICS_HISTOGRAM] = "histogram", [METRICS_LATEST] = "gauge",
     [METRICS_STATE] = "gauge",
 };
@@ -118,10 +118,9 @@ stats_conf_register(struct stream_conf *conf)
         ls->metrics = metrics_series(METRICS_G_LISTEN, ls->text, NULL);
     }
     for (struct stream_upstream *u = conf->upstreams; u != NULL; u = u->next) {
-        u->metrics = arena_alloc(conf->arena, (u->bal.npeers > 0
-                                                   ? u->bal.npeers
-                                                   : 1) *
-                                                  sizeof(*u->metrics));
+        u->metrics =
+            arena_alloc(conf->arena, (u->bal.npeers > 0 ? u->bal.npeers : 1) *
+                                         sizeof(*u->metrics));
         if (u->metrics == NULL) {
             continue; /* not counted: checked where it is used */
         }
@@ -470,8 +469,8 @@ stats_note(struct session *s)
     n = str_escape(name, sizeof(name) - 1, raw, len > 64 ? 64 : len,
                    STR_ESCAPE_DEFAULT);
     name[n < sizeof(name) - 1 ? n : sizeof(name) - 1] = '\0';
-    snprintf(text, sizeof(text), "%.64s\t%d\t%.140s", s->listen->text, s->status,
-             name);
+    snprintf(text, sizeof(text), "%.64s\t%d\t%.140s", s->listen->text,
+             s->status, name);
     metrics_note(clock_wall_ms(), text);
 }
 
@@ -680,12 +679,11 @@ stats_prom_family(const struct stats_view *v, enum metrics_family f)
     }
     if (fi->group == METRICS_G_WORKER) {
         for (uint32_t k = 0; k < v->snap->nslots; k++) {
-            stats_buf_printf(b, "snirelay_%s{worker=\"%u\",pid=\"%d\"} %llu\n",
-                             fi->name, v->snap->slot_index[k],
-                             (int)v->snap->slot_pid[k],
-                             (unsigned long long)v->snap->slot_worker[k]
-                                                                   [f ==
-                                                                    METRIC_WORKER_FDS]);
+            stats_buf_printf(
+                b, "snirelay_%s{worker=\"%u\",pid=\"%d\"} %llu\n", fi->name,
+                v->snap->slot_index[k], (int)v->snap->slot_pid[k],
+                (unsigned long long)
+                    v->snap->slot_worker[k][f == METRIC_WORKER_FDS]);
         }
         return;
     }
@@ -770,7 +768,8 @@ stats_json(const struct stats_view *v)
         const struct metrics_family_info *fi = metrics_family(f);
         bool first = true;
 
-        stats_buf_printf(b, "%s{\"name\":\"snirelay_%s\",\"type\":\"%s\","
+        stats_buf_printf(b,
+                         "%s{\"name\":\"snirelay_%s\",\"type\":\"%s\","
                          "\"help\":",
                          f > 0 ? "," : "", fi->name,
                          stats_type_names[fi->type]);
@@ -786,15 +785,14 @@ stats_json(const struct stats_view *v)
                     if (id >= v->snap->nseries) {
                         continue;
                     }
-                    stats_buf_printf(b, "%s{\"labels\":{\"upstream\":",
-                                     first ? "" : ",");
+                    stats_buf_printf(
+                        b, "%s{\"labels\":{\"upstream\":", first ? "" : ",");
                     stats_json_str(b, metrics_entry(id)->label[0]);
                     stats_buf_printf(b, ",\"server\":");
                     stats_json_str(b, metrics_entry(id)->label[1]);
-                    stats_buf_printf(
-                        b, "},\"value\":\"%s\"}",
-                        stats_state_names[stats_peer_state(
-                            v, &u->bal.peers[i], id)]);
+                    stats_buf_printf(b, "},\"value\":\"%s\"}",
+                                     stats_state_names[stats_peer_state(
+                                         v, &u->bal.peers[i], id)]);
                     first = false;
                 }
             }
@@ -806,8 +804,8 @@ stats_json(const struct stats_view *v)
                     "\"value\":%llu}",
                     first ? "" : ",", v->snap->slot_index[k],
                     (int)v->snap->slot_pid[k],
-                    (unsigned long long)v->snap
-                        ->slot_worker[k][f == METRIC_WORKER_FDS]);
+                    (unsigned long long)
+                        v->snap->slot_worker[k][f == METRIC_WORKER_FDS]);
                 first = false;
             }
         } else {
@@ -840,19 +838,17 @@ stats_json(const struct stats_view *v)
                         stats_buf_printf(b, "%s%llu", i > 0 ? "," : "",
                                          (unsigned long long)c);
                     }
-                    stats_buf_printf(
-                        b, "],\"sum_ms\":%llu,\"count\":%llu}",
-                        (unsigned long long)metrics_get(v->snap, id, f,
-                                                        METRICS_NBUCKETS),
-                        (unsigned long long)count);
+                    stats_buf_printf(b, "],\"sum_ms\":%llu,\"count\":%llu}",
+                                     (unsigned long long)metrics_get(
+                                         v->snap, id, f, METRICS_NBUCKETS),
+                                     (unsigned long long)count);
                 } else if (fi->label != NULL) {
                     stats_buf_printf(b, ",\"values\":{");
                     for (size_t i = 0; i < fi->nlabel_values; i++) {
                         stats_buf_printf(
                             b, "%s\"%s\":%llu", i > 0 ? "," : "",
                             fi->label_values[i],
-                            (unsigned long long)metrics_get(v->snap, id, f,
-                                                            i));
+                            (unsigned long long)metrics_get(v->snap, id, f, i));
                     }
                     stats_buf_printf(b, "}}");
                 } else if (fi->type == METRICS_LATEST) {
@@ -979,7 +975,8 @@ stats_html(const struct stats_view *v)
         "now</a> &middot; <a href=\"/metrics\">metrics</a> &middot; "
         "<a href=\"/status.json\">JSON</a></p>\n",
         stats_css, SNIRELAY_VERSION,
-        (unsigned long long)metrics_get(snap, METRICS_MASTER, METRIC_GENERATION, 0),
+        (unsigned long long)metrics_get(snap, METRICS_MASTER, METRIC_GENERATION,
+                                        0),
         snap->nslots, (unsigned long long)active);
 
     stats_buf_printf(b, "<h2>Listeners</h2><div class=\"wrap\"><table><tr>"
@@ -993,8 +990,10 @@ stats_html(const struct stats_view *v)
         if (id >= snap->nseries) {
             continue;
         }
-        stats_fmt_bytes(t1, sizeof(t1), metrics_get(snap, id, METRIC_LISTEN_RX, 0));
-        stats_fmt_bytes(t2, sizeof(t2), metrics_get(snap, id, METRIC_LISTEN_TX, 0));
+        stats_fmt_bytes(t1, sizeof(t1),
+                        metrics_get(snap, id, METRIC_LISTEN_RX, 0));
+        stats_fmt_bytes(t2, sizeof(t2),
+                        metrics_get(snap, id, METRIC_LISTEN_TX, 0));
         stats_buf_printf(b, "<tr><td class=\"l\">");
         stats_html_str(b, ls->text);
         stats_buf_printf(
@@ -1002,17 +1001,19 @@ stats_html(const struct stats_view *v)
             "</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%s</td>"
             "<td>%s</td></tr>\n",
             (unsigned long long)metrics_get(snap, id, METRIC_LISTEN_ACTIVE, 0),
-            (unsigned long long)metrics_get(snap, id, METRIC_LISTEN_SESSIONS, 0),
+            (unsigned long long)metrics_get(snap, id, METRIC_LISTEN_SESSIONS,
+                                            0),
             (unsigned long long)metrics_get(snap, id, METRIC_LISTEN_ERRORS, 0),
             t1, t2);
     }
     stats_buf_printf(b, "</table></div>\n");
 
-    stats_buf_printf(b, "<h2>Upstream servers</h2><div class=\"wrap\"><table>"
-                        "<tr><th class=\"l\">Upstream</th><th class=\"l\">"
-                        "Server</th><th class=\"l\">State</th><th>Active</th>"
-                        "<th>Tries</th><th>Failures</th><th>Received</th>"
-                        "<th>Sent</th><th class=\"l\">Last failure</th></tr>\n");
+    stats_buf_printf(b,
+                     "<h2>Upstream servers</h2><div class=\"wrap\"><table>"
+                     "<tr><th class=\"l\">Upstream</th><th class=\"l\">"
+                     "Server</th><th class=\"l\">State</th><th>Active</th>"
+                     "<th>Tries</th><th>Failures</th><th>Received</th>"
+                     "<th>Sent</th><th class=\"l\">Last failure</th></tr>\n");
     for (const struct stream_upstream *u = v->conf->upstreams; u != NULL;
          u = u->next) {
         uint32_t last = METRICS_NO_SERIES;
@@ -1030,8 +1031,10 @@ stats_html(const struct stats_view *v)
             last = id;
             st = stats_peer_state(v, &u->bal.peers[i], id);
             lf = metrics_get(snap, id, METRIC_UP_LAST_FAILURE, 0);
-            stats_fmt_bytes(t1, sizeof(t1), metrics_get(snap, id, METRIC_UP_RX, 0));
-            stats_fmt_bytes(t2, sizeof(t2), metrics_get(snap, id, METRIC_UP_TX, 0));
+            stats_fmt_bytes(t1, sizeof(t1),
+                            metrics_get(snap, id, METRIC_UP_RX, 0));
+            stats_fmt_bytes(t2, sizeof(t2),
+                            metrics_get(snap, id, METRIC_UP_TX, 0));
             stats_buf_printf(b, "<tr><td class=\"l\">");
             stats_html_str(b, metrics_entry(id)->label[0]);
             stats_buf_printf(b, "</td><td class=\"l\">");
@@ -1050,11 +1053,10 @@ stats_html(const struct stats_view *v)
             } else {
                 const int64_t ago = (v->wall_ms - (int64_t)(lf / 8)) / 1000;
 
-                stats_buf_printf(b, "%s, %llds ago",
-                                 ff->label_values[lf % 8 < ff->nlabel_values
-                                                      ? lf % 8
-                                                      : 0],
-                                 (long long)(ago < 0 ? 0 : ago));
+                stats_buf_printf(
+                    b, "%s, %llds ago",
+                    ff->label_values[lf % 8 < ff->nlabel_values ? lf % 8 : 0],
+                    (long long)(ago < 0 ? 0 : ago));
             }
             stats_buf_printf(b, "</td></tr>\n");
         }
@@ -1063,8 +1065,9 @@ stats_html(const struct stats_view *v)
 
     stats_buf_printf(b, "<h2>Sessions</h2>");
     for (int k = 0; k < 3; k++) {
-        const enum metrics_family f =
-            k == 0 ? METRIC_SESSIONS : k == 1 ? METRIC_PREREAD : METRIC_GUARD;
+        const enum metrics_family f = k == 0   ? METRIC_SESSIONS
+                                      : k == 1 ? METRIC_PREREAD
+                                               : METRIC_GUARD;
         const struct metrics_family_info *fi = metrics_family(f);
 
         stats_buf_printf(b, "<p class=\"muted\">%s</p><dl>",
@@ -1129,9 +1132,12 @@ stats_html(const struct stats_view *v)
         b,
         "</table></div><p class=\"muted\">Reloads: %llu ok, %llu failed; "
         "worker restarts: %llu.</p>\n</body></html>\n",
-        (unsigned long long)metrics_get(snap, METRICS_MASTER, METRIC_RELOADS, 0),
-        (unsigned long long)metrics_get(snap, METRICS_MASTER, METRIC_RELOADS, 1),
-        (unsigned long long)metrics_get(snap, METRICS_MASTER, METRIC_RESTARTS, 0));
+        (unsigned long long)metrics_get(snap, METRICS_MASTER, METRIC_RELOADS,
+                                        0),
+        (unsigned long long)metrics_get(snap, METRICS_MASTER, METRIC_RELOADS,
+                                        1),
+        (unsigned long long)metrics_get(snap, METRICS_MASTER, METRIC_RESTARTS,
+                                        0));
 }
 
 
@@ -1157,8 +1163,8 @@ stats_man_text(FILE *out, const char *text)
                 n = strcspn(p, " ");
             }
         }
-        fprintf(out, "%s%.*s\n", *p == '.' || *p == '\'' ? "\\&" : "",
-                (int)n, p);
+        fprintf(out, "%s%.*s\n", *p == '.' || *p == '\'' ? "\\&" : "", (int)n,
+                p);
         p += n;
         while (*p == ' ') {
             p++;
@@ -1205,11 +1211,10 @@ stats_man(FILE *out)
             const bool has_group_label =
                 metrics_group_label((enum metrics_group)fi->group, 0) != NULL;
 
-            n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s (",
-                                  has_group_label ? ", " : "; labels: ",
-                                  fi->label);
-            for (size_t i = 0; i < fi->nlabel_values && n < sizeof(line);
-                 i++) {
+            n += (size_t)snprintf(
+                line + n, sizeof(line) - n, "%s%s (",
+                has_group_label ? ", " : "; labels: ", fi->label);
+            for (size_t i = 0; i < fi->nlabel_values && n < sizeof(line); i++) {
                 n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
                                       i > 0 ? ", " : "", fi->label_values[i]);
             }

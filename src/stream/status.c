@@ -183,16 +183,18 @@ static void
 status_reply(struct session *s, int code, const char *type,
              const struct stats_buf *body, const char *extra)
 {
-    static const char *const texts[] = {
-        [0] = "OK", [1] = "Bad Request", [2] = "Not Found",
-        [3] = "Method Not Allowed", [4] = "Internal Server Error"};
+    static const char *const texts[] = {[0] = "OK",
+                                        [1] = "Bad Request",
+                                        [2] = "Not Found",
+                                        [3] = "Method Not Allowed",
+                                        [4] = "Internal Server Error"};
     const char *text = code == 200   ? texts[0]
                        : code == 400 ? texts[1]
                        : code == 404 ? texts[2]
                        : code == 405 ? texts[3]
                                      : texts[4];
-    const bool is_head = s->req->rc == HTTP_REQ_DONE &&
-                         strcmp(s->req->method, "HEAD") == 0;
+    const bool is_head =
+        s->req->rc == HTTP_REQ_DONE && strcmp(s->req->method, "HEAD") == 0;
     struct stats_buf out = {NULL, 0, 0, false};
     const size_t len = body->failed ? 0 : body->len;
 

@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/http_req.h"
 #include "fuzz.h"
+#include "proto/http_req.h"
 
 
 static enum http_req_rc feed_copy(struct http_req *r, const uint8_t *data,

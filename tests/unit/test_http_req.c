@@ -41,8 +41,8 @@ static int teardown_guard(void **state);
 static enum http_req_rc feed_guarded(struct http_req *r, struct guardpage *g,
                                      const uint8_t *data, size_t len);
 static void check_good(struct guardpage *g, const uint8_t *data, size_t len,
-                       const char *method, const char *target,
-                       unsigned version, size_t head_len);
+                       const char *method, const char *target, unsigned version,
+                       size_t head_len);
 static void check_bad(struct guardpage *g, const struct bad_case *c);
 
 
@@ -113,8 +113,8 @@ check_good(struct guardpage *g, const uint8_t *data, size_t len,
     for (size_t i = 0; i < len; i++) {
         const enum http_req_rc rc = feed_guarded(&r, g, data + i, 1);
 
-        assert_int_equal(rc, i + 1 < head_len ? HTTP_REQ_NEED_MORE
-                                              : HTTP_REQ_DONE);
+        assert_int_equal(rc,
+                         i + 1 < head_len ? HTTP_REQ_NEED_MORE : HTTP_REQ_DONE);
     }
     assert_int_equal(r.head_len, head_len);
 }

@@ -118,8 +118,8 @@ test_route_cap(void **state)
     assert_false(metrics_is_other(METRICS_GLOBAL));
     assert_int_equal(value(METRICS_MASTER, METRIC_SERIES_OVERFLOW, 0), 10);
     snprintf(key, sizeof(key), "r%d", 3);
-    assert_false(metrics_is_other(metrics_series(METRICS_G_ROUTE, "map $x",
-                                                 key)));
+    assert_false(
+        metrics_is_other(metrics_series(METRICS_G_ROUTE, "map $x", key)));
 }
 
 
