@@ -261,6 +261,31 @@ loop_heap_down(struct loop *l, size_t i)
 }
 
 
+void
+loop_shrink(struct loop *l)
+{
+    const size_t heap_cap = l->heap_len * 2 > 256 ? l->heap_len * 2 : 256;
+    const size_t defer_cap =
+        l->deferred_len * 2 > 64 ? l->deferred_len * 2 : 64;
+
+    if (l->heap_cap > heap_cap) {
+        struct loop_timer **h = realloc(l->heap, heap_cap * sizeof(*h));
+        if (h != NULL) {
+            l->heap = h;
+            l->heap_cap = heap_cap;
+        }
+    }
+    if (l->deferred_cap > defer_cap) {
+        struct loop_deferred *d =
+            realloc(l->deferred, defer_cap * sizeof(*d));
+        if (d != NULL) {
+            l->deferred = d;
+            l->deferred_cap = defer_cap;
+        }
+    }
+}
+
+
 int
 loop_defer(struct loop *l, loop_defer_fn fn, void *data)
 {

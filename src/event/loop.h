@@ -92,6 +92,13 @@ loop_timer_armed(const struct loop_timer *t)
     return t->index != SIZE_MAX;
 }
 
+/*
+ * Gives back the room the timer heap and the deferred list grew to in a
+ * burst, keeping twice what is in use (and their first sizes). Nothing is
+ * lost if it cannot: the arrays stay as they are.
+ */
+void loop_shrink(struct loop *l);
+
 /* Runs fn(data) after the current batch of events (used to free objects). */
 int loop_defer(struct loop *l, loop_defer_fn fn, void *data);
 

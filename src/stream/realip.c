@@ -290,9 +290,19 @@ static bool
 realip_header_addrs(const struct session *s, struct sockaddr_storage *src,
                     struct sockaddr_storage *dst)
 {
-    const struct sockaddr_storage *in[2] = {&s->client_addr, &s->local_addr};
+    struct sockaddr_storage local = {0};
+    const struct sockaddr_storage *in[2] = {&s->client_addr, &local};
     struct sockaddr_storage *out[2] = {src, dst};
     bool any6 = false;
+
+    /* Only IPv4 and IPv6 go into a header; the rest is refused below. */
+    if (s->local_addr->sa_family == AF_INET) {
+        memcpy(&local, s->local_addr, sizeof(struct sockaddr_in));
+    } else if (s->local_addr->sa_family == AF_INET6) {
+        memcpy(&local, s->local_addr, sizeof(struct sockaddr_in6));
+    } else {
+        local.ss_family = s->local_addr->sa_family;
+    }
 
     for (size_t i = 0; i < 2; i++) {
         const int fam = in[i]->ss_family;

@@ -280,7 +280,7 @@ session_accept(struct loop_io *io, uint32_t events)
     for (int i = 0; i < SESSION_ACCEPT_BATCH; i++) {
         struct sockaddr_storage peer = {0}; /* an unbound unix peer: "unix:" */
         socklen_t peer_len = sizeof(peer);
-        socklen_t local_len = sizeof(peer);
+        socklen_t local_len = sizeof(struct sockaddr_in6);
         struct session *s;
         int fd;
 
@@ -347,12 +347,14 @@ session_accept(struct loop_io *io, uint32_t events)
          * on one address (or a unix path) tells it: getsockname() only
          * for a wildcard one.
          */
-        if (!sock_addr_is_wildcard((struct sockaddr *)&ls->addr)) {
-            memcpy(&s->local_addr, &ls->addr, ls->addrlen);
-        } else if (getsockname(fd, (struct sockaddr *)&s->local_addr,
-                               &local_len) == -1) {
-            session_fail(s, "getsockname()");
-            continue;
+        s->local_addr = (const struct sockaddr *)&ls->addr;
+        if (sock_addr_is_wildcard(s->local_addr)) {
+            s->local_addr = (const struct sockaddr *)&s->local_in;
+            if (getsockname(fd, (struct sockaddr *)&s->local_in,
+                            &local_len) == -1) {
+                session_fail(s, "getsockname()");
+                continue;
+            }
         }
         if (errlog_enabled(s->server->set.errlog, ERRLOG_INFO)) {
             char text[SOCK_ADDR_TEXT_MAX];
@@ -555,8 +557,8 @@ session_free(void *data)
 
 
 /*
- * A burst is over: frees the idle relay buffers and gives the heap's free
- * pages back to the kernel (malloc_trim(0) also releases pages in the
+ * A burst is over: frees the idle relay buffers, shrinks the event loop's
+ * arrays and gives the heap's free pages back to the kernel (malloc_trim(0) also releases pages in the
  * middle of the heap, with madvise()). A new burst that started meanwhile
  * trims when it ends instead.
  */
@@ -568,6 +570,7 @@ session_trim_timer(struct loop_timer *t)
         return;
     }
     relay_pool_trim();
+    loop_shrink(session_loop);
     malloc_trim(0);
     session_peak = session_alive;
 }

@@ -14,6 +14,7 @@
 #ifndef SNIRELAY_STREAM_SESSION_H
 #define SNIRELAY_STREAM_SESSION_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -155,7 +156,10 @@ struct session {
                                 running handler's, refined by it */
 
     struct sockaddr_storage client_addr; /* $remote_addr (after realip) */
-    struct sockaddr_storage local_addr;
+    const struct sockaddr *local_addr; /* $server_addr: the listener's
+                                          address, or local_in */
+    struct sockaddr_in6 local_in; /* on a wildcard listener, what
+                                     getsockname() said (inet only) */
     struct proxy_proto *pp; /* malloc'd on proxy_protocol listens */
     bool has_pp;            /* a PROXY header was read */
     struct sockaddr_storage *realip_addr; /* malloc'd: the peer, when

@@ -63,7 +63,7 @@ static const char *vars_upstream_bytes(unsigned tries, uint64_t last,
 static const char *vars_scratch_printf(size_t *len, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static const char *vars_seconds(int64_t ms, size_t *len);
-static const char *vars_port(const struct sockaddr_storage *ss, size_t *len);
+static const char *vars_port(const void *sa, size_t *len);
 static size_t vars_render_ctx(struct vars_ctx *ctx, const struct tmpl *t,
                               enum str_escape esc, char *dst, size_t cap);
 
@@ -374,9 +374,9 @@ vars_seconds(int64_t ms, size_t *len)
 
 /* The port of ss, or "" for one without (unix-domain), as nginx. */
 static const char *
-vars_port(const struct sockaddr_storage *ss, size_t *len)
+vars_port(const void *sa, size_t *len)
 {
-    const int port = sock_addr_port((const struct sockaddr *)ss);
+    const int port = sock_addr_port((const struct sockaddr *)sa);
 
     if (port == 0) {
         *len = 0;
@@ -552,11 +552,11 @@ vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
         *val = vars_port(&s->client_addr, len);
         return 0;
     case VAR_SERVER_ADDR:
-        sock_addr_host((struct sockaddr *)&s->local_addr, host, sizeof(host));
+        sock_addr_host(s->local_addr, host, sizeof(host));
         *val = vars_scratch_printf(len, "%s", host);
         return 0;
     case VAR_SERVER_PORT:
-        *val = vars_port(&s->local_addr, len);
+        *val = vars_port(s->local_addr, len);
         return 0;
     case VAR_PROTOCOL:
         *val = "TCP";

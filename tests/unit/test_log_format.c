@@ -58,9 +58,12 @@ session_fill(struct session *s, struct stream_conf *conf, const char *sni,
              size_t sni_len)
 {
     struct sockaddr_in *c = (struct sockaddr_in *)&s->client_addr;
-    struct sockaddr_in *l = (struct sockaddr_in *)&s->local_addr;
+    static struct sockaddr_in local;
+    struct sockaddr_in *l = &local;
 
     memset(s, 0, sizeof(*s));
+    memset(&local, 0, sizeof(local));
+    s->local_addr = (const struct sockaddr *)&local;
     s->conf = conf;
     s->server = conf->servers;
     s->listen = conf->listens;
