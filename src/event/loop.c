@@ -276,8 +276,7 @@ loop_shrink(struct loop *l)
         }
     }
     if (l->deferred_cap > defer_cap) {
-        struct loop_deferred *d =
-            realloc(l->deferred, defer_cap * sizeof(*d));
+        struct loop_deferred *d = realloc(l->deferred, defer_cap * sizeof(*d));
         if (d != NULL) {
             l->deferred = d;
             l->deferred_cap = defer_cap;

@@ -41,9 +41,9 @@
 #include "stream/realip.h"
 #include "stream/resolve.h"
 #include "stream/return.h"
-#include "stream/status.h"
 #include "stream/set.h"
 #include "stream/split_clients.h"
+#include "stream/status.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
 #include "stream/vars.h"
@@ -110,8 +110,7 @@ static const char *core_group_listeners(struct conf_ctx *cf,
 static void core_defer_listeners(struct stream_conf *conf);
 static const char *core_preread_budget(struct conf_ctx *cf,
                                        const struct conf_node *n,
-                                       const struct conf_cmd *cmd,
-                                       void *conf);
+                                       const struct conf_cmd *cmd, void *conf);
 
 
 static const struct conf_cmd core_main_cmds[] = {

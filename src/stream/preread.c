@@ -32,8 +32,8 @@
 #include "proto/tls_hello.h"
 #include "stream/hostmatch.h"
 #include "stream/session.h"
-#include "stream/stream.h"
 #include "stream/stats.h"
+#include "stream/stream.h"
 
 
 #define PREREAD_FIRST_SIZE 4096
@@ -407,8 +407,7 @@ preread_feed(struct session *s, const unsigned char *data, size_t len)
         s->preread = preread_tls_status(rc, h);
         tls_open = s->preread == PREREAD_NONE;
         if (rc == TLS_HELLO_MALFORMED) {
-            session_log(s, ERRLOG_INFO, "malformed ClientHello: %s",
-                        h->reason);
+            session_log(s, ERRLOG_INFO, "malformed ClientHello: %s", h->reason);
         }
     }
     if (set->http_preread && s->http_preread == PREREAD_NONE) {

@@ -23,22 +23,22 @@
 #include "conf/parser.h"
 #include "core/arena.h"
 #include "core/clock.h"
-#include "core/units.h"
 #include "core/metrics.h"
+#include "core/units.h"
 #include "log/errlog.h"
 #include "net/sock.h"
 #include "proto/hostname.h"
-#include "stream/upstream/balance.h"
 #include "stream/core.h"
 #include "stream/guard.h"
 #include "stream/proxy.h"
 #include "stream/resolve.h"
 #include "stream/session.h"
+#include "stream/stats.h"
 #include "stream/stream.h"
 #include "stream/upstream.h"
+#include "stream/upstream/balance.h"
 #include "stream/upstream_zone.h"
 #include "stream/vars.h"
-#include "stream/stats.h"
 
 
 /* Longest $upstream_addr and $upstream_connect_time texts kept, NUL
@@ -225,8 +225,8 @@ proxy_choose(struct session *s)
             return -1;
         }
         balance_peer_defaults(&s->target->single_peer);
-        sock_addr_text((struct sockaddr *)&s->target->single_peer.addr, s->target->single_name,
-                       sizeof(s->target->single_name));
+        sock_addr_text((struct sockaddr *)&s->target->single_peer.addr,
+                       s->target->single_name, sizeof(s->target->single_name));
         s->target->single_peer.name = s->target->single_name;
         return proxy_use_peers(s, &s->target->single_peer, 1);
     }
@@ -274,8 +274,8 @@ proxy_unix(struct session *s, const char *value, size_t len)
         return -1;
     }
     balance_peer_defaults(&s->target->single_peer);
-    sock_addr_text((struct sockaddr *)&s->target->single_peer.addr, s->target->single_name,
-                   sizeof(s->target->single_name));
+    sock_addr_text((struct sockaddr *)&s->target->single_peer.addr,
+                   s->target->single_name, sizeof(s->target->single_name));
     s->target->single_peer.name = s->target->single_name;
     return proxy_use_peers(s, &s->target->single_peer, 1);
 }
@@ -606,7 +606,8 @@ proxy_connect_next(struct session *s)
                 session_log(s, ERRLOG_ERR, "no live upstreams");
                 /* nginx: $upstream_addr then names the upstream. */
                 if (s->up != NULL && s->bal == &s->up->bal) {
-                    proxy_note(s, &s->upstream_addrs, PROXY_ADDRS_MAX, s->up->name);
+                    proxy_note(s, &s->upstream_addrs, PROXY_ADDRS_MAX,
+                               s->up->name);
                 }
             }
             session_finalize(s, 502);
@@ -751,8 +752,7 @@ proxy_connect_io(struct loop_io *io, uint32_t events)
      * A connect that failed is reported with EPOLLERR, and EPOLLHUP (the
      * socket is closed): only then is SO_ERROR worth a system call.
      */
-    const int err =
-        events & (LOOP_ERROR | LOOP_HUP) ? sock_error(io->fd) : 0;
+    const int err = events & (LOOP_ERROR | LOOP_HUP) ? sock_error(io->fd) : 0;
     char took[32];
 
     if (err != 0) {

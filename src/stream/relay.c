@@ -58,8 +58,8 @@
 #include "stream/proxy.h"
 #include "stream/realip.h"
 #include "stream/session.h"
-#include "stream/stream.h"
 #include "stream/stats.h"
+#include "stream/stream.h"
 
 
 #define RELAY_BUFFER_SIZE (16 * 1024)
@@ -734,8 +734,8 @@ relay_pump(struct session *s, uint32_t client_ev, uint32_t upstream_ev)
         return;
     }
     if (s->m_end == STATS_END_UNSET && (s->c2u.eof || s->u2c.eof)) {
-        s->m_end = s->c2u.eof ? STATS_END_CLIENT_CLOSED
-                              : STATS_END_UPSTREAM_CLOSED;
+        s->m_end =
+            s->c2u.eof ? STATS_END_CLIENT_CLOSED : STATS_END_UPSTREAM_CLOSED;
     }
     if (a | b) {
         s->last_active_ms = clock_now_ms();

@@ -325,8 +325,8 @@ resolve_start(struct session *s)
     }
     s->action = "resolving";
     s->target->resolver = sr;
-    switch (resolver_lookup(sr->r, s->target->name, len, &s->target->rwait, resolve_done, s,
-                            &res)) {
+    switch (resolver_lookup(sr->r, s->target->name, len, &s->target->rwait,
+                            resolve_done, s, &res)) {
     case RESOLVER_LOOKUP_ANSWERED:
         resolve_done(s, res);
         break;

@@ -350,8 +350,8 @@ session_accept(struct loop_io *io, uint32_t events)
         s->local_addr = (const struct sockaddr *)&ls->addr;
         if (sock_addr_is_wildcard(s->local_addr)) {
             s->local_addr = (const struct sockaddr *)&s->local_in;
-            if (getsockname(fd, (struct sockaddr *)&s->local_in,
-                            &local_len) == -1) {
+            if (getsockname(fd, (struct sockaddr *)&s->local_in, &local_len) ==
+                -1) {
                 session_fail(s, "getsockname()");
                 continue;
             }
@@ -482,11 +482,9 @@ session_finalize(struct session *s, int status)
     if (session_paused) {
         session_resume();
     }
-    if (session_peak >= SESSION_TRIM_MIN &&
-        session_alive <= session_peak / 4 &&
+    if (session_peak >= SESSION_TRIM_MIN && session_alive <= session_peak / 4 &&
         !loop_timer_armed(&session_trim_t) &&
-        loop_timer_set(s->loop, &session_trim_t, SESSION_TRIM_DELAY_MS) ==
-            -1) {
+        loop_timer_set(s->loop, &session_trim_t, SESSION_TRIM_DELAY_MS) == -1) {
         errlog_write(NULL, ERRLOG_ALERT, 0,
                      "adding a timer failed (%d: %s): memory is given back "
                      "after the next burst",
@@ -558,9 +556,9 @@ session_free(void *data)
 
 /*
  * A burst is over: frees the idle relay buffers, shrinks the event loop's
- * arrays and gives the heap's free pages back to the kernel (malloc_trim(0) also releases pages in the
- * middle of the heap, with madvise()). A new burst that started meanwhile
- * trims when it ends instead.
+ * arrays and gives the heap's free pages back to the kernel (malloc_trim(0)
+ * also releases pages in the middle of the heap, with madvise()). A new burst
+ * that started meanwhile trims when it ends instead.
  */
 static void
 session_trim_timer(struct loop_timer *t)

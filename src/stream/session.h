@@ -26,9 +26,9 @@
 #include "proto/http_req.h"
 #include "proto/proxy_proto.h"
 #include "proto/tls_hello.h"
-#include "stream/upstream/balance.h"
 #include "stream/limit_conn.h"
 #include "stream/stream.h"
+#include "stream/upstream/balance.h"
 
 /* Where a session is: nginx's stream phases, in their order. */
 enum session_phase {
@@ -114,13 +114,13 @@ struct preread_parse {
  * preread did not run). Each string is NUL-terminated in `text`.
  */
 struct preread_names {
-    size_t sni_len;        /* TLS server name as sent; "" unless
-                              $ssl_preread_status is ok */
-    size_t alpn_len;       /* "h2,http/1.1" */
-    size_t host_len;       /* HTTP Host; "" unless the HTTP preread ok */
-    uint16_t version;      /* tls_hello's version (0: none) */
-    bool has_ech;          /* encrypted_client_hello was present */
-    char text[];           /* sni NUL alpn NUL host NUL */
+    size_t sni_len;   /* TLS server name as sent; "" unless
+                         $ssl_preread_status is ok */
+    size_t alpn_len;  /* "h2,http/1.1" */
+    size_t host_len;  /* HTTP Host; "" unless the HTTP preread ok */
+    uint16_t version; /* tls_hello's version (0: none) */
+    bool has_ech;     /* encrypted_client_hello was present */
+    char text[];      /* sni NUL alpn NUL host NUL */
 };
 
 /*
@@ -129,12 +129,12 @@ struct preread_names {
  * for such sessions.
  */
 struct session_target {
-    struct balancer single_bal;  /* for a literal address from a value */
+    struct balancer single_bal; /* for a literal address from a value */
     struct balance_peer single_peer;
     char single_name[SOCK_ADDR_TEXT_MAX]; /* single_peer's name */
-    struct resolver_wait rwait;       /* while the name is being resolved */
-    struct stream_resolver *resolver; /* the one rwait waits on */
-    char name[RESOLVER_NAME_MAX + 8]; /* the name being resolved */
+    struct resolver_wait rwait;           /* while the name is being resolved */
+    struct stream_resolver *resolver;     /* the one rwait waits on */
+    char name[RESOLVER_NAME_MAX + 8];     /* the name being resolved */
     int port;
 };
 
@@ -156,10 +156,10 @@ struct session {
                                 running handler's, refined by it */
 
     struct sockaddr_storage client_addr; /* $remote_addr (after realip) */
-    const struct sockaddr *local_addr; /* $server_addr: the listener's
-                                          address, or local_in */
-    struct sockaddr_in6 local_in; /* on a wildcard listener, what
-                                     getsockname() said (inet only) */
+    const struct sockaddr *local_addr;   /* $server_addr: the listener's
+                                            address, or local_in */
+    struct sockaddr_in6 local_in;        /* on a wildcard listener, what
+                                            getsockname() said (inet only) */
     struct proxy_proto *pp; /* malloc'd on proxy_protocol listens */
     bool has_pp;            /* a PROXY header was read */
     struct sockaddr_storage *realip_addr; /* malloc'd: the peer, when
@@ -167,10 +167,10 @@ struct session {
                                              PROXY header; else NULL */
 
     /* preread */
-    struct preread_parse *parse; /* while preread runs: the worker's
-                                    scratch, or malloc'd once it waits */
-    struct preread_names *names; /* malloc'd when preread ends */
-    enum preread_status preread; /* TLS preread: $ssl_preread_status */
+    struct preread_parse *parse;      /* while preread runs: the worker's
+                                         scratch, or malloc'd once it waits */
+    struct preread_names *names;      /* malloc'd when preread ends */
+    enum preread_status preread;      /* TLS preread: $ssl_preread_status */
     enum preread_status http_preread; /* HTTP preread (PREREAD_OK: a Host) */
     unsigned char *pre_buf;           /* client bytes read during preread */
     size_t pre_len;
@@ -188,9 +188,9 @@ struct session {
     struct balance_peer *peer;     /* peer being connected/used */
     bool peer_held; /* peer still counted in its conns (proxy_release) */
     bool peer_shared; /* and counted in its upstream's shared zone */
-    bool lingering; /* draining: ends when the timer fires (relay_drain) */
+    bool lingering;   /* draining: ends when the timer fires (relay_drain) */
     struct balance_peer *dyn_peers; /* malloc'd: a resolved name's addresses */
-    struct balance_try *try;   /* malloc'd while connecting, else NULL */
+    struct balance_try *try;        /* malloc'd while connecting, else NULL */
     unsigned tries;            /* connect attempts made */
     int64_t start_ms;          /* accept time */
     int64_t upstream_start_ms; /* first connect attempt */
@@ -216,7 +216,7 @@ struct session {
     char *ret_buf;            /* `return` text being sent, malloc'd */
     size_t ret_len;
     size_t ret_pos; /* bytes of ret_buf already sent */
-    struct http_req *req; /* a status request being read, malloc'd */
+    struct http_req *req;           /* a status request being read, malloc'd */
     struct limit_conn_held *limits; /* counted: LIMIT_CONN_MAX_RULES
                                        malloc'd by the first, or NULL */
     size_t nlimits;
@@ -229,12 +229,12 @@ struct session {
     uint32_t m_peer;      /* the upstream server's being tried or used */
     uint8_t m_end;        /* enum stats_end; UNSET: told by $status */
     bool m_preread_counted;
-    bool m_peer_active;   /* counted in its server's active sessions */
-    bool m_first_byte;    /* first byte observed */
-    uint64_t m_rx;        /* bytes_received already counted */
-    uint64_t m_tx;        /* bytes_sent already counted */
-    uint64_t m_urx;       /* upstream_bytes_received already counted */
-    uint64_t m_utx;       /* upstream_bytes_sent already counted */
+    bool m_peer_active; /* counted in its server's active sessions */
+    bool m_first_byte;  /* first byte observed */
+    uint64_t m_rx;      /* bytes_received already counted */
+    uint64_t m_tx;      /* bytes_sent already counted */
+    uint64_t m_urx;     /* upstream_bytes_received already counted */
+    uint64_t m_utx;     /* upstream_bytes_sent already counted */
 };
 
 /*

@@ -659,8 +659,8 @@ vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
             return -1;
         }
         if (s->preread == PREREAD_OK || s->preread == PREREAD_NO_SNI) {
-            name = tls_hello_protocol_name(
-                s->names != NULL ? s->names->version : 0);
+            name = tls_hello_protocol_name(s->names != NULL ? s->names->version
+                                                            : 0);
         }
         *val = name != NULL ? name : "";
         *len = strlen(*val);
@@ -716,10 +716,8 @@ vars_value_of(struct vars_ctx *ctx, const struct tmpl_part *p,
         *val = vars_scratch_printf(len, "%s", host);
         return 0;
     case VAR_REALIP_REMOTE_PORT:
-        *val =
-            vars_port(s->realip_addr != NULL ? s->realip_addr
-                                             : &s->client_addr,
-                      len);
+        *val = vars_port(
+            s->realip_addr != NULL ? s->realip_addr : &s->client_addr, len);
         return 0;
     case VAR_BINARY_REMOTE_ADDR:
         if (s->client_addr.ss_family == AF_UNIX) {
