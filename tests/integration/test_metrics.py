@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -656,3 +657,91 @@ def test_routes_past_the_cap_count_under_other(relay, port):
     assert sum(own.values()) + other == K
     assert val(s, "snirelay_route_overflow_total") == other
     assert val(s, "snirelay_series_overflow_total") >= other
+
+
+ROUTED = STATUS + r"""
+    upstream app {
+        server 127.0.0.1:@DEAD@ max_fails=1 fail_timeout=30s;
+        server 127.0.0.1:@B@;
+    }
+    map $ssl_preread_server_name $b {
+        hostnames;
+        app.test app;
+    }
+    server {
+        listen 127.0.0.1:@L@;
+        ssl_preread on;
+        proxy_pass $b;
+    }
+"""
+
+
+def _of_pid(samples, name, pid):
+    """The sample of `name` whose labels name worker `pid`."""
+    got = [v for (n, labels), v in samples.items()
+           if n == name and str(pid) in dict(labels).values()]
+    assert len(got) == 1, (name, pid, [k for k in samples if k[0] == name])
+    return got[0]
+
+
+def test_route_bytes_timings_failure_times_and_worker_gauges(relay, port, backend):
+    """The families the other tests do not pin down, each against traffic
+    whose figures are known: bytes per route, the histograms' counts and
+    sums, a failed server's failure times, and the worker's gauges."""
+    b = echo_backend(backend)
+    dead = port()               # nobody listens: connecting is refused
+    r = relay(ROUTED, main_extra="worker_processes 1;", S=port(), L=port(),
+              B=b.port, DEAD=dead)
+    S, L = r.listen_ports
+    w = util.wait_for(lambda: util.child_pids(r.pid), "the worker")[0]
+    hs = hello.records(hello.build_client_hello(server_name="app.test"))
+    route = {"source": "map $b", "route": "app.test"}
+    up = {"upstream": "app", "server": "127.0.0.1:%d" % b.port}
+    down = {"upstream": "app", "server": "127.0.0.1:%d" % dead}
+
+    # K sessions held open, each having echoed its hello and `extra` bytes.
+    K, extra = 3, b"x" * 1000
+    t0 = time.time()
+    held = []
+    for _ in range(K):
+        s = util.connect(L)
+        s.sendall(hs + extra)
+        assert util.recv_exact(s, len(hs) + len(extra)) == hs + extra
+        held.append(s)
+    moved = K * (len(hs) + len(extra))
+    s = wait_metric(S, "snirelay_route_received_bytes_total", moved, **route)
+    assert val(s, "snirelay_route_sent_bytes_total", **route) == moved
+    # The scrape is a session of the same worker too, with one socket;
+    # each held session has its client and its upstream socket.
+    assert _of_pid(s, "snirelay_worker_sessions_active", w) == K + 1
+    assert _of_pid(s, "snirelay_worker_descriptors", w) == 2 * K + 1
+    # Round robin tried the dead server once, then kept away from it.
+    assert val(s, "snirelay_upstream_failures_total", reason="refused", **down) == 1
+    last = val(s, "snirelay_upstream_last_failure_timestamp_seconds", **down)
+    until = val(s, "snirelay_upstream_failed_until_timestamp_seconds", **down)
+    assert t0 - 1 <= last <= time.time() + 1, (t0, last)
+    assert abs(until - (last + 30)) <= 1, (last, until)
+    assert val(s, "snirelay_upstream_last_failure_timestamp_seconds", **up) == 0
+    # One connect and one first byte per session that reached the echo.
+    assert val(s, "snirelay_upstream_connect_seconds_count", **up) == K
+    assert val(s, "snirelay_upstream_first_byte_seconds_count", **up) == K
+
+    # Scrapes are sessions too, ended in milliseconds; the held sessions
+    # last over `hold`, so they alone land above the 1 s bound.
+    hold = 1.2
+
+    def longer_than_a_second():
+        s = parse(scrape(S))
+        le = {float(dict(k[1])["le"]): v for k, v in s.items()
+              if k[0] == "snirelay_session_duration_seconds_bucket"}
+        return s if le[float("inf")] - le[1.0] == K else None
+    assert longer_than_a_second() is None
+    util.wait_for(lambda: time.time() - t0 >= hold, "the sessions to age")
+    for c in held:
+        c.close()
+    s = util.wait_for(longer_than_a_second, "the held sessions' durations")
+    assert val(s, "snirelay_session_duration_seconds_sum") >= K * hold
+    assert val(s, "snirelay_session_duration_seconds_count") == \
+        val(s, "snirelay_session_duration_seconds_bucket", le="+Inf")
+    assert _of_pid(s, "snirelay_worker_sessions_active", w) == 1
+    assert _of_pid(s, "snirelay_worker_descriptors", w) == 1
