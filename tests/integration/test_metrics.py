@@ -684,6 +684,12 @@ def _of_pid(samples, name, pid):
     return got[0]
 
 
+# Histograms: their _bucket, _sum and _count samples.
+DURATION = "snirelay_session_duration_seconds"
+CONNECT = "snirelay_upstream_connect_seconds"
+FIRST_BYTE = "snirelay_upstream_first_byte_seconds"
+
+
 def test_route_bytes_timings_failure_times_and_worker_gauges(relay, port, backend):
     """The families the other tests do not pin down, each against traffic
     whose figures are known: bytes per route, the histograms' counts and
@@ -723,8 +729,8 @@ def test_route_bytes_timings_failure_times_and_worker_gauges(relay, port, backen
     assert abs(until - (last + 30)) <= 1, (last, until)
     assert val(s, "snirelay_upstream_last_failure_timestamp_seconds", **up) == 0
     # One connect and one first byte per session that reached the echo.
-    assert val(s, "snirelay_upstream_connect_seconds_count", **up) == K
-    assert val(s, "snirelay_upstream_first_byte_seconds_count", **up) == K
+    assert val(s, CONNECT + "_count", **up) == K
+    assert val(s, FIRST_BYTE + "_count", **up) == K
 
     # Scrapes are sessions too, ended in milliseconds; the held sessions
     # last over `hold`, so they alone land above the 1 s bound.
@@ -733,15 +739,15 @@ def test_route_bytes_timings_failure_times_and_worker_gauges(relay, port, backen
     def longer_than_a_second():
         s = parse(scrape(S))
         le = {float(dict(k[1])["le"]): v for k, v in s.items()
-              if k[0] == "snirelay_session_duration_seconds_bucket"}
+              if k[0] == DURATION + "_bucket"}
         return s if le[float("inf")] - le[1.0] == K else None
     assert longer_than_a_second() is None
     util.wait_for(lambda: time.time() - t0 >= hold, "the sessions to age")
     for c in held:
         c.close()
     s = util.wait_for(longer_than_a_second, "the held sessions' durations")
-    assert val(s, "snirelay_session_duration_seconds_sum") >= K * hold
-    assert val(s, "snirelay_session_duration_seconds_count") == \
-        val(s, "snirelay_session_duration_seconds_bucket", le="+Inf")
+    assert val(s, DURATION + "_sum") >= K * hold
+    assert val(s, DURATION + "_count") == \
+        val(s, DURATION + "_bucket", le="+Inf")
     assert _of_pid(s, "snirelay_worker_sessions_active", w) == 1
     assert _of_pid(s, "snirelay_worker_descriptors", w) == 1
