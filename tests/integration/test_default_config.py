@@ -21,18 +21,6 @@ import hello
 import util
 
 
-def _free(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def _embedded_text(snirelay_bin):
     """The embedded config, as `snirelay -T` prints it."""
     p = subprocess.run([snirelay_bin, "-T"], stdin=subprocess.DEVNULL,
@@ -92,7 +80,7 @@ def _refused_at_once(port, sni):
 
 def test_embedded_default_config_serves_as_make_run_starts_it(snirelay_bin,
                                                               workdir):
-    if not _free(4443) or not _free(8080):
+    if not util.port_bindable(4443) or not util.port_bindable(8080):
         pytest.skip("port 4443 or 8080 is taken on this machine")
     r = _Run([snirelay_bin], workdir)
     try:

@@ -122,6 +122,19 @@ def wait_proxy_closed_all(port, timeout=DEADLINE):
              "the proxy to close every connection on port %d" % port, timeout)
 
 
+def port_bindable(port, host="127.0.0.1"):
+    """Whether nothing holds `port` on `host` (a fixed port a test needs)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def port_listening(port):
     """True when some socket listens on `port`.
 

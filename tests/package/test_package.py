@@ -60,18 +60,6 @@ def unit_values(key):
                 if l.startswith(key + "=")]
 
 
-def port_free(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def status_get(path):
     """(status code, body) of GET path on the shipped status server."""
     s = util.connect(8080)
@@ -184,7 +172,7 @@ def _as_user(argv, user):
 
 def test_service_starts_serves_reloads_rotates_and_stops(installed):
     for p in (PORT, 8080):
-        if not port_free(p):
+        if not util.port_bindable(p):
             pytest.skip("port %d is taken on this machine" % p)
     if systemd_is_pid1():
         _under_systemd()
