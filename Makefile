@@ -43,7 +43,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 
 .PHONY: all run test deps unit integration asan asan-build fuzz fuzz-build \
         fuzz-smoke check-layers format clean bench bench-deps bench-callgrind \
-        bench-syscalls nginx-tests soak man-lint install uninstall deb \
+        bench-syscalls bench-profile nginx-tests soak man-lint install uninstall deb \
         test-package
 
 # Installation directories (GNU names); DESTDIR is prepended by install.
@@ -271,6 +271,11 @@ bench-callgrind: all
 # System calls per session and per MiB, snirelay and each peer (~2 min).
 bench-syscalls: all
 	sh bench/run.sh syscalls
+
+# Where the CPU goes (perf record -g, user/system split, strace -c) under
+# the bench's bulk and short-session workloads (~4 min).
+bench-profile: all
+	sh bench/run.sh profile
 
 # Not part of `make test`: it takes SOAK_SECONDS (ten minutes by default).
 soak: all

@@ -6,13 +6,14 @@
 #     stream module, built with ssl_preread, apart from nginx; nginx-full
 #     would bring both), haproxy, sniproxy
 #   gnuplot-nox (the plot), valgrind (bench-callgrind), strace
-#     (bench-syscalls and the check that the splice peers do splice)
+#     (bench-syscalls and the check that the splice peers do splice),
+#     linux-perf (bench-profile)
 # Only what is missing is installed, with a policy-rc.d that denies
 # everything in place so the packages' services do not start (only if
 # none exists; removed afterwards). If apt fails, the bench goes on and
 # reports a missing peer as skipped, with the reason.
 set -u
-PKGS="nginx-core libnginx-mod-stream haproxy sniproxy gnuplot-nox valgrind strace"
+PKGS="nginx-core libnginx-mod-stream haproxy sniproxy gnuplot-nox valgrind strace linux-perf"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

@@ -5,6 +5,7 @@
 #   sh bench/run.sh [ARGS]            bench/bench.py (the side-by-side run)
 #   sh bench/run.sh callgrind [ARGS]  bench/callgrind.py
 #   sh bench/run.sh syscalls [ARGS]   bench/syscalls.py
+#   sh bench/run.sh profile [ARGS]    bench/profile.py
 # with Debian's python3; ARGS go to the script (`--help` lists them).
 # BENCH_QUICK=1 makes bench.py a smoke run of a few minutes (--quick).
 set -eu
@@ -32,7 +33,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 script=bench/bench.py
 case "${1:-}" in
-callgrind | syscalls) script="bench/$1.py"; shift ;;
+callgrind | syscalls | profile) script="bench/$1.py"; shift ;;
 esac
 if [ "$script" = bench/bench.py ] && [ -n "${BENCH_QUICK:-}" ] && [ "$BENCH_QUICK" != 0 ]; then
     set -- --quick "$@"
