@@ -135,7 +135,9 @@ static const struct sandbox_call sandbox_calls[] = {
     {SCMP_SYS(sendto), SANDBOX_ANY},
     {SCMP_SYS(recvfrom), SANDBOX_ANY},
     {SCMP_SYS(shutdown), SANDBOX_ANY},
-    /* proxy_splice: pipes taken lazily from the pool, splice() */
+    /* proxy_splice: pipes taken lazily from the pool, splice(); fcntl()
+     * (allowed above for any command) sizes them: F_GETPIPE_SZ, and
+     * F_SETPIPE_SZ for bulk (proxy_splice_pipe_size) */
     {SCMP_SYS(pipe2), SANDBOX_ANY},
     {SCMP_SYS(splice), SANDBOX_ANY},
     /* c-ares: a truncated answer asked again over TCP */

@@ -15,6 +15,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -277,6 +278,40 @@ worker_fd_budget(uint64_t max, uint64_t *pipes)
 
 
 /*
+ * The bytes a worker's enlarged pipes may hold: a quarter of the user's
+ * fs.pipe-user-pages-soft shared among the workers, since past it every
+ * new pipe of the user gets 8 KiB (read here, before the sandbox; the file
+ * is world-readable). Unreadable: the kernel's default, 16384 pages. 0
+ * (no soft limit): the same as the default, to stay modest.
+ */
+static size_t
+worker_pipe_grow_bytes(const struct stream_conf *conf)
+{
+    unsigned long long pages = 16384;
+    long page = sysconf(_SC_PAGESIZE);
+    int workers = conf->worker_processes;
+    FILE *f = fopen("/proc/sys/fs/pipe-user-pages-soft", "re");
+
+    if (f != NULL) {
+        unsigned long long v;
+        if (fscanf(f, "%llu", &v) == 1 && v > 0) {
+            pages = v;
+        }
+        fclose(f);
+    }
+    if (workers <= 0) {
+        const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = cpus > 0 ? (int)cpus : 1;
+    }
+    if (page <= 0) {
+        page = 4096;
+    }
+    return (size_t)(pages / 4 / (unsigned long long)workers *
+                    (unsigned long long)page);
+}
+
+
+/*
  * Sizes the pipe pool: none when no server splices; a warning when some
  * would but the open files limit leaves no descriptor for a pipe.
  */
@@ -301,6 +336,7 @@ worker_pipes_init(const struct stream_conf *conf, uint64_t max, uint64_t pipes)
                      (unsigned long long)max);
     }
     pipe_pool_init((size_t)pipes);
+    pipe_pool_grow_limit(pipes > 0 ? worker_pipe_grow_bytes(conf) : 0);
 }
 
 

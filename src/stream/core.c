@@ -49,6 +49,10 @@
 #include "stream/vars.h"
 
 
+/* proxy_splice_pipe_size: the kernel's default pipe size up to 64m. */
+#define CORE_PIPE_SIZE_DEFAULT (1024 * 1024)
+#define CORE_PIPE_SIZE_MIN (64 * 1024)
+#define CORE_PIPE_SIZE_MAX (64 * 1024 * 1024)
 #define CORE_SETTING(field) offsetof(struct stream_settings, field)
 #define CORE_MAIN(field) offsetof(struct stream_conf, field)
 
@@ -62,6 +66,10 @@ static const char *core_http(struct conf_ctx *cf, const struct conf_node *n,
 static const char *core_error_log(struct conf_ctx *cf,
                                   const struct conf_node *n,
                                   const struct conf_cmd *cmd, void *conf);
+static const char *core_splice_pipe_size(struct conf_ctx *cf,
+                                         const struct conf_node *n,
+                                         const struct conf_cmd *cmd,
+                                         void *conf);
 static const char *core_worker_processes(struct conf_ctx *cf,
                                          const struct conf_node *n,
                                          const struct conf_cmd *cmd,
@@ -179,6 +187,8 @@ static const struct conf_cmd core_stream_cmds[] = {
     {"proxy_buffer_size", SS, CONF_TAKE1, conf_set_size,
      CORE_SETTING(proxy_buffer_size)},
     {"proxy_splice", SS, CONF_FLAG, conf_set_flag, CORE_SETTING(proxy_splice)},
+    {"proxy_splice_pipe_size", SS, CONF_TAKE1, core_splice_pipe_size,
+     CORE_SETTING(proxy_splice_pipe_size)},
     {"proxy_socket_keepalive", SS, CONF_FLAG, conf_set_flag,
      CORE_SETTING(proxy_socket_keepalive)},
     {"proxy_upload_rate", SS, CONF_TAKE1, proxy_rate_set,
@@ -238,6 +248,30 @@ core_http(struct conf_ctx *cf, const struct conf_node *n,
                  "\"http\" block skipped: snirelay serves stream{} only, "
                  "in %s:%u",
                  n->file, n->line);
+    return NULL;
+}
+
+
+/*
+ * proxy_splice_pipe_size SIZE: what a bulk direction's pipe grows to,
+ * from the kernel's default 64k (never enlarge) to 64m (the kernel also
+ * caps unprivileged users at fs.pipe-max-size, 1m by default: above it
+ * the enlargement is refused at run time, with a notice).
+ */
+static const char *
+core_splice_pipe_size(struct conf_ctx *cf, const struct conf_node *n,
+                      const struct conf_cmd *cmd, void *conf)
+{
+    const char *rv = conf_set_size(cf, n, cmd, conf);
+    if (rv != NULL) {
+        return rv;
+    }
+    const int64_t v = *(int64_t *)((char *)conf + cmd->offset);
+    if (v < CORE_PIPE_SIZE_MIN || v > CORE_PIPE_SIZE_MAX) {
+        return conf_msg(cf,
+                        "\"%s\" must be between 64k and 64m, not \"%s\"",
+                        n->args[0], n->args[1]);
+    }
     return NULL;
 }
 
@@ -450,6 +484,7 @@ core_settings_init(struct stream_settings *set)
     set->tcp_nodelay = CONF_UNSET;
     set->proxy_buffer_size = CONF_UNSET;
     set->proxy_splice = CONF_UNSET;
+    set->proxy_splice_pipe_size = CONF_UNSET;
     set->proxy_socket_keepalive = CONF_UNSET;
     set->http_preread = CONF_UNSET;
     set->resolver_timeout_ms = CONF_UNSET;
@@ -487,6 +522,8 @@ core_settings_merge(struct stream_settings *child,
     CONF_MERGE(child->tcp_nodelay, parent->tcp_nodelay, 1);
     CONF_MERGE(child->proxy_buffer_size, parent->proxy_buffer_size, 16 * 1024);
     CONF_MERGE(child->proxy_splice, parent->proxy_splice, 1);
+    CONF_MERGE(child->proxy_splice_pipe_size, parent->proxy_splice_pipe_size,
+               CORE_PIPE_SIZE_DEFAULT);
     CONF_MERGE(child->proxy_socket_keepalive, parent->proxy_socket_keepalive,
                0);
     if (!child->access_log_set) {
@@ -1075,6 +1112,7 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
                             .tcp_nodelay = CONF_UNSET,
                             .proxy_buffer_size = CONF_UNSET,
                             .proxy_splice = CONF_UNSET,
+                            .proxy_splice_pipe_size = CONF_UNSET,
                             .proxy_socket_keepalive = CONF_UNSET,
                             .http_preread = CONF_UNSET,
                             .resolver_timeout_ms = CONF_UNSET,

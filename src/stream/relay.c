@@ -18,7 +18,12 @@
  * and a buffer never both hold a direction's bytes, so order is kept.
  * splice() into a pipe says EAGAIN both when the socket is drained and
  * when the pipe is full; as HAProxy, a pipe with bytes in it is then taken
- * as full (`pipe_full`): no read interest until it drains.
+ * as full (`pipe_full`): no read interest until it drains. A direction
+ * that fills its pipe is bulk: the pipe is enlarged to
+ * proxy_splice_pipe_size (F_SETPIPE_SZ) and the read goes on, within the
+ * pool's bound on enlarged pipes; a short session never pays the call. A
+ * refused enlargement leaves the pipe as it is ([notice], once per worker,
+ * which then stops trying).
  *
  * Each wake-up moves a direction round after round (read, write) while a
  * read filled its buffer or pipe and the write emptied it, up to
@@ -112,6 +117,7 @@ static struct relay_read_rc relay_read(struct session *s, struct loop_io *from,
                                        struct relay_dir *d, uint64_t *count,
                                        bool hup, bool polled);
 static bool relay_take_pipe(struct session *s, struct relay_dir *d);
+static bool relay_grow_pipe(struct session *s, struct relay_dir *d);
 static struct relay_read_rc relay_splice_in(struct session *s,
                                             struct loop_io *from,
                                             struct relay_dir *d,
@@ -140,6 +146,7 @@ static unsigned char *relay_pool[RELAY_POOL_MAX]; /* free buffers */
 static size_t relay_pool_len;
 static int64_t relay_pipe_logged_ms = -RELAY_PIPE_LOG_MS;
 static bool relay_unsupported_logged;
+static bool relay_grow_failed; /* F_SETPIPE_SZ refused once: no more tries */
 
 
 /*
@@ -460,6 +467,31 @@ relay_take_pipe(struct session *s, struct relay_dir *d)
 }
 
 
+/*
+ * d filled its pipe: enlarges it to the server's proxy_splice_pipe_size
+ * when the pool's bound allows. Returns whether the pipe has room now.
+ */
+static bool
+relay_grow_pipe(struct session *s, struct relay_dir *d)
+{
+    const size_t size = (size_t)s->server->set.proxy_splice_pipe_size;
+
+    if (relay_grow_failed || size <= d->pipe.cap) {
+        return false;
+    }
+    const int rc = pipe_pool_grow(&d->pipe, size);
+    if (rc == -1) {
+        relay_grow_failed = true;
+        session_log(s, ERRLOG_NOTICE,
+                    "fcntl(F_SETPIPE_SZ, %zu) failed (%d: %s), pipes keep "
+                    "their size",
+                    size, errno, strerror(errno));
+        return false;
+    }
+    return rc == 1 && d->piped < d->pipe.cap;
+}
+
+
 /* splice() from the source socket into d's pipe. */
 static struct relay_read_rc
 relay_splice_in(struct session *s, struct loop_io *from, struct relay_dir *d,
@@ -469,7 +501,7 @@ relay_splice_in(struct session *s, struct loop_io *from, struct relay_dir *d,
 
     /* Bounded by the pipe's room: each turn fills it or ends the loop. */
     while (!d->eof) {
-        if (d->piped >= d->pipe.cap) {
+        if (d->piped >= d->pipe.cap && !relay_grow_pipe(s, d)) {
             r.full = true;
             break;
         }

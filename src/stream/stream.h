@@ -193,6 +193,7 @@ struct stream_settings {
     int tcp_nodelay;
     int64_t proxy_buffer_size;  /* relay buffer per direction, bytes */
     int proxy_splice;           /* relay by splice() where it can */
+    int64_t proxy_splice_pipe_size; /* bulk pipes grow to it, bytes */
     int proxy_socket_keepalive; /* SO_KEEPALIVE on the upstream socket */
     struct stream_access_log *access_logs; /* NULL: inherit */
     bool access_log_off;                   /* access_log off */

@@ -39,7 +39,11 @@ def _drain_hash(sock, limit=None):
     return n, h.hexdigest()
 
 
-def test_64mib_both_directions_at_once_arrive_unchanged(relay, backend, port):
+@pytest.mark.parametrize("pipe_size", [None, "64k"])
+def test_64mib_both_directions_at_once_arrive_unchanged(relay, backend, port,
+                                                        pipe_size):
+    """With the default proxy_splice_pipe_size (bulk pipes enlarged to 1m)
+    and with 64k (never enlarged), on both proxy_splice values."""
     size = 64 * MIB
     up = os.urandom(size)
     down = os.urandom(size)
@@ -65,9 +69,12 @@ def test_64mib_both_directions_at_once_arrive_unchanged(relay, backend, port):
         listen 127.0.0.1:@L@;
         ssl_preread on;
         proxy_timeout 30s;
+        @PS@
         proxy_pass $backend;
     }
-    """, B=B.port, D=D.port, L=L)
+    """, B=B.port, D=D.port, L=L,
+              PS="" if pipe_size is None else
+              "proxy_splice_pipe_size %s;" % pipe_size)
 
     s = util.connect(L, timeout=60)
     sender_err = []

@@ -7,6 +7,7 @@ holding bytes is never handed to another session, the fallbacks to the
 copy when pipes cannot be had (with their error-log lines), and TCP urgent
 data, which stops splice() but not recv()."""
 
+import fcntl
 import os
 import re
 import resource
@@ -132,6 +133,88 @@ def test_stalled_bytes_wait_in_a_pipe_with_proxy_splice_on_in_a_buffer_off(
     assert len(got) == size and got == B.conns[0]["data"]
     f = util.parse_line(r.wait_access(1)[0])
     assert f["bytes_sent"] == str(size)
+
+
+def _pipe_sizes(pid):
+    """The size (F_GETPIPE_SZ) of each pipe `pid` has open, read through
+    /proc/PID/fd (opening a pipe there gives another descriptor on it)."""
+    sizes = {}
+    d = "/proc/%d/fd" % pid
+    for n in os.listdir(d):
+        try:
+            link = os.readlink(os.path.join(d, n))
+        except OSError:
+            continue
+        if not link.startswith("pipe:") or link in sizes:
+            continue
+        try:
+            fd = os.open(os.path.join(d, n), os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            sizes[link] = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+        finally:
+            os.close(fd)
+    return sizes
+
+
+SIZED = r"""
+    server {
+        listen 127.0.0.1:@L@;
+        proxy_timeout 60s;
+        @PS@
+        proxy_pass 127.0.0.1:@B@;
+    }
+"""
+
+
+@pytest.mark.parametrize("pipe_size", [None, "64k"])
+def test_a_bulk_direction_gets_an_enlarged_pipe_a_short_session_does_not(
+        relay, backend, port, pipe_size):
+    """A short echo leaves the worker with default 64 KiB pipes only; a
+    stalled 16 MiB download fills its pipe, which is then enlarged to 1m
+    (the default proxy_splice_pipe_size) and, with 64k, is not."""
+    E = backend(util.echo(), name="echo")
+    B = backend(_pusher(16 * MIB), name="bulk")
+    L = port()
+    L2 = port()
+    conf = SIZED + SIZED.replace("@L@", "@L2@").replace("@B@", "@E@")
+    r = relay(conf, B=B.port, L=L, E=E.port, L2=L2,
+              PS="" if pipe_size is None else
+              "proxy_splice_pipe_size %s;" % pipe_size)
+    w = _worker(r)
+    short = util.connect(L2)
+    try:
+        assert util.echo_roundtrip(short, b"x" * 4000) == b"x" * 4000
+        sizes = _pipe_sizes(w)
+        assert sizes, "the short session took no pipe"
+        assert all(v <= 65536 for v in sizes.values()), sizes
+    finally:
+        short.close()
+    s = _small_reader(L)
+    try:
+        util.wait_for(lambda: _proxy_stalled(L, B.port), "bytes held at the proxy")
+        sizes = _pipe_sizes(w)
+        big = [v for v in sizes.values() if v > 65536]
+        if pipe_size is None:
+            assert big == [MIB], sizes
+        else:
+            assert not big, sizes
+        got = util.recv_all(s)
+    finally:
+        s.close()
+    assert len(got) == 16 * MIB and got == B.conns[0]["data"]
+
+
+@pytest.mark.parametrize("value", ["32k", "65m", "1x", "-1"])
+def test_bad_proxy_splice_pipe_size_is_refused_with_file_line(
+        snirelay_bin, workdir, value):
+    rc, err, path = util.config_test(
+        snirelay_bin, workdir,
+        "error_log stderr;\nevents {}\nstream {\nserver {\nlisten 127.0.0.1:1;\n"
+        "proxy_splice_pipe_size %s;\nproxy_pass 127.0.0.1:2;\n}\n}\n" % value)
+    assert rc == 1, err
+    assert "\"proxy_splice_pipe_size\"" in err and ("in %s:6" % path) in err, err
 
 
 def test_idle_sessions_hold_no_pipe(relay, backend, port):
