@@ -206,6 +206,43 @@ def test_a_bulk_direction_gets_an_enlarged_pipe_a_short_session_does_not(
     assert len(got) == 16 * MIB and got == B.conns[0]["data"]
 
 
+def test_enlarged_pipes_stay_under_the_workers_share_of_the_user_pages(
+        relay, backend, port):
+    """More stalled bulk downloads than the bound allows 1 MiB pipes for:
+    the worker's enlarged pipes hold at most a quarter of
+    fs.pipe-user-pages-soft divided by the worker count; the other bulk
+    directions keep 64 KiB pipes, and every byte still arrives."""
+    with open("/proc/sys/fs/pipe-user-pages-soft") as f:
+        soft = int(f.read()) or 16384
+    size = 4 * MIB
+    B = backend(_pusher(size))
+    L = port()
+    r = relay(PLAIN, B=B.port, L=L)
+    w = _worker(r)
+    workers = len(util.child_pids(r.pid))
+    bound = soft // 4 // workers * os.sysconf("SC_PAGE_SIZE")
+    fits = bound // MIB
+    socks = [_small_reader(L) for _ in range(fits + 4)]
+    try:
+        def at_bound():
+            big = [v for v in _pipe_sizes(w).values() if v > 65536]
+            return len(big) == fits and sum(big) <= bound
+        util.wait_for(at_bound, "%d enlarged pipes" % fits)
+        B.wait_conns(len(socks))
+        util.wait_for(lambda: sum(1 for v in _pipe_sizes(w).values()
+                                  if v == 65536) >= 4,
+                      "the other bulk directions on 64 KiB pipes")
+        sizes = _pipe_sizes(w)
+        big = [v for v in sizes.values() if v > 65536]
+        assert len(big) == fits and sum(big) <= bound, sizes
+        got = [util.recv_all(s) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    datas = sorted(c["data"] for c in B.conns)
+    assert sorted(got) == datas
+
+
 @pytest.mark.parametrize("value", ["32k", "65m", "1x", "-1"])
 def test_bad_proxy_splice_pipe_size_is_refused_with_file_line(
         snirelay_bin, workdir, value):
