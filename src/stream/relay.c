@@ -6,9 +6,12 @@
  * wait for it, so a slow reader stops the fast writer and memory stays at
  * one buffer per direction.
  *
- * Zero-copy (proxy_splice on, our default): a direction's bytes go from
- * one socket into a pipe and from the pipe to the other socket with
- * splice(), never through user space. The pipe comes from a per-worker
+ * Zero-copy (proxy_splice on, our default): a bulk direction's bytes go
+ * from one socket into a pipe and from the pipe to the other socket with
+ * splice(), never through user space. A direction is bulk once a read
+ * filled its buffer (HAProxy's splice-auto): short exchanges (a request, a
+ * 1-byte ping-pong) stay on the copy, one recv() and one send(), cheaper
+ * than two splice() calls and a pipe. The pipe comes from a per-worker
  * pool (net/pipe_pool.c) when the direction reads and goes back when it is
  * empty, as buffers do. The buffered copy stays for what splice cannot
  * carry or must not: the preread bytes and a PROXY header (already in a
@@ -19,7 +22,7 @@
  * splice() into a pipe says EAGAIN both when the socket is drained and
  * when the pipe is full; as HAProxy, a pipe with bytes in it is then taken
  * as full (`pipe_full`): no read interest until it drains. A direction
- * that fills its pipe is bulk: the pipe is enlarged to
+ * that fills its pipe too is enlarged to
  * proxy_splice_pipe_size (F_SETPIPE_SZ) and the read goes on, within the
  * pool's bound on enlarged pipes; a short session never pays the call. A
  * refused enlargement leaves the pipe as it is ([notice], once per worker,
@@ -410,8 +413,8 @@ relay_move(struct session *s, struct loop_io *from, struct loop_io *to,
 
 /*
  * Reads from `from` into d: into the buffer or pipe that holds d's bytes,
- * or, when d is empty, into a pipe if it may splice and one can be taken,
- * else into a buffer. polled: epoll said `from` is ready (a splice() that
+ * or, when d is empty, into a pipe if it may splice, is bulk and one can
+ * be taken, else into a buffer. polled: epoll said `from` is ready (a splice() that
  * then finds nothing, with an empty pipe, is retried with recv(): TCP
  * urgent data stops splice() but not recv(), and level-triggered epoll
  * would wake us for it forever).
@@ -424,7 +427,8 @@ relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
         return (struct relay_read_rc){0, false, false};
     }
     if (d->pipe.rd >= 0 ||
-        (d->buf == NULL && d->can_splice && relay_take_pipe(s, d))) {
+        (d->buf == NULL && d->can_splice && d->bulk &&
+         relay_take_pipe(s, d))) {
         const struct relay_read_rc r = relay_splice_in(s, from, d, count, hup);
         if (d->pipe.rd >= 0 && d->piped == 0) {
             relay_pipe_release(d); /* nothing waits in it: hold no pipe */
@@ -605,6 +609,7 @@ relay_recv(struct session *s, struct loop_io *from, struct relay_dir *d,
         const ssize_t n = recv(from->fd, d->buf + d->last, room, 0);
         if (n > 0) {
             d->last += (size_t)n;
+            d->bulk = d->bulk || d->last == d->cap;
             relay_got(s, d, (size_t)n);
             *count += (uint64_t)n;
             r.progress = 1;

@@ -91,6 +91,7 @@ struct relay_dir {
     size_t piped;               /* bytes in the pipe */
     bool pipe_full;  /* splice() found no room: no reading until drained */
     bool can_splice; /* proxy_splice on and no rate: a pipe may be used */
+    bool bulk;       /* a read filled the buffer: pipes from now on */
     bool eof;        /* the source sent FIN */
     bool shut;       /* FIN passed on to the destination */
     bool delayed;    /* over its rate: the source is not read until `delay` */

@@ -94,7 +94,15 @@ def _small_reader(port):
 def _proxy_stalled(listen_port, upstream_port):
     """True when bytes wait at the proxy for a client that does not read:
     its client socket's send queue and its upstream socket's receive queue
-    are both non-empty (/proc/net/tcp tx_queue:rx_queue)."""
+    are both non-empty."""
+    return _stalled_sessions(listen_port, upstream_port) > 0
+
+
+def _stalled_sessions(listen_port, upstream_port):
+    """How many sessions hold bytes at the proxy for a client that does not
+    read, as _proxy_stalled() tells for one: the fewer of the proxy's client
+    sockets with a send queue and its upstream sockets with a receive
+    queue (/proc/net/tcp)."""
     tx = rx = 0
     with open("/proc/net/tcp") as f:
         next(f)
@@ -103,11 +111,11 @@ def _proxy_stalled(listen_port, upstream_port):
             local = int(p[1].rsplit(":", 1)[1], 16)
             remote = int(p[2].rsplit(":", 1)[1], 16)
             txq, rxq = (int(x, 16) for x in p[4].split(":"))
-            if local == listen_port and p[3] == "01":
-                tx = max(tx, txq)
-            if remote == upstream_port and p[3] == "01":
-                rx = max(rx, rxq)
-    return tx > 0 and rx > 0
+            if p[3] != "01":
+                continue
+            tx += local == listen_port and txq > 0
+            rx += remote == upstream_port and rxq > 0
+    return min(tx, rx)
 
 
 @pytest.mark.parametrize("proxy_splice", ["on", "off"])
@@ -169,11 +177,12 @@ SIZED = r"""
 
 
 @pytest.mark.parametrize("pipe_size", [None, "64k"])
-def test_a_bulk_direction_gets_an_enlarged_pipe_a_short_session_does_not(
+def test_a_bulk_direction_gets_an_enlarged_pipe_a_short_session_none(
         relay, backend, port, pipe_size):
-    """A short echo leaves the worker with default 64 KiB pipes only; a
-    stalled 16 MiB download fills its pipe, which is then enlarged to 1m
-    (the default proxy_splice_pipe_size) and, with 64k, is not."""
+    """A short echo (4,000 bytes, under the 16k buffer) is copied and takes
+    no pipe at all (a direction splices once a read fills its buffer); a
+    stalled 16 MiB download takes a pipe, fills it, and has it enlarged to
+    1m (the default proxy_splice_pipe_size) and, with 64k, not."""
     E = backend(util.echo(), name="echo")
     B = backend(_pusher(16 * MIB), name="bulk")
     L = port()
@@ -186,9 +195,7 @@ def test_a_bulk_direction_gets_an_enlarged_pipe_a_short_session_does_not(
     short = util.connect(L2)
     try:
         assert util.echo_roundtrip(short, b"x" * 4000) == b"x" * 4000
-        sizes = _pipe_sizes(w)
-        assert sizes, "the short session took no pipe"
-        assert all(v <= 65536 for v in sizes.values()), sizes
+        assert not _pipe_sizes(w), "the short session took a pipe"
     finally:
         short.close()
     s = _small_reader(L)
@@ -243,6 +250,48 @@ def test_enlarged_pipes_stay_under_the_workers_share_of_the_user_pages(
     assert sorted(got) == datas
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as nobody")
+@pytest.mark.parametrize("over_max", [False, True])
+def test_a_pipe_size_the_kernel_refuses_is_said_once_and_pipes_keep_theirs(
+        relay, backend, port, over_max):
+    """Above fs.pipe-max-size the kernel refuses F_SETPIPE_SZ (EPERM) to a
+    process without CAP_SYS_RESOURCE, such as a worker running as `user
+    nobody`: it logs one notice, keeps its 64 KiB pipes, stops trying, and
+    every byte still arrives. At fs.pipe-max-size the same worker has its
+    pipes enlarged: the refusal comes from the kernel's limit."""
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        size = int(f.read()) * (2 if over_max else 1)
+    if size > 64 * MIB or size < 128 * 1024:
+        pytest.skip("fs.pipe-max-size is outside the directive's range")
+    B = backend(_pusher(16 * MIB))
+    L = port()
+    r = relay(SIZED, B=B.port, L=L,
+              PS="proxy_splice_pipe_size %dk;" % (size // 1024),
+              main_extra="worker_processes 1;\nuser nobody;")
+    w = _worker(r)
+    socks = []
+    try:
+        for _ in range(2):
+            socks.append(_small_reader(L))
+        B.wait_conns(2)
+        util.wait_for(lambda: _stalled_sessions(L, B.port) == 2,
+                      "bytes held at the proxy for both clients")
+        sizes = _pipe_sizes(w)
+        big = [v for v in sizes.values() if v > 65536]
+        got = [util.recv_all(s) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    assert sorted(got) == sorted(c["data"] for c in B.conns)
+    refused = r.error_text().count(
+        "fcntl(F_SETPIPE_SZ, %d) failed (1: Operation not permitted), "
+        "pipes keep their size" % size)
+    if over_max:
+        assert refused == 1 and not big, (refused, sizes)
+    else:
+        assert refused == 0 and big == [size, size], (refused, sizes)
+
+
 @pytest.mark.parametrize("value", ["32k", "65m", "1x", "-1"])
 def test_bad_proxy_splice_pipe_size_is_refused_with_file_line(
         snirelay_bin, workdir, value):
@@ -273,7 +322,7 @@ def test_idle_sessions_hold_no_pipe(relay, backend, port):
             t.join(util.DEADLINE)
         # Every byte is delivered; the sessions are idle and still open.
         assert B.accepted == 10
-        assert len(_pipes(w)) <= 2, _pipes(w)
+        assert 1 <= len(_pipes(w)) <= 2, _pipes(w)
     finally:
         for s in socks:
             s.close()
@@ -385,20 +434,22 @@ def test_urgent_data_neither_stalls_nor_spins_the_relay(relay, backend, port,
     reads past it with recv(), as the copy does, so bytes go on and the
     worker does not spin. The worker is stopped while the client sends, so
     the urgent byte is queued before the relay reads (otherwise the kernel
-    skips it and neither path sees it)."""
+    skips it and neither path sees it). The first 64 KiB fill the relay's
+    buffer, so with proxy_splice on the direction splices from then on."""
     got = []
     first = threading.Event()
     done = threading.Event()
+    start = b"s" * 65536
 
     def handler(conn, info):
         n = 0
-        while n < 2005:
+        while n < len(start) + 2000:
             b = conn.recv(65536)
             if not b:
                 break
             got.append(b)
             n += len(b)
-            if n >= 5:
+            if n >= len(start):
                 first.set()
         done.set()
         util.recv_all(conn)
@@ -409,7 +460,7 @@ def test_urgent_data_neither_stalls_nor_spins_the_relay(relay, backend, port,
     w = _worker(r)
     s = util.connect(L)
     try:
-        s.sendall(b"start")
+        s.sendall(start)
         assert first.wait(util.DEADLINE)  # the relay runs
         os.kill(w, signal.SIGSTOP)
         try:
@@ -426,7 +477,8 @@ def test_urgent_data_neither_stalls_nor_spins_the_relay(relay, backend, port,
     finally:
         s.close()
     # recv() without SO_OOBINLINE leaves the urgent byte out, on both paths.
-    assert b"".join(got) == b"start" + b"a" * 1000 + b"b" * 1000
+    assert b"".join(got) == start + b"a" * 1000 + b"b" * 1000
+    assert bool(_pipes(w)) == (proxy_splice == "on"), _pipes(w)
     assert ticks < 20, "the worker used %d ticks in an idle second" % ticks
     r.wait_access(1)
 
