@@ -139,6 +139,9 @@ static bool relay_splice_unsupported(struct session *s, struct relay_dir *d,
                                      int err);
 static size_t relay_pending(const struct relay_dir *d);
 static bool relay_has_room(const struct relay_dir *d);
+static bool relay_bulk_waits(const struct relay_dir *d);
+static size_t relay_buf_size(const struct session *s,
+                             const struct relay_dir *d);
 static int relay_buf_get(struct relay_dir *d, size_t size);
 static void relay_buf_put(struct relay_dir *d);
 static void relay_pipe_release(struct relay_dir *d);
@@ -153,7 +156,23 @@ static bool relay_grow_failed; /* F_SETPIPE_SZ refused once: no more tries */
 
 
 /*
- * Buffers of size bytes (the server's proxy_buffer_size). Those of the
+ * The buffer a direction copies through: proxy_buffer_size, but at most
+ * RELAY_BUFFER_SIZE for one that may splice, which copies only until a
+ * read fills it (then it is bulk and splices): a large proxy_buffer_size
+ * must not hold megabytes in the worker before the pipe takes over.
+ */
+static size_t
+relay_buf_size(const struct session *s, const struct relay_dir *d)
+{
+    const size_t size = (size_t)s->server->set.proxy_buffer_size;
+
+    return d->can_splice && size > RELAY_BUFFER_SIZE ? RELAY_BUFFER_SIZE
+                                                      : size;
+}
+
+
+/*
+ * Buffers of size bytes (relay_buf_size()). Those of the
  * default size come from a per-process pool and go back to it as soon as a
  * direction is drained, so an idle session holds none (DESIGN.md: memory
  * per idle session is small); other sizes are allocated and freed each
@@ -301,6 +320,11 @@ relay_start(struct session *s)
         free(s->pre_buf);
         s->pre_buf = NULL;
     }
+    s->c2u.rate = proxy_rate_eval(s, s->server->set.upload_rate);
+    s->u2c.rate = proxy_rate_eval(s, s->server->set.download_rate);
+    /* nginx's rate accounting reads in pieces: a rated direction copies. */
+    s->c2u.can_splice = s->server->set.proxy_splice && s->c2u.rate == 0;
+    s->u2c.can_splice = s->server->set.proxy_splice && s->u2c.rate == 0;
     /* A PROXY header for the upstream goes before the client's bytes. */
     uint8_t hdr[PROXY_PROTO_BUILD_MAX];
     size_t hdr_len = 0;
@@ -310,8 +334,7 @@ relay_start(struct session *s)
         return;
     }
     if (hdr_len > 0) {
-        if (relay_buf_get(&s->c2u, (size_t)s->server->set.proxy_buffer_size) ==
-            -1) {
+        if (relay_buf_get(&s->c2u, relay_buf_size(s, &s->c2u)) == -1) {
             session_fail(s, "malloc()");
             return;
         }
@@ -328,11 +351,6 @@ relay_start(struct session *s)
         memcpy(s->c2u.buf, hdr, hdr_len);
         s->c2u.last += hdr_len;
     }
-    s->c2u.rate = proxy_rate_eval(s, s->server->set.upload_rate);
-    s->u2c.rate = proxy_rate_eval(s, s->server->set.download_rate);
-    /* nginx's rate accounting reads in pieces: a rated direction copies. */
-    s->c2u.can_splice = s->server->set.proxy_splice && s->c2u.rate == 0;
-    s->u2c.can_splice = s->server->set.proxy_splice && s->u2c.rate == 0;
     loop_timer_init(&s->c2u.delay, relay_delay_timer, s);
     loop_timer_init(&s->u2c.delay, relay_delay_timer, s);
     s->client.fn = relay_client_io;
@@ -369,7 +387,22 @@ relay_has_room(const struct relay_dir *d)
     if (d->pipe.rd >= 0) {
         return !d->pipe_full && d->piped < d->pipe.cap;
     }
+    if (relay_bulk_waits(d)) {
+        return false;
+    }
     return d->buf == NULL || d->last < d->cap;
+}
+
+
+/*
+ * A bulk direction that may splice still has bytes in its buffer: it
+ * reads nothing more until they are written, then reads into a pipe, so
+ * its buffer never grows past the read that made it bulk.
+ */
+static bool
+relay_bulk_waits(const struct relay_dir *d)
+{
+    return d->bulk && d->can_splice && d->buf != NULL && d->pos < d->last;
 }
 
 
@@ -423,7 +456,7 @@ static struct relay_read_rc
 relay_read(struct session *s, struct loop_io *from, struct relay_dir *d,
            uint64_t *count, bool hup, bool polled)
 {
-    if (d->eof || d->delayed) {
+    if (d->eof || d->delayed || relay_bulk_waits(d)) {
         return (struct relay_read_rc){0, false, false};
     }
     if (d->pipe.rd >= 0 ||
@@ -582,7 +615,7 @@ relay_recv(struct session *s, struct loop_io *from, struct relay_dir *d,
 {
     struct relay_read_rc r = {0, false, false};
 
-    if (relay_buf_get(d, (size_t)s->server->set.proxy_buffer_size) == -1) {
+    if (relay_buf_get(d, relay_buf_size(s, d)) == -1) {
         session_fail(s, "malloc()");
         r.progress = -1;
         return r;

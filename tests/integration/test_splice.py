@@ -102,7 +102,9 @@ def _stalled_sessions(listen_port, upstream_port):
     """How many sessions hold bytes at the proxy for a client that does not
     read, as _proxy_stalled() tells for one: the fewer of the proxy's client
     sockets with a send queue and its upstream sockets with a receive
-    queue (/proc/net/tcp)."""
+    queue (/proc/net/tcp). An upstream that sent its last byte and its FIN
+    into the kernel's buffers leaves the proxy's socket in CLOSE_WAIT (08),
+    bytes still queued."""
     tx = rx = 0
     with open("/proc/net/tcp") as f:
         next(f)
@@ -111,10 +113,8 @@ def _stalled_sessions(listen_port, upstream_port):
             local = int(p[1].rsplit(":", 1)[1], 16)
             remote = int(p[2].rsplit(":", 1)[1], 16)
             txq, rxq = (int(x, 16) for x in p[4].split(":"))
-            if p[3] != "01":
-                continue
-            tx += local == listen_port and txq > 0
-            rx += remote == upstream_port and rxq > 0
+            tx += p[3] == "01" and local == listen_port and txq > 0
+            rx += p[3] in ("01", "08") and remote == upstream_port and rxq > 0
     return min(tx, rx)
 
 
