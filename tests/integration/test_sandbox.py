@@ -105,7 +105,7 @@ def _status(pid):
 
 def _shim_says(m, action, n=1):
     """Wait for the n-th stderr line of the shim about `action`; return its result."""
-    rx = re.compile(r"^shim: %s = (.*)$" % re.escape(action), re.M)
+    rx = re.compile(r"^shim: %s = (.*)\n" % re.escape(action), re.M)
     util.wait_for(lambda: len(rx.findall(m.stderr())) >= n,
                   "the shim to report %r" % action)
     return rx.findall(m.stderr())[n - 1]
@@ -232,7 +232,7 @@ def test_a_sanitizer_report_in_a_sandboxed_worker_is_printed(
 
 def _shim_says_or_exit(m, w, action):
     """The shim's report of `action`, or None once worker w has exited."""
-    rx = re.compile(r"^shim: %s = (.*)$" % re.escape(action), re.M)
+    rx = re.compile(r"^shim: %s = (.*)\n" % re.escape(action), re.M)
 
     def done():
         got = rx.findall(m.stderr())

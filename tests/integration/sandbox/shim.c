@@ -48,11 +48,19 @@ shim_result(const char *what, long rc, int err)
         *--p = (char)('0' + v % 10);
         v /= 10;
     } while (v > 0);
-    shim_put("shim: ");
-    shim_put(what);
-    shim_put(rc == -1 ? " = errno " : " = ok ");
-    shim_put(p);
-    shim_put("\n");
+    /* One write(): a reader must never see half a line. */
+    char line[256];
+    size_t len = 0;
+    const char *parts[] = {"shim: ", what, rc == -1 ? " = errno " : " = ok ",
+                           p, "\n"};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        for (const char *c = parts[i]; *c != '\0' && len < sizeof(line) - 1;
+             c++) {
+            line[len++] = *c;
+        }
+    }
+    line[len] = '\0';
+    shim_put(line);
 }
 
 
