@@ -8,6 +8,7 @@ sleeps to wait; every wait polls a condition until a deadline.
 
 import hashlib
 import os
+import random
 import re
 import select
 import signal
@@ -65,15 +66,39 @@ _handed_out = set()
 _port_lock = threading.Lock()
 
 
+def _unclaimed_ports():
+    """Ports the kernel never picks by itself (below or above
+    net.ipv4.ip_local_port_range, from which bind(0) and connect() take
+    theirs), or None when the range leaves too few: a port handed out from
+    these cannot be taken by a test's own bind(0) or by a connection's
+    source port before whoever asked binds it (or while a test relies on
+    nothing listening there)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    if lo - 10000 >= 4096:
+        return (10000, lo - 1)
+    if 65535 - hi >= 4096:
+        return (hi + 1, 65535)
+    return None
+
+
 def free_port(host="127.0.0.1"):
-    """Ask the kernel for a free TCP port (bind port 0, read it, close)."""
+    """A TCP port nothing is bound to now, never handed out before in this
+    run, from outside the kernel's ephemeral range when it leaves room."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    span = _unclaimed_ports()
     with _port_lock:
-        for _ in range(50):
+        for _ in range(200):
+            want = random.randint(*span) if span else 0
             s = socket.socket(fam, socket.SOCK_STREAM)
             try:
-                s.bind((host, 0))
+                s.bind((host, want))
                 port = s.getsockname()[1]
+            except OSError:
+                continue  # in use (or TIME_WAIT): try another
             finally:
                 s.close()
             if port not in _handed_out:
