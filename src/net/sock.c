@@ -325,6 +325,7 @@ sock_listen_configure(int fd, const struct sock_listen_opts *o,
     const int defer_s = o->deferred ? 1 : 0; /* nginx's 1 s, see sock.h */
     const int fastopen = o->fastopen >= 0 ? o->fastopen : 0;
     const int keepalive = o->keepalive > 0;
+    const int nodelay = o->nodelay;
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
 
@@ -369,6 +370,11 @@ sock_listen_configure(int fd, const struct sock_listen_opts *o,
     *what = "setsockopt(TCP_FASTOPEN)";
     if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &fastopen,
                    sizeof(fastopen)) == -1) {
+        return -1;
+    }
+    *what = "setsockopt(TCP_NODELAY)";
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(nodelay)) ==
+        -1) {
         return -1;
     }
     *what = "setsockopt(TCP_DEFER_ACCEPT)";
@@ -427,15 +433,6 @@ sock_error(int fd)
         return errno;
     }
     return err;
-}
-
-
-void
-sock_nodelay(int fd)
-{
-    const int one = 1;
-
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 

@@ -24,6 +24,7 @@ struct sock_listen_opts {
     int sndbuf;      /* SO_SNDBUF bytes, -1 unset */
     int fastopen;    /* TCP_FASTOPEN queue length, -1 unset */
     bool deferred;   /* TCP_DEFER_ACCEPT (1 s, as nginx) */
+    bool nodelay;    /* TCP_NODELAY, which accepted sockets inherit */
 };
 
 /*
@@ -93,7 +94,7 @@ int sock_listen(const struct sockaddr *sa, socklen_t len,
 /*
  * Applies o's options that may change on a socket already listening
  * (SO_KEEPALIVE and its tuning, SO_RCVBUF, SO_SNDBUF, TCP_FASTOPEN,
- * TCP_DEFER_ACCEPT of 1 s as nginx, the listen(2) backlog) to bound
+ * TCP_DEFER_ACCEPT of 1 s as nginx, TCP_NODELAY, the listen(2) backlog) to bound
  * socket fd, resetting those o leaves unset to off. Used by sock_listen()
  * and for sockets handed over on reload. 0, or -1 with errno set and
  * *what naming the failing call.
@@ -141,9 +142,6 @@ int sock_connect_from(const struct sockaddr *sa, socklen_t len,
 
 /* Reads SO_ERROR: 0 when a connect succeeded, else the errno value. */
 int sock_error(int fd);
-
-/* Sets TCP_NODELAY on fd; errors are ignored (an option, not a failure). */
-void sock_nodelay(int fd);
 
 /* Sets TCP_NODELAY on fd to on (1) or off (0); errors are ignored. */
 void sock_nodelay_set(int fd, int on);

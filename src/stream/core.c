@@ -115,7 +115,7 @@ static void core_unlink_unix(const struct stream_listen *ls, bool log);
 static const char *core_group_listeners(struct conf_ctx *cf,
                                         struct stream_conf *conf,
                                         struct stream_server *srv);
-static void core_defer_listeners(struct stream_conf *conf);
+static void core_listener_options(struct stream_conf *conf);
 static const char *core_preread_budget(struct conf_ctx *cf,
                                        const struct conf_node *n,
                                        const struct conf_cmd *cmd, void *conf);
@@ -1176,7 +1176,7 @@ core_finish(struct conf_ctx *cf, struct stream_conf *conf, struct conf_err *err)
             return rv;
         }
     }
-    core_defer_listeners(conf);
+    core_listener_options(conf);
     return NULL;
 }
 
@@ -1208,14 +1208,19 @@ core_preread_budget(struct conf_ctx *cf, const struct conf_node *n,
 
 
 /*
- * Where the client speaks first (its default server prereads, or it must
- * send a PROXY header), a connection is of no use before its first bytes:
- * TCP_DEFER_ACCEPT keeps it in the kernel until they come, so the worker
- * wakes once per session, not twice, and reads at once (preread.c). nginx
- * sets it only for `deferred`; see README "Deviations".
+ * Options a listener takes from its default server, for the sockets it
+ * accepts:
+ * - where the client speaks first (it prereads, or a PROXY header must
+ *   come), a connection is of no use before its first bytes:
+ *   TCP_DEFER_ACCEPT keeps it in the kernel until they come, so the worker
+ *   wakes once per session, not twice, and reads at once (preread.c).
+ *   nginx sets it only for `deferred`; see README "Deviations";
+ * - tcp_nodelay: an accepted socket inherits TCP_NODELAY from its
+ *   listener, which saves a setsockopt() per session; a session routed to
+ *   a server that says otherwise sets its own (proxy.c).
  */
 static void
-core_defer_listeners(struct stream_conf *conf)
+core_listener_options(struct stream_conf *conf)
 {
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
         const struct stream_settings *set = &ls->default_server->set;
@@ -1224,6 +1229,7 @@ core_defer_listeners(struct stream_conf *conf)
             (set->ssl_preread || set->http_preread || ls->proxy_protocol)) {
             ls->opts.deferred = true;
         }
+        ls->opts.nodelay = set->tcp_nodelay != 0;
     }
 }
 
@@ -1346,6 +1352,22 @@ core_same_listen(struct stream_conf *old, const struct stream_listen *ls)
 }
 
 
+/* Applies ls's options to its open sockets; failures are logged. */
+static void
+core_configure_listen(const struct stream_listen *ls)
+{
+    for (size_t i = 0; ls != NULL && i < ls->nfds; i++) {
+        const char *what;
+
+        if (ls->fds[i] >= 0 &&
+            sock_listen_configure(ls->fds[i], &ls->opts, &what) == -1) {
+            errlog_write(NULL, ERRLOG_ALERT, 0, "%s for %s failed (%d: %s)",
+                         what, ls->text, errno, strerror(errno));
+        }
+    }
+}
+
+
 int
 stream_conf_take_listeners(struct stream_conf *conf, struct stream_conf *old,
                            struct conf_err *err)
@@ -1359,15 +1381,8 @@ stream_conf_take_listeners(struct stream_conf *conf, struct stream_conf *old,
         if (o != NULL) {
             listen_fds_take(ls->fds, ls->nfds, o->fds, o->nfds);
         }
-        for (size_t i = 0; o != NULL && i < ls->nfds; i++) {
-            const char *what;
-
-            /* As nginx: the new options apply to the socket kept. */
-            if (ls->fds[i] >= 0 &&
-                sock_listen_configure(ls->fds[i], &ls->opts, &what) == -1) {
-                errlog_write(NULL, ERRLOG_ALERT, 0, "%s for %s failed (%d: %s)",
-                             what, ls->text, errno, strerror(errno));
-            }
+        if (o != NULL) {
+            core_configure_listen(ls); /* as nginx: new options, kept socket */
         }
     }
     for (struct stream_listen *ls = conf->listens; ls != NULL; ls = ls->next) {
@@ -1390,6 +1405,8 @@ stream_conf_give_back_listeners(struct stream_conf *conf,
                                  o != NULL ? o->nfds : 0) > 0) {
             core_unlink_unix(ls, false); /* bound by this reload */
         }
+        /* The reload set its options on them: the old ones again. */
+        core_configure_listen(o);
     }
 }
 

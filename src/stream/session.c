@@ -366,10 +366,8 @@ session_accept(struct loop_io *io, uint32_t events)
                                         sizeof(text)),
                          ls->text);
         }
-        if (s->server->set.tcp_nodelay) {
-            sock_nodelay(fd);
-            s->client_nodelay = true;
-        }
+        /* Inherited from the listener (core_listener_options()). */
+        s->client_nodelay = ls->opts.nodelay;
         s->phase_handler = 0;
         session_run_phases(s);
     }

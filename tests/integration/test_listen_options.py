@@ -436,6 +436,69 @@ def _client_hello(name):
 
 
 @pytest.mark.parametrize("nodelay", ["on", "off"])
+def test_tcp_nodelay_of_the_default_server_is_set_on_the_listener(
+        relay, port, backend, nodelay):
+    # Accepted sockets inherit TCP_NODELAY from their listener, so the
+    # listener carries the default server's tcp_nodelay and a session that
+    # stays with that server has it with no call of its own.
+    stop = threading.Event()
+    b = backend(_hold(stop))
+    p = port()
+    r = relay("server {\n    listen 127.0.0.1:@P@; tcp_nodelay @N@; "
+              "proxy_pass @B@; }", P=p, B=b.addr, N=nodelay)
+    want = 1 if nodelay == "on" else 0
+    s = _listen_sock(r.pid, p)
+    try:
+        assert _opt(s, socket.IPPROTO_TCP, socket.TCP_NODELAY) == want
+    finally:
+        s.close()
+    try:
+        with util.connect(p, nodelay=False) as c:
+            c.sendall(b"x")
+            cs, us = _session_socks(_worker(r), p, b.port)
+            try:
+                util.wait_for(lambda: _opt(us, socket.IPPROTO_TCP,
+                                           socket.TCP_NODELAY) == want,
+                              "TCP_NODELAY %d upstream" % want)
+                assert _opt(cs, socket.IPPROTO_TCP, socket.TCP_NODELAY) == want
+            finally:
+                cs.close()
+                us.close()
+    finally:
+        stop.set()
+
+
+def test_a_reload_given_up_puts_the_old_listen_options_back(master, port):
+    # The reload sets its options on the socket it keeps before it opens
+    # its new ones; when one of those cannot be bound, the old
+    # configuration serves on with its own options on that socket.
+    p = port()
+    m = master("server {\n    listen 127.0.0.1:@P@ backlog=17; tcp_nodelay on;\n"
+               "    proxy_pass 127.0.0.1:1; }", P=p,
+               allow_log=[r"\[emerg\] .*bind\(\) to 127\.0\.0\.1:\d+ failed",
+                          r"\[alert\] .*reload failed"])
+    s = _listen_sock(m.pid, p)
+    busy = socket.socket()
+    try:
+        assert _opt(s, socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        with open(m.conf) as f:
+            text = f.read()
+        m.write_conf(text.replace(
+            "listen 127.0.0.1:%d backlog=17; tcp_nodelay on;" % p,
+            "listen 127.0.0.1:%d backlog=33; tcp_nodelay off;\n"
+            "    listen 127.0.0.1:%d;" % (p, busy.getsockname()[1])))
+        m.send_signal(signal.SIGHUP)
+        m.wait_error("reload failed")
+        assert _backlog(p, m.pid) == 17
+        assert _opt(s, socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        busy.close()
+        s.close()
+
+
+@pytest.mark.parametrize("nodelay", ["on", "off"])
 def test_tcp_nodelay_of_the_picked_server_on_both_sockets(relay, port,
                                                           backend, nodelay):
     # The default server says the opposite: the server picked by the
