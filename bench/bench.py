@@ -1252,7 +1252,8 @@ def main():
                     help="a smoke run of a few minutes: " + ", ".join(
                         "%s=%s" % kv for kv in QUICK.items()) + " (unless given)")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--gib", type=float, default=1.0, help="GiB per throughput run")
+    ap.add_argument("--gib", type=float, default=4.0,
+                    help="GiB per throughput run (CPU comes in 10 ms ticks)")
     ap.add_argument("--no-download", action="store_true",
                     help="skip the backend->client throughput run")
     ap.add_argument("--conc", type=int, default=50)
