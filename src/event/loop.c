@@ -3,14 +3,6 @@
  * epoll + timer heap. Timers are a binary min-heap with a back-index in each
  * timer, so cancel and re-arm are O(log n); a session keeps one timer whose
  * deadline it moves as its state changes.
- *
- * Edge-triggered ios (loop_io_init_edge()) are level-triggered as their
- * owners see them: an io that is ready for something it asks for after its
- * callback (or once loop_io_set() asks for it) goes on the due list, a
- * doubly linked list through the ios themselves, and is called again after
- * the next epoll_wait(), which then does not wait. Closing or deleting an
- * io takes it off the list, so an owner may free it after the batch as
- * with any io.
  */
 
 #include <errno.h>
@@ -41,7 +33,6 @@ struct loop {
     struct loop_deferred *deferred; /* run after each batch */
     size_t deferred_len;
     size_t deferred_cap;
-    struct loop_io *due; /* edge-triggered ios ready for what they ask */
 };
 
 
@@ -51,11 +42,6 @@ static void loop_heap_down(struct loop *l, size_t i);
 static int loop_next_timeout(struct loop *l);
 static void loop_run_timers(struct loop *l);
 static void loop_run_deferred(struct loop *l);
-static uint32_t loop_io_due_events(const struct loop_io *io);
-static void loop_io_queue(struct loop *l, struct loop_io *io);
-static void loop_io_unqueue(struct loop_io *io);
-static void loop_io_call(struct loop *l, struct loop_io *io, uint32_t ev);
-static void loop_run_due(struct loop *l);
 
 
 struct loop *
@@ -95,41 +81,8 @@ loop_io_init(struct loop_io *io, int fd, loop_io_fn fn, void *data)
     io->fd = fd;
     io->mask = 0;
     io->in_epoll = false;
-    io->edge = false;
-    io->ready = 0;
-    io->due_next = NULL;
-    io->due_prev = NULL;
     io->fn = fn;
     io->data = data;
-}
-
-
-void
-loop_io_init_edge(struct loop_io *io, int fd, loop_io_fn fn, void *data)
-{
-    loop_io_init(io, fd, fn, data);
-    io->edge = true;
-}
-
-
-/* The edge io's registration: one epoll_ctl() for its life. */
-static int
-loop_io_set_edge(struct loop *l, struct loop_io *io, uint32_t mask)
-{
-    BUG_ON(mask & LOOP_EXCLUSIVE);
-    if (!io->in_epoll) {
-        struct epoll_event ev = {0};
-
-        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLOUT | EPOLLET;
-        ev.data.ptr = io;
-        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev) == -1) {
-            return -1;
-        }
-        io->in_epoll = true;
-    }
-    io->mask = mask;
-    loop_io_queue(l, io);
-    return 0;
 }
 
 
@@ -139,9 +92,6 @@ loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask)
     struct epoll_event ev = {0};
 
     BUG_ON(io->fd < 0);
-    if (io->edge) {
-        return loop_io_set_edge(l, io, mask);
-    }
     if (io->mask == mask && io->in_epoll == (mask != 0)) {
         return 0;
     }
@@ -180,10 +130,8 @@ loop_io_del(struct loop *l, struct loop_io *io)
     if (io->fd >= 0 && io->in_epoll) {
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
     }
-    loop_io_unqueue(io);
     io->fd = -1;
     io->mask = 0;
-    io->ready = 0;
     io->in_epoll = false;
 }
 
@@ -194,103 +142,9 @@ loop_io_close(struct loop_io *io)
     if (io->fd >= 0) {
         close(io->fd);
     }
-    loop_io_unqueue(io);
     io->fd = -1;
     io->mask = 0;
-    io->ready = 0;
     io->in_epoll = false;
-}
-
-
-/*
- * What an edge io would be called with now: what it asks for and is
- * ready, with LOOP_HUP alongside LOOP_READ; an error is both, as
- * level-triggered epoll reports it. 0 when it asks for nothing.
- */
-static uint32_t
-loop_io_due_events(const struct loop_io *io)
-{
-    const uint32_t want = io->mask & (LOOP_READ | LOOP_WRITE);
-    uint32_t ev = io->ready & want;
-
-    if (io->fd < 0 || want == 0) {
-        return 0;
-    }
-    if (io->ready & LOOP_ERROR) {
-        ev |= LOOP_ERROR | LOOP_READ | LOOP_WRITE;
-    }
-    if (ev & LOOP_READ) {
-        ev |= io->ready & LOOP_HUP;
-    }
-    return ev;
-}
-
-
-/* Puts an edge io on the due list when it is ready for what it asks. */
-static void
-loop_io_queue(struct loop *l, struct loop_io *io)
-{
-    if (io->due_prev != NULL || loop_io_due_events(io) == 0) {
-        return;
-    }
-    io->due_next = l->due;
-    if (l->due != NULL) {
-        l->due->due_prev = &io->due_next;
-    }
-    io->due_prev = &l->due;
-    l->due = io;
-}
-
-
-static void
-loop_io_unqueue(struct loop_io *io)
-{
-    if (io->due_prev == NULL) {
-        return;
-    }
-    *io->due_prev = io->due_next;
-    if (io->due_next != NULL) {
-        io->due_next->due_prev = io->due_prev;
-    }
-    io->due_next = NULL;
-    io->due_prev = NULL;
-}
-
-
-/* Calls io's owner; an edge io still ready for what it asks comes again. */
-static void
-loop_io_call(struct loop *l, struct loop_io *io, uint32_t ev)
-{
-    io->fn(io, ev);
-    if (io->edge) {
-        loop_io_queue(l, io);
-    }
-}
-
-
-/*
- * Calls the edge ios that were due when this turn began; those due again
- * wait for the next turn, after the events epoll has for others.
- */
-static void
-loop_run_due(struct loop *l)
-{
-    struct loop_io *batch = l->due;
-
-    if (batch == NULL) {
-        return;
-    }
-    l->due = NULL;
-    batch->due_prev = &batch;
-    /* Each turn takes the head off the batch, so this ends. */
-    while (batch != NULL) {
-        struct loop_io *io = batch;
-        loop_io_unqueue(io);
-        const uint32_t ev = loop_io_due_events(io);
-        if (ev != 0) {
-            loop_io_call(l, io, ev);
-        }
-    }
 }
 
 
@@ -466,7 +320,7 @@ loop_next_timeout(struct loop *l)
 {
     int64_t delta;
 
-    if (l->deferred_len > 0 || l->due != NULL) {
+    if (l->deferred_len > 0) {
         return 0;
     }
     if (l->heap_len == 0) {
@@ -534,17 +388,8 @@ loop_run(struct loop *l)
             if (events[i].events & EPOLLERR) {
                 ev |= LOOP_ERROR | LOOP_READ | LOOP_WRITE;
             }
-            if (io->edge) {
-                io->ready |= ev;
-                ev = loop_io_due_events(io);
-                if (ev == 0) {
-                    continue; /* kept in io->ready until it is asked for */
-                }
-                loop_io_unqueue(io); /* called now, not again this turn */
-            }
-            loop_io_call(l, io, ev);
+            io->fn(io, ev);
         }
-        loop_run_due(l);
         loop_run_timers(l);
         loop_run_deferred(l);
     }

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The event loop: epoll for descriptors, level-triggered, or edge-triggered
- * with level-triggered calls (loop_io_init_edge(): a socket registered once,
- * whose interest then changes with no system call), and a binary min-heap
+ * The event loop: level-triggered epoll for descriptors and a binary min-heap
  * of timers. One loop per process; nothing in it blocks.
  *
  * Owners embed struct loop_io and struct loop_timer in their own objects.
@@ -37,11 +35,7 @@ typedef void (*loop_defer_fn)(void *data);
 struct loop_io {
     int fd;        /* -1 once deleted */
     uint32_t mask; /* LOOP_READ | LOOP_WRITE currently asked for */
-    bool in_epoll; /* registered with epoll (level: only while mask != 0) */
-    bool edge;     /* registered once, edge-triggered (loop_io_init_edge) */
-    uint32_t ready; /* edge: LOOP_* bits reported and not drained since */
-    struct loop_io *due_next;  /* edge: on the loop's due list... */
-    struct loop_io **due_prev; /* ...or NULL when not */
+    bool in_epoll; /* registered with epoll (only while mask != 0) */
     loop_io_fn fn; /* called with the ready events */
     void *data;    /* owner */
 };
@@ -61,36 +55,10 @@ void loop_free(struct loop *l);
 void loop_io_init(struct loop_io *io, int fd, loop_io_fn fn, void *data);
 
 /*
- * As loop_io_init(), for a socket registered once, edge-triggered, for
- * reading and writing (EPOLLET), by its first loop_io_set(): after that,
- * changing the interest costs no system call, and neither does dropping
- * it (a peer's FIN is reported once, not for ever). The loop keeps what
- * epoll reported in io->ready and calls fn with what is both ready and
- * asked for, again on every turn (with no wait) while it stays so, as
- * level-triggered epoll would: so the owner must say when a read or a
- * write found nothing to do (EAGAIN, or a short recv()) with
- * loop_io_drained(), or it is called for ever.
- */
-void loop_io_init_edge(struct loop_io *io, int fd, loop_io_fn fn, void *data);
-
-/*
- * io's socket has nothing more to read (LOOP_READ) or no room to write
- * (LOOP_WRITE) now: epoll says when that changes. No effect on a level-
- * triggered io.
- */
-static inline void
-loop_io_drained(struct loop_io *io, uint32_t what)
-{
-    io->ready &= ~(what & LOOP_READ ? what | LOOP_HUP : what);
-}
-
-/*
  * Sets io's interest to mask. Mask 0 takes the fd out of epoll altogether,
  * because epoll reports hang-ups and errors even with no interest, and a
  * level-triggered report nobody acts on would spin the loop. Returns 0 or
- * -1 (errno from epoll_ctl). An edge-triggered io is added on its first
- * call and stays until it is closed or deleted; later calls only record
- * the interest (and queue io when it asks for what is already ready).
+ * -1 (errno from epoll_ctl).
  */
 int loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask);
 

@@ -647,8 +647,7 @@ proxy_connect_next(struct session *s)
             proxy_failed(s, errno, "connect()");
             continue;
         }
-        /* Registered once: the relay's interest changes cost nothing. */
-        loop_io_init_edge(&s->upstream, fd, proxy_connect_io, s);
+        loop_io_init(&s->upstream, fd, proxy_connect_io, s);
         stats_fds(1);
         if (loop_io_set(s->loop, &s->upstream, LOOP_WRITE) == -1) {
             stats_fds(-1);

@@ -551,8 +551,7 @@ relay_splice_in(struct session *s, struct loop_io *from, struct relay_dir *d,
             *count += (uint64_t)n;
             r.progress = 1;
             if ((size_t)n < room && !hup) {
-                /* Drained, or out of pipe slots: no proof either way. */
-                break;
+                break; /* the socket is drained; epoll says when it is not */
             }
             continue;
         }
@@ -569,8 +568,6 @@ relay_splice_in(struct session *s, struct loop_io *from, struct relay_dir *d,
                 /* Drained, or no room in the pipe: take it as full. */
                 d->pipe_full = true;
                 r.full = true;
-            } else {
-                loop_io_drained(from, LOOP_READ); /* an empty pipe: drained */
             }
             break;
         }
@@ -661,9 +658,7 @@ relay_recv(struct session *s, struct loop_io *from, struct relay_dir *d,
                 }
             }
             if ((size_t)n < room && !hup) {
-                /* The socket is drained; epoll says when it is not. */
-                loop_io_drained(from, LOOP_READ);
-                break;
+                break; /* the socket is drained; epoll says when it is not */
             }
             continue;
         }
@@ -676,7 +671,6 @@ relay_recv(struct session *s, struct loop_io *from, struct relay_dir *d,
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            loop_io_drained(from, LOOP_READ);
             break;
         }
         session_log(s, ERRLOG_INFO, "recv() failed (%d: %s)", errno,
@@ -737,7 +731,6 @@ relay_splice_out(struct session *s, struct loop_io *to, struct relay_dir *d,
             continue;
         }
         if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            loop_io_drained(to, LOOP_WRITE);
             break;
         }
         session_log(s, ERRLOG_INFO, "splice() failed (%d: %s)",
@@ -771,7 +764,6 @@ relay_send(struct session *s, struct loop_io *to, struct relay_dir *d,
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            loop_io_drained(to, LOOP_WRITE);
             break;
         }
         session_log(s, ERRLOG_INFO, "send() failed (%d: %s)", errno,
