@@ -94,8 +94,8 @@ int sock_listen(const struct sockaddr *sa, socklen_t len,
 /*
  * Applies o's options that may change on a socket already listening
  * (SO_KEEPALIVE and its tuning, SO_RCVBUF, SO_SNDBUF, TCP_FASTOPEN,
- * TCP_DEFER_ACCEPT of 1 s as nginx, TCP_NODELAY, the listen(2) backlog) to bound
- * socket fd, resetting those o leaves unset to off. Used by sock_listen()
+ * TCP_DEFER_ACCEPT of 1 s as nginx, TCP_NODELAY, the listen(2) backlog)
+ * to bound socket fd, resetting those o leaves unset to off. Used by sock_listen()
  * and for sockets handed over on reload. 0, or -1 with errno set and
  * *what naming the failing call.
  */
