@@ -95,8 +95,9 @@ int sock_listen(const struct sockaddr *sa, socklen_t len,
  * Applies o's options that may change on a socket already listening
  * (SO_KEEPALIVE and its tuning, SO_RCVBUF, SO_SNDBUF, TCP_FASTOPEN,
  * TCP_DEFER_ACCEPT of 1 s as nginx, TCP_NODELAY, the listen(2) backlog)
- * to bound socket fd, resetting those o leaves unset to off. Used by sock_listen()
- * and for sockets handed over on reload. 0, or -1 with errno set and
+ * to bound socket fd, resetting those o leaves unset to off. Used by
+ * sock_listen(), for sockets handed over on reload, and to put the old
+ * options back when a reload is given up. 0, or -1 with errno set and
  * *what naming the failing call.
  */
 int sock_listen_configure(int fd, const struct sock_listen_opts *o,
