@@ -406,8 +406,11 @@ def test_backend_reset_mid_stream_ends_the_session_and_frees_its_sockets(
         s.close()
         assert util.parse_line(r.wait_access(n_logged)[-1])["status"] == "200"
     # The count of an idle worker's sockets, taken after a whole session
-    # (a worker still starting may open more of its own later).
+    # (a worker still starting may open more of its own later) and once
+    # that session's sockets are closed (its line is logged just before).
     fine_session(1)
+    util.wait_for(lambda: not util.session_socket_inodes(worker, L, B.port),
+                  "the worker to close the first session's sockets")
     idle = len(util.socket_inodes(worker))
     s = util.connect(L)
     s.sendall(b"go")

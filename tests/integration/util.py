@@ -809,6 +809,15 @@ def accepted_inode(listen_port, client_port):
     return None
 
 
+def session_socket_inodes(pid, listen_port, backend_port):
+    """Inodes of `pid`'s TCP sockets that belong to sessions: accepted on
+    `listen_port`, or connected to `backend_port`."""
+    mine = socket_inodes(pid)
+    return {ino for lp, rp, st, ino in _tcp_rows()
+            if ino in mine and ((lp == listen_port and st != "0A") or
+                                rp == backend_port)}
+
+
 def open_files(pid):
     """Paths of the files `pid` has open (readlink of /proc/PID/fd/*)."""
     out = set()
